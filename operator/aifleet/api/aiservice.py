@@ -1,0 +1,58 @@
+"""The AIService resource: one object that composes the whole inference stack."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import Field
+
+from .autoscaling import AutoscalingSpec, AutoscalingStatus
+from .base import ApiModel
+from .data import KafkaSpec, PgBouncerSpec, RedisSpec
+from .inference import InferenceSpec
+from .status import AIServiceStatus as _BaseStatus
+
+GROUP = "aifleet.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "AIService"
+PLURAL = "aiservices"
+SINGULAR = "aiservice"
+SHORT_NAMES = ["ais"]
+CATEGORIES = ["all", "aifleet"]
+
+
+class AIServiceSpec(ApiModel):
+    inference: InferenceSpec = Field(description="The Triton Inference Server fleet.")
+    autoscaling: AutoscalingSpec = Field(
+        default_factory=AutoscalingSpec, description="How the fleet follows its traffic."
+    )
+    pgbouncer: Optional[PgBouncerSpec] = Field(None, description="Connection pooling in front of an existing PostgreSQL.")
+    redis: Optional[RedisSpec] = Field(None, description="A Redis cache for the service.")
+    kafka: Optional[KafkaSpec] = Field(None, description="Kafka topics and dead-letter topics on an existing cluster.")
+
+
+class AIServiceStatus(_BaseStatus):
+    autoscaling: Optional[AutoscalingStatus] = Field(None, description="The autoscaler's last decision.")
+
+
+class ObjectMeta(ApiModel):
+    """The part of metadata the renderer needs; the API server owns the rest."""
+
+    model_config = {"extra": "ignore"}
+
+    name: str = Field(max_length=53, description="AIService name; children derive their names from it.")
+    namespace: str = Field("default", description="Namespace.")
+    uid: Optional[str] = Field(None, description="Set by the API server; used for owner references.")
+    generation: Optional[int] = Field(None, description="Set by the API server.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Labels.")
+    annotations: dict[str, str] = Field(default_factory=dict, description="Annotations.")
+
+
+class AIService(ApiModel):
+    model_config = {"extra": "ignore"}
+
+    api_version: Literal["aifleet.dev/v1alpha1"] = Field(API_VERSION, description="API version.")
+    kind: Literal["AIService"] = Field(KIND, description="Kind.")
+    metadata: ObjectMeta = Field(description="Object metadata.")
+    spec: AIServiceSpec = Field(description="Desired state.")

@@ -1,0 +1,366 @@
+"""`spec.autoscaling` and `status.autoscaling`: how the Triton fleet follows its traffic.
+
+The decision logic lives in `aifleet.autoscaler.policy.decide`; these models are its input (spec),
+its persisted memory (`AutoscalerState`) and its report (`AutoscalingStatus`).
+Semantics follow the HorizontalPodAutoscaler's `behavior` wherever HPA has a notion, so people who
+know HPA read this block without surprises.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import ConfigDict, Field, model_validator
+
+from .base import ApiModel, cel
+
+# Pods of an AIService's Triton Deployment are `<name>-triton-<rs-hash>-<pod-hash>`. Matching the two
+# trailing hash segments exactly keeps service `foo` from counting the pods of a service `foo-triton-x`.
+POD_REGEX_TEMPLATE = "{name}-triton-[a-z0-9]+-[a-z0-9]+"
+_SELECTOR = 'namespace="{namespace}",pod=~"' + POD_REGEX_TEMPLATE + '"'
+
+# Query templates. Only the literal tokens `{namespace}` and `{name}` are substituted (see
+# `render_query`): every other brace is PromQL's own label-matcher syntax, so str.format is not used.
+DEFAULT_RPS_QUERY = "sum(rate(nv_inference_request_success{" + _SELECTOR + "}[1m]))"
+DEFAULT_PENDING_QUERY = "sum(nv_inference_pending_request_count{" + _SELECTOR + "})"
+DEFAULT_QUEUE_TIME_QUERY = (
+    "sum(rate(nv_inference_queue_duration_us{" + _SELECTOR + "}[1m]))"
+    " / sum(rate(nv_inference_request_success{" + _SELECTOR + "}[1m])) / 1000"
+)
+DEFAULT_PROMETHEUS = "http://prometheus-operated.monitoring.svc:9090"
+PAUSED_ANNOTATION = "aifleet.dev/paused"
+
+
+def render_query(template: str, namespace: str, name: str) -> str:
+    """Fill the `{namespace}` and `{name}` tokens of a PromQL template; nothing else is touched."""
+    return template.replace("{namespace}", namespace).replace("{name}", name)
+
+
+# ---------------------------------------------------------------------------------------------
+# behaviour: the same shape and meaning as HPA's spec.behavior.scaleUp / scaleDown
+
+
+class ScalingPolicy(ApiModel):
+    type: Literal["Pods", "Percent"] = Field(
+        description="Pods: change by at most `value` pods per period. Percent: by at most `value`% of the replicas at the period's start."
+    )
+    value: int = Field(gt=0, description="How many pods, or what percentage, one period allows.")
+    period_seconds: int = Field(
+        gt=0, le=1800, description="Length of the sliding window the limit applies to, in seconds (1..1800)."
+    )
+
+
+_POLICIES_DOC = (
+    "Rate limits; `selectPolicy` chooses among them. A change is allowed if the selected policy allows it."
+)
+
+
+class ScaleUpRules(ApiModel):
+    stabilization_window_seconds: int = Field(
+        0,
+        ge=0,
+        le=3600,
+        description="Scale up only to the lowest recommendation of this many past seconds (0: act on the first poll that shows the rise).",
+    )
+    select_policy: Literal["Max", "Min", "Disabled"] = Field(
+        "Max", description="Max: the policy allowing the biggest change wins. Min: the smallest. Disabled: never scale up."
+    )
+    policies: list[ScalingPolicy] = Field(
+        # A plain default (not a factory) so the generated CRD spells it out; pydantic copies it per instance.
+        default=[
+            ScalingPolicy(type="Pods", value=4, period_seconds=15),
+            ScalingPolicy(type="Percent", value=100, period_seconds=15),
+        ],
+        min_length=1,
+        max_length=10,
+        description=_POLICIES_DOC + " Default, as HPA: +4 pods or +100%, whichever is more, every 15 seconds.",
+    )
+
+
+class ScaleDownRules(ApiModel):
+    stabilization_window_seconds: int = Field(
+        300,
+        ge=0,
+        le=3600,
+        description="Scale down only to the highest recommendation of this many past seconds: 300 means 5 minutes of calm first.",
+    )
+    select_policy: Literal["Max", "Min", "Disabled"] = Field(
+        "Max", description="Max: the policy allowing the biggest change wins. Min: the smallest. Disabled: never scale down."
+    )
+    policies: list[ScalingPolicy] = Field(
+        default=[ScalingPolicy(type="Percent", value=100, period_seconds=15)],
+        min_length=1,
+        max_length=10,
+        description=_POLICIES_DOC + " Default, as HPA: down to the stabilized recommendation at once (100% per 15 seconds).",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# metrics
+
+
+class SecretKeyRef(ApiModel):
+    name: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="Secret in the AIService's namespace.",
+    )
+    key: str = Field("token", min_length=1, description="Key of the Secret holding the bearer token.")
+
+
+class QueueSignal(ApiModel):
+    type: Literal["PendingRequests", "QueueTimeMs"] = Field(
+        "PendingRequests",
+        description="PendingRequests: the query returns requests waiting across the fleet (additive). QueueTimeMs: it returns the mean time a request waits, in milliseconds.",
+    )
+    query: Optional[str] = Field(
+        None,
+        min_length=1,
+        description="PromQL returning one sample; `{namespace}` and `{name}` are substituted. Default: Triton's nv_inference_pending_request_count (or queue duration) over this service's pods.",
+    )
+    target: float = Field(
+        gt=0,
+        description="PendingRequests: pending requests one pod may hold. QueueTimeMs: acceptable mean queue time in ms. The queue can only ever add pods, never remove them.",
+    )
+
+    def rendered_query(self, namespace: str, name: str) -> str:
+        default = DEFAULT_PENDING_QUERY if self.type == "PendingRequests" else DEFAULT_QUEUE_TIME_QUERY
+        return render_query(self.query or default, namespace, name)
+
+
+class MetricsSpec(ApiModel):
+    address: str = Field(
+        DEFAULT_PROMETHEUS,
+        pattern=r"^https?://[^\s]+$",
+        description="Prometheus base URL (http or https).",
+    )
+    query: Optional[str] = Field(
+        None,
+        min_length=1,
+        description=(
+            "PromQL returning one sample: the fleet's requests per second. The tokens `{namespace}` and `{name}` "
+            "are replaced by the AIService's; other braces are PromQL's. Default: "
+            + DEFAULT_RPS_QUERY
+            + ". An empty result is an error, never zero."
+        ),
+    )
+    timeout_seconds: int = Field(5, ge=1, le=60, description="Give up on one Prometheus query after this many seconds.")
+    stale_after_seconds: int = Field(
+        120, ge=5, le=3600, description="A sample older than this many seconds counts as missing."
+    )
+    auth_secret_ref: Optional[SecretKeyRef] = Field(
+        None, description="Secret holding a bearer token for Prometheus. The token is never logged."
+    )
+    insecure_skip_tls_verify: bool = Field(
+        False, alias="insecureSkipTLSVerify", description="Skip TLS verification of an https Prometheus."
+    )
+    queue: Optional[QueueSignal] = Field(
+        None, description="Optional second signal from Triton's queue; it can add pods, never remove them."
+    )
+
+    def rendered_query(self, namespace: str, name: str) -> str:
+        return render_query(self.query or DEFAULT_RPS_QUERY, namespace, name)
+
+
+_FALLBACK_REQUIRED = "spec.autoscaling.onMissingMetrics.fallbackReplicas is required when action is Fallback"
+
+
+class OnMissingMetrics(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra={"x-kubernetes-validations": [cel("self.action != 'Fallback' || has(self.fallbackReplicas)", _FALLBACK_REQUIRED)]}
+    )
+
+    action: Literal["Hold", "Fallback"] = Field(
+        "Hold",
+        description="Hold: keep the current replicas while metrics are missing. Fallback: after `failuresBeforeFallback` failed polls, go to `fallbackReplicas`. Missing metrics never scale down unless `allowFallbackBelowCurrent`.",
+    )
+    fallback_replicas: Optional[int] = Field(
+        None, ge=1, description="Replicas to run while metrics are missing (action Fallback); within [minReplicas, maxReplicas]."
+    )
+    failures_before_fallback: int = Field(
+        3, ge=1, le=100, description="Consecutive failed polls before the fallback applies."
+    )
+    allow_fallback_below_current: bool = Field(
+        False, description="Let the fallback remove pods. Off by default: a metrics outage is no reason to shrink."
+    )
+
+    @model_validator(mode="after")
+    def _fallback_given(self) -> "OnMissingMetrics":
+        if self.action == "Fallback" and self.fallback_replicas is None:
+            raise ValueError(_FALLBACK_REQUIRED)
+        return self
+
+
+class LookaheadSpec(ApiModel):
+    enabled: bool = Field(False, description="Project the traffic trend ahead by the pod startup time and scale up for it.")
+    window_seconds: int = Field(
+        120, ge=30, le=3600, description="How much recent history the linear trend is fitted on, in seconds."
+    )
+    mode: Literal["Act", "Preview"] = Field(
+        "Act", description="Act: the projection is a floor on scale-up. Preview: computed and reported in status, not acted on."
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# the spec block
+
+_MIN_LE_MAX = "spec.autoscaling.minReplicas must be <= maxReplicas"
+_FALLBACK_RANGE = "spec.autoscaling.onMissingMetrics.fallbackReplicas must be between minReplicas and maxReplicas"
+_LOOKAHEAD_WINDOW = "spec.autoscaling.lookahead.windowSeconds must be >= 2 * pollIntervalSeconds (a trend needs 3 samples)"
+_HPA_ONLY_BASICS = "spec.autoscaling: engine hpa supports neither lookahead, the queue signal nor onMissingMetrics Fallback; use engine operator"
+
+
+class AutoscalingSpec(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel("self.minReplicas <= self.maxReplicas", _MIN_LE_MAX),
+                cel(
+                    "!has(self.onMissingMetrics) || !has(self.onMissingMetrics.fallbackReplicas) || "
+                    "(self.onMissingMetrics.fallbackReplicas >= self.minReplicas && "
+                    "self.onMissingMetrics.fallbackReplicas <= self.maxReplicas)",
+                    _FALLBACK_RANGE,
+                ),
+                cel(
+                    "!has(self.lookahead) || !self.lookahead.enabled || "
+                    "self.lookahead.windowSeconds >= 2 * self.pollIntervalSeconds",
+                    _LOOKAHEAD_WINDOW,
+                ),
+                cel(
+                    "self.engine != 'hpa' || ("
+                    "(!has(self.lookahead) || !self.lookahead.enabled) && "
+                    "(!has(self.metrics) || !has(self.metrics.queue)) && "
+                    "(!has(self.onMissingMetrics) || self.onMissingMetrics.action != 'Fallback'))",
+                    _HPA_ONLY_BASICS,
+                ),
+            ]
+        }
+    )
+
+    engine: Literal["operator", "hpa"] = Field(
+        "operator",
+        description="operator: aifleet decides replicas itself (look-ahead, queue signal, fallback). hpa: aifleet renders a HorizontalPodAutoscaler with the same bounds and behaviour.",
+    )
+    # minReplicas >= 1: the traffic signal comes from the Triton pods themselves, so at zero pods there is
+    # no signal to wake up on (an empty result is an error, not zero traffic), and a cold Triton start
+    # takes `podStartupSeconds`. Use the paused annotation to hold a fleet where it is.
+    min_replicas: int = Field(1, ge=1, description="Fewest Triton pods, even with no traffic (>= 1: the pods are the traffic signal).")
+    max_replicas: int = Field(10, ge=1, le=10000, description="Most Triton pods, whatever the traffic.")
+    target_rps_per_pod: float = Field(
+        10.0,
+        gt=0,
+        alias="targetRPSPerPod",
+        description="Requests per second one ready pod should serve; replicas = ceil(RPS / targetRPSPerPod).",
+    )
+    tolerance: float = Field(
+        0.1, ge=0, le=0.9, description="Do nothing while RPS is within this fraction of the target (HPA's 0.1)."
+    )
+    poll_interval_seconds: int = Field(15, ge=5, le=600, description="How often metrics are read and a decision is made.")
+    pod_startup_seconds: int = Field(
+        60,
+        ge=0,
+        le=3600,
+        description="Time a new Triton pod needs to load its models and turn ready; the look-ahead projects this far.",
+    )
+    scale_up: ScaleUpRules = Field(default_factory=ScaleUpRules, description="How fast the fleet may grow.")
+    scale_down: ScaleDownRules = Field(default_factory=ScaleDownRules, description="How fast the fleet may shrink.")
+    metrics: MetricsSpec = Field(default_factory=MetricsSpec, description="Where the traffic signal comes from.")
+    on_missing_metrics: OnMissingMetrics = Field(
+        default_factory=OnMissingMetrics, description="What to do while the traffic signal is missing or bad."
+    )
+    lookahead: LookaheadSpec = Field(
+        default_factory=LookaheadSpec, description="Scale up ahead of a rising trend, by the pod startup time."
+    )
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> "AutoscalingSpec":
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(_MIN_LE_MAX)
+        fb = self.on_missing_metrics.fallback_replicas
+        if fb is not None and not (self.min_replicas <= fb <= self.max_replicas):
+            raise ValueError(_FALLBACK_RANGE)
+        if self.lookahead.enabled and self.lookahead.window_seconds < 2 * self.poll_interval_seconds:
+            raise ValueError(_LOOKAHEAD_WINDOW)
+        if self.engine == "hpa" and (
+            self.lookahead.enabled or self.metrics.queue is not None or self.on_missing_metrics.action == "Fallback"
+        ):
+            raise ValueError(_HPA_ONLY_BASICS)
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# the autoscaler's memory: small, serialisable, carried between polls by the caller
+
+
+class TimedReplicas(ApiModel):
+    t: float = Field(description="Unix time in seconds.")
+    replicas: int = Field(description="A replica count (recommendations) or a replica change (scale events).")
+
+
+class TimedValue(ApiModel):
+    t: float = Field(description="Unix time in seconds.")
+    value: float = Field(description="An observed RPS.")
+
+
+class AutoscalerState(ApiModel):
+    """What `decide` needs to remember between polls; it returns the updated copy in its Decision.
+
+    Bounded by the windows: recommendations span the longer stabilization window, scale events the
+    longest policy period, RPS samples the look-ahead window; about 50 entries at the defaults.
+    """
+
+    initialized: bool = Field(False, description="False until the first decision; a fresh state waits one scale-down window before shrinking.")
+    recommendations: list[TimedReplicas] = Field(
+        default_factory=list, description="Recent unstabilized recommendations, for the stabilization windows."
+    )
+    scale_up_events: list[TimedReplicas] = Field(default_factory=list, description="Recent scale-ups (pods added), for the rate policies.")
+    scale_down_events: list[TimedReplicas] = Field(
+        default_factory=list, description="Recent scale-downs (pods removed), for the rate policies."
+    )
+    rps_samples: list[TimedValue] = Field(default_factory=list, description="Recent good RPS samples, for the look-ahead trend.")
+    consecutive_failures: int = Field(0, ge=0, description="Polls in a row whose RPS was missing or bad.")
+    last_scale_up_time: Optional[float] = Field(None, description="Unix time of the last scale-up.")
+    last_scale_time: Optional[float] = Field(None, description="Unix time of the last resize.")
+    last_scale_reason: Optional[str] = Field(None, description="Why the last resize happened.")
+
+
+# ---------------------------------------------------------------------------------------------
+# status
+
+LimitReason = Literal["TooManyReplicas", "TooFewReplicas", "ScaleUpLimit", "ScaleDownLimit"]
+ReasonCode = Literal[
+    "ScaleUp",
+    "ScaleDown",
+    "WithinTolerance",
+    "Stabilized",
+    "Limited",
+    "MetricsUnavailable",
+    "Fallback",
+    "Paused",
+    "OutOfRange",
+]
+
+
+class AutoscalingStatus(ApiModel):
+    current_rps: Optional[float] = Field(None, alias="currentRPS", description="Requests per second last read from Prometheus.")
+    projected_rps: Optional[float] = Field(
+        None, alias="projectedRPS", description="Look-ahead: RPS projected `podStartupSeconds` ahead (when rising)."
+    )
+    current_queue: Optional[float] = Field(None, description="Last value of the queue signal, if configured.")
+    reactive_replicas: Optional[int] = Field(None, description="Replicas the current RPS alone asks for (after the tolerance band).")
+    lookahead_replicas: Optional[int] = Field(None, description="Replicas the projected RPS asks for (Act or Preview).")
+    queue_replicas: Optional[int] = Field(None, description="Replicas the queue signal asks for.")
+    desired_replicas: Optional[int] = Field(
+        None, description="The final decision after stabilization, rate policies and [minReplicas, maxReplicas]."
+    )
+    reason: Optional[ReasonCode] = Field(None, description="One CamelCase word for the last decision.")
+    message: Optional[str] = Field(None, description="The last decision in words, e.g. `rps 4210 over target 100/pod: 35 -> 43 replicas`.")
+    limited: Optional[LimitReason] = Field(None, description="What capped the last decision, as HPA's ScalingLimited reasons.")
+    last_scale_time: Optional[str] = Field(None, description="When the fleet was last resized (RFC 3339).")
+    last_scale_reason: Optional[str] = Field(None, description="Why the fleet was last resized.")
+    consecutive_metric_failures: int = Field(0, ge=0, description="Polls in a row whose RPS was missing or bad.")
+    last_metric_error: Optional[Literal["missing", "stale", "empty", "failed", "nan", "invalid"]] = Field(
+        None, description="Kind of the last metric failure."
+    )
+    paused: bool = Field(False, description="True while the `aifleet.dev/paused: \"true\"` annotation holds the fleet.")

@@ -1,0 +1,148 @@
+"""Generate the AIService CustomResourceDefinition from the pydantic models.
+
+The models are the one source of truth; `crds/` holds this function's output and a unit test keeps
+the two identical. The JSON Schema pydantic emits is close to OpenAPI v3, with four differences the
+API server cares about: `$ref`s must be inlined, `Optional[X]` must become plain `X`, exclusive bounds
+are booleans, and defaults made by factories must be spelled out (nested defaults only apply when the
+parent object exists, so an object-valued default of `{}` is what makes them fire).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema
+
+from .aiservice import (
+    CATEGORIES,
+    GROUP,
+    KIND,
+    PLURAL,
+    SHORT_NAMES,
+    SINGULAR,
+    VERSION,
+    AIServiceSpec,
+    AIServiceStatus,
+)
+
+_DROP = {"title"}
+
+
+class _CrdSchema(GenerateJsonSchema):
+    def default_schema(self, schema):  # noqa: ANN001 - pydantic's own signature
+        factory = schema.get("default_factory")
+        if factory is None:
+            return super().default_schema(schema)
+        inner = self.generate_inner(schema["schema"])
+        value = factory()
+        if isinstance(value, BaseModel):
+            inner["default"] = value.model_dump(by_alias=True, exclude_none=True, mode="json")
+        elif value not in ([], {}):
+            inner["default"] = value
+        return inner
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, list):
+        return [_inline(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = _inline(defs[node["$ref"].split("/")[-1]], defs)
+        return {**target, **{k: _inline(v, defs) for k, v in node.items() if k != "$ref"}}
+    out = {k: _inline(v, defs) for k, v in node.items() if k not in _DROP and k != "$defs"}
+    # Optional[X] arrives as anyOf [X, null]: the CRD expresses optionality by absence instead.
+    variants = out.get("anyOf")
+    if variants is not None:
+        real = [v for v in variants if v.get("type") != "null"]
+        if len(real) == 1:
+            del out["anyOf"]
+            out = {**real[0], **out}
+            if out.get("default", 0) is None:
+                del out["default"]
+    if "allOf" in out and len(out["allOf"]) == 1:
+        out = {**out.pop("allOf")[0], **out}
+    if "const" in out:
+        out["enum"] = [out.pop("const")]
+    for bound in ("exclusiveMinimum", "exclusiveMaximum"):
+        if isinstance(out.get(bound), (int, float)) and not isinstance(out.get(bound), bool):
+            out[bound.replace("exclusiveM", "m")] = out[bound]
+            out[bound] = True
+    if out.get("type") == "object" and "properties" in out:
+        out.setdefault("additionalProperties", None)
+        if out["additionalProperties"] in (False, None):
+            del out["additionalProperties"]
+    return out
+
+
+def openapi_schema(model: type[BaseModel]) -> dict[str, Any]:
+    raw = model.model_json_schema(by_alias=True, mode="validation", schema_generator=_CrdSchema)
+    return _inline(raw, raw.get("$defs", {}))
+
+
+PRINTER_COLUMNS = [
+    {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+    {"name": "Replicas", "type": "integer", "jsonPath": ".status.readyReplicas",
+     "description": "Triton pods ready and serving"},
+    {"name": "Desired", "type": "integer", "jsonPath": ".status.desiredReplicas"},
+    {"name": "RPS", "type": "number", "jsonPath": ".status.currentRPS"},
+    {"name": "Min", "type": "integer", "jsonPath": ".spec.autoscaling.minReplicas"},
+    {"name": "Max", "type": "integer", "jsonPath": ".spec.autoscaling.maxReplicas"},
+    {"name": "Engine", "type": "string", "jsonPath": ".spec.autoscaling.engine", "priority": 1},
+    {"name": "Reason", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].reason', "priority": 1},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
+
+
+def crd() -> dict[str, Any]:
+    schema = {
+        "type": "object",
+        "description": "An AI inference API fleet: Triton, its autoscaler, and the data plane around it.",
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": openapi_schema(AIServiceSpec),
+            "status": openapi_schema(AIServiceStatus),
+        },
+        # Children are named `<name>-<component>` and must stay valid 63-character DNS labels.
+        "x-kubernetes-validations": [
+            {"rule": "self.metadata.name.size() <= 53", "message": "metadata.name must be at most 53 characters"}
+        ],
+    }
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{PLURAL}.{GROUP}", "labels": {"app.kubernetes.io/part-of": "aifleet"}},
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "plural": PLURAL,
+                "singular": SINGULAR,
+                "shortNames": SHORT_NAMES,
+                "categories": CATEGORIES,
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": schema},
+                    "subresources": {
+                        "status": {},
+                        "scale": {
+                            "specReplicasPath": ".spec.autoscaling.minReplicas",
+                            "statusReplicasPath": ".status.replicas",
+                            "labelSelectorPath": ".status.selector",
+                        },
+                    },
+                    "additionalPrinterColumns": PRINTER_COLUMNS,
+                }
+            ],
+        },
+    }

@@ -1,0 +1,383 @@
+"""aifleet's scaling decision: one pure function, `decide(observation, state, spec, now)`.
+
+No I/O and no clock: the caller reads metrics and pods, passes `now`, acts on the Decision and keeps
+`decision.state` for the next poll. The operator and the simulator call this same function.
+
+Pipeline (HPA-compatible where HPA has a notion, see `hpa.py`):
+  1. paused annotation -> report only; replicas outside [min, max] -> corrected first.
+  2. RPS -> reactive proposal ceil(rps / target), "no change" inside the tolerance band.
+     The total RPS is used, not a per-pod average, so pods that are still loading models neither
+     dilute the signal (HPA's Pods-metric weakness) nor count as capacity: they are capacity
+     `podStartupSeconds` from now, which is why the look-ahead projects that far.
+  3. optional queue signal -> may raise the proposal, never lower it.
+  4. optional look-ahead -> linear trend of recent RPS projected podStartup + poll seconds ahead
+     (pods ordered now serve from then until the next decision's pods arrive); a floor on
+     scale-up only, and only when the trend is statistically clear of noise. Preview computes it
+     and reports it without acting.
+  5. stabilization windows, rate policies, [min, max] and the ScalingLimited reason (hpa.py).
+  6. bad metrics never scale down: hold, or after N failures the fallback, never below current
+     unless the spec allows it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Mapping, Optional
+
+from ..api.autoscaling import (
+    PAUSED_ANNOTATION,
+    AutoscalerState,
+    AutoscalingSpec,
+    AutoscalingStatus,
+    LimitReason,
+    ReasonCode,
+    TimedReplicas,
+    TimedValue,
+)
+from .hpa import ceil_replicas, external_per_pod_replicas, limit_by_rate, record_scale_event, stabilize
+from .sample import Sample
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    rps: Sample
+    current_replicas: int  # the Deployment's spec.replicas
+    ready_replicas: Optional[int] = None  # None: all current replicas are ready
+    queue: Optional[Sample] = None
+    paused: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    desired_replicas: int  # always within [minReplicas, maxReplicas]
+    current_replicas: int
+    act: bool  # resize the Deployment to desired_replicas
+    reason: str  # e.g. "rps 4210 over target 100/pod: 35 -> 43 replicas"
+    reason_code: ReasonCode
+    limited: Optional[LimitReason]
+    state: AutoscalerState
+    rps: Optional[float] = None
+    reactive_replicas: Optional[int] = None
+    queue: Optional[float] = None
+    queue_replicas: Optional[int] = None
+    projected_rps: Optional[float] = None
+    lookahead_replicas: Optional[int] = None
+    metric_error: Optional[str] = None
+    paused: bool = False
+
+
+def is_paused(annotations: Mapping[str, str] | None) -> bool:
+    """The KEDA-style pause switch: annotation `aifleet.dev/paused: "true"`."""
+    return (annotations or {}).get(PAUSED_ANNOTATION, "").strip().lower() == "true"
+
+
+def lookahead_horizon(spec: AutoscalingSpec) -> int:
+    return spec.pod_startup_seconds + spec.poll_interval_seconds
+
+
+def decide(obs: Observation, state: AutoscalerState, spec: AutoscalingSpec, now: float) -> Decision:
+    lo, hi = spec.min_replicas, spec.max_replicas
+    cur = max(0, int(obs.current_replicas))
+    ready = cur if obs.ready_replicas is None else min(max(0, int(obs.ready_replicas)), cur)
+
+    if not state.initialized:
+        # Nothing remembered (first sight, or the operator restarted with state in memory only):
+        # pretend the current size was just recommended, so shrinking waits a full scale-down window.
+        seed = [TimedReplicas.model_construct(t=now, replicas=cur)] if lo <= cur <= hi else []
+        state = state.model_copy(update={"initialized": True, "recommendations": seed})
+
+    if obs.paused:
+        return Decision(
+            desired_replicas=_clamp(cur, lo, hi),
+            current_replicas=cur,
+            act=False,
+            reason=f"paused by annotation {PAUSED_ANNOTATION}: holding {cur} replicas",
+            reason_code="Paused",
+            limited=None,
+            state=state,
+            paused=True,
+        )
+
+    # -- read the signals --------------------------------------------------------------------
+    stale_after = spec.metrics.stale_after_seconds
+    rps_sample = obs.rps.checked(now, stale_after)
+    rps = rps_sample.value if rps_sample.ok else None
+    failures = 0 if rps is not None else state.consecutive_failures + 1
+    samples = _remember_rps(state.rps_samples, rps, now, spec)
+    state = state.model_copy(update={"consecutive_failures": failures, "rps_samples": samples})
+
+    qspec = spec.metrics.queue
+    queue: Optional[float] = None
+    if qspec is not None and obs.queue is not None:
+        q = obs.queue.checked(now, stale_after)
+        queue = q.value if q.ok else None
+
+    common = dict(current_replicas=cur, rps=rps, queue=queue, metric_error=rps_sample.error)
+
+    # -- out of range: fix before anything else (as HPA) ----------------------------------------
+    if cur > hi or cur < lo:
+        desired = hi if cur > hi else lo
+        limited: Optional[LimitReason] = "TooManyReplicas" if cur > hi else "TooFewReplicas"
+        reason = f"{cur} replicas outside [minReplicas {lo}, maxReplicas {hi}]: {cur} -> {desired} replicas"
+        return Decision(
+            desired_replicas=desired, act=True, reason=reason, reason_code="OutOfRange", limited=limited,
+            state=_scaled(state, cur, desired, now, reason, spec), **common,
+        )
+
+    # -- proposals --------------------------------------------------------------------------
+    target = spec.target_rps_per_pod
+    reactive = external_per_pod_replicas(rps, target, cur, spec.tolerance) if rps is not None else None
+    queue_prop = _queue_replicas(queue, cur, spec) if queue is not None else None
+    projected, la_prop = _lookahead(samples, rps, cur, now, spec) if rps is not None else (None, None)
+    common.update(reactive_replicas=reactive, queue_replicas=queue_prop, projected_rps=projected, lookahead_replicas=la_prop)
+
+    candidates: list[tuple[int, str]] = []
+    if reactive is not None:
+        candidates.append((reactive, "rps"))
+    if queue_prop is not None and (reactive is not None or queue_prop > cur):
+        candidates.append((queue_prop, "queue"))  # with RPS missing, the queue may only raise
+    if la_prop is not None and spec.lookahead.mode == "Act":
+        candidates.append((la_prop, "lookahead"))
+
+    if not candidates:
+        return _on_missing_metrics(rps_sample.error or "missing", failures, cur, state, spec, now, common)
+
+    proposal, driver = candidates[0]
+    for value, name in candidates[1:]:
+        if value > proposal:
+            proposal, driver = value, name
+
+    # -- behaviour: stabilization, rate policies, bounds -----------------------------------
+    up, down = spec.scale_up, spec.scale_down
+    recs = tuple((r.t, r.replicas) for r in state.recommendations)
+    up_events = tuple((e.t, e.replicas) for e in state.scale_up_events)
+    down_events = tuple((e.t, e.replicas) for e in state.scale_down_events)
+    stabilized, recs = stabilize(recs, proposal, cur, up.stabilization_window_seconds, down.stabilization_window_seconds, now)
+    desired, limited = limit_by_rate(stabilized, cur, lo, hi, up_events, down_events, up, down, now)
+    state = state.model_copy(
+        update={"recommendations": [TimedReplicas.model_construct(t=t, replicas=r) for t, r in recs]}
+    )
+
+    # Pods ordered by a recent scale-up and not ready yet have not served a single request: shrinking
+    # now would throw away their start-up and order them again on the next wiggle.
+    starting = cur - ready
+    in_flight = (
+        desired < cur
+        and starting > 0
+        and state.last_scale_up_time is not None
+        and now - state.last_scale_up_time < spec.pod_startup_seconds
+    )
+    if in_flight:
+        desired, limited = cur, None
+
+    desired = _clamp(desired, lo, hi)  # belt and braces: limit_by_rate already keeps [min, max]
+    reason, code = _describe(driver, proposal, stabilized, desired, limited, in_flight, starting, cur, rps, projected, queue, spec)
+    if desired != cur:
+        state = _scaled(state, cur, desired, now, reason, spec)
+    else:
+        state = _scaled(state, cur, cur, now, None, spec)  # prunes old scale events
+    return Decision(
+        desired_replicas=desired, act=desired != cur, reason=reason, reason_code=code, limited=limited, state=state, **common
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# pieces
+
+
+def _clamp(x: int, lo: int, hi: int) -> int:
+    return max(lo, min(hi, x))
+
+
+def _remember_rps(samples: list[TimedValue], rps: Optional[float], now: float, spec: AutoscalingSpec) -> list[TimedValue]:
+    if not spec.lookahead.enabled:
+        return []
+    cutoff = now - spec.lookahead.window_seconds
+    kept = [s for s in samples if cutoff < s.t < now]
+    if rps is not None:
+        kept.append(TimedValue.model_construct(t=now, value=rps))
+    return kept
+
+
+def _queue_replicas(queue: float, cur: int, spec: AutoscalingSpec) -> int:
+    q = spec.metrics.queue
+    assert q is not None
+    if q.type == "PendingRequests":  # additive across pods, like RPS
+        return external_per_pod_replicas(queue, q.target, cur, spec.tolerance)
+    ratio = queue / q.target  # a latency: scale the current fleet by how far it is off
+    if abs(1.0 - ratio) <= spec.tolerance:
+        return cur
+    return ceil_replicas(cur * ratio)
+
+
+def _trend(samples: list[TimedValue], now: float, window: int) -> Optional[tuple[float, float]]:
+    """Least-squares slope (rps/s) and fitted level at `now`, if the slope is clearly positive.
+
+    "Clearly": slope > 2 standard errors, so noise on a flat line does not buy pods.
+    """
+    pts = [(s.t, s.value) for s in samples if s.t > now - window]
+    n = len(pts)
+    if n < 3:
+        return None
+    mt = sum(t for t, _ in pts) / n
+    mv = sum(v for _, v in pts) / n
+    sxx = sum((t - mt) ** 2 for t, _ in pts)
+    if sxx <= 0:
+        return None
+    slope = sum((t - mt) * (v - mv) for t, v in pts) / sxx
+    residual = sum((v - (mv + slope * (t - mt))) ** 2 for t, v in pts)
+    se = math.sqrt(residual / (n - 2) / sxx) if n > 2 else math.inf
+    level = mv + slope * (now - mt)
+    if not (math.isfinite(slope) and math.isfinite(level) and math.isfinite(se)):
+        return None
+    if slope <= 0 or slope <= 2 * se:
+        return None
+    return slope, level
+
+
+def _lookahead(
+    samples: list[TimedValue], rps: float, cur: int, now: float, spec: AutoscalingSpec
+) -> tuple[Optional[float], Optional[int]]:
+    if not spec.lookahead.enabled:
+        return None, None
+    trend = _trend(samples, now, spec.lookahead.window_seconds)
+    if trend is None:
+        return None, None
+    slope, level = trend
+    projected = max(level, rps) + slope * lookahead_horizon(spec)
+    if not math.isfinite(projected):
+        return None, None
+    return projected, external_per_pod_replicas(projected, spec.target_rps_per_pod, cur, spec.tolerance)
+
+
+def _on_missing_metrics(
+    kind: str, failures: int, cur: int, state: AutoscalerState, spec: AutoscalingSpec, now: float, common: dict
+) -> Decision:
+    """Missing or bad RPS: never shrink because of it. Hold, or after N failures go to the fallback."""
+    policy = spec.on_missing_metrics
+    what = f"metrics {kind} ({failures} consecutive failure{'s' if failures != 1 else ''})"
+    if policy.action == "Fallback" and failures >= policy.failures_before_fallback and policy.fallback_replicas is not None:
+        fb = policy.fallback_replicas
+        goal = fb if policy.allow_fallback_below_current else max(fb, cur)
+        desired = _clamp(goal, spec.min_replicas, spec.max_replicas)
+        if desired != cur:
+            reason = f"{what}: fallback {cur} -> {desired} replicas"
+            return Decision(
+                desired_replicas=desired, act=True, reason=reason, reason_code="Fallback", limited=None,
+                state=_scaled(state, cur, desired, now, reason, spec), **common,
+            )
+        return Decision(
+            desired_replicas=cur, act=False, reason=f"{what}: holding {cur} replicas (fallbackReplicas {fb})",
+            reason_code="Fallback", limited=None, state=state, **common,
+        )
+    return Decision(
+        desired_replicas=cur, act=False, reason=f"{what}: holding {cur} replicas",
+        reason_code="MetricsUnavailable", limited=None, state=state, **common,
+    )
+
+
+def _scaled(state: AutoscalerState, cur: int, new: int, now: float, reason: Optional[str], spec: AutoscalingSpec) -> AutoscalerState:
+    up, down = record_scale_event(
+        tuple((e.t, e.replicas) for e in state.scale_up_events),
+        tuple((e.t, e.replicas) for e in state.scale_down_events),
+        cur, new, now, spec.scale_up, spec.scale_down,
+    )
+    update: dict = {
+        "scale_up_events": [TimedReplicas.model_construct(t=t, replicas=r) for t, r in up],
+        "scale_down_events": [TimedReplicas.model_construct(t=t, replicas=r) for t, r in down],
+    }
+    if new != cur:
+        update.update(last_scale_time=now, last_scale_reason=reason)
+        if new > cur:
+            update["last_scale_up_time"] = now
+    return state.model_copy(update=update)
+
+
+def fmt(x: float) -> str:
+    """Numbers as people read them in a status line: 4210, 100, 10.5, 0.25."""
+    if not math.isfinite(x) or abs(x) >= 1e9:
+        return f"{x:.3g}"
+    if abs(x) >= 100 or x == int(x):
+        return f"{x:.0f}"
+    return f"{x:.3g}"
+
+
+def _describe(
+    driver: str,
+    proposal: int,
+    stabilized: int,
+    desired: int,
+    limited: Optional[LimitReason],
+    in_flight: bool,
+    starting: int,
+    cur: int,
+    rps: Optional[float],
+    projected: Optional[float],
+    queue: Optional[float],
+    spec: AutoscalingSpec,
+) -> tuple[str, ReasonCode]:
+    target = f"target {fmt(spec.target_rps_per_pod)}/pod"
+    if driver == "queue":
+        q = spec.metrics.queue
+        assert q is not None and queue is not None
+        if q.type == "PendingRequests":
+            signal, target = f"queue {fmt(queue)}", f"target {fmt(q.target)}/pod"
+        else:
+            signal, target = f"queue time {fmt(queue)}ms", f"target {fmt(q.target)}ms"
+    elif driver == "lookahead":
+        assert rps is not None and projected is not None
+        signal = f"rps {fmt(rps)} rising to {fmt(projected)} in {lookahead_horizon(spec)}s"
+    else:
+        assert rps is not None
+        signal = f"rps {fmt(rps)}"
+    direction = "over" if proposal > cur else "under"
+    up_rules, down_rules = spec.scale_up, spec.scale_down
+    suffix = {
+        "TooManyReplicas": f" (capped at maxReplicas {spec.max_replicas})",
+        "TooFewReplicas": f" (at minReplicas {spec.min_replicas})",
+        "ScaleUpLimit": " (scale-up disabled)" if up_rules.select_policy == "Disabled" else " (limited by scaleUp policies)",
+        "ScaleDownLimit": " (scale-down disabled)" if down_rules.select_policy == "Disabled" else " (limited by scaleDown policies)",
+        None: "",
+    }[limited]
+    if limited is None and stabilized != proposal:
+        window = up_rules if proposal > cur else down_rules
+        suffix = f" (scale-{'up' if proposal > cur else 'down'} stabilization {window.stabilization_window_seconds}s)"
+    if in_flight:
+        suffix = f" ({starting} pods still starting)"
+
+    if desired != cur:
+        return f"{signal} {direction} {target}: {cur} -> {desired} replicas{suffix}", ("ScaleUp" if desired > cur else "ScaleDown")
+    if proposal == cur:
+        within = rps is not None and driver == "rps" and cur > 0 and abs(1 - rps / (spec.target_rps_per_pod * cur)) <= spec.tolerance
+        where = f"within {fmt(spec.tolerance * 100)}% of {target}" if within else f"at {target}"
+        return f"{signal} {where}: holding {cur} replicas", "WithinTolerance"
+    code: ReasonCode = "Limited" if limited else "Stabilized"
+    return f"{signal} {direction} {target}: holding {cur} replicas{suffix}", code
+
+
+def rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def to_status(decision: Decision) -> AutoscalingStatus:
+    """The Decision as `status.autoscaling`."""
+    st = decision.state
+    return AutoscalingStatus(
+        current_rps=decision.rps,
+        projected_rps=decision.projected_rps,
+        current_queue=decision.queue,
+        reactive_replicas=decision.reactive_replicas,
+        lookahead_replicas=decision.lookahead_replicas,
+        queue_replicas=decision.queue_replicas,
+        desired_replicas=decision.desired_replicas,
+        reason=decision.reason_code,
+        message=decision.reason,
+        limited=decision.limited,
+        last_scale_time=rfc3339(st.last_scale_time) if st.last_scale_time is not None else None,
+        last_scale_reason=st.last_scale_reason,
+        consecutive_metric_failures=st.consecutive_failures,
+        last_metric_error=decision.metric_error,  # type: ignore[arg-type]
+        paused=decision.paused,
+    )

@@ -1,0 +1,92 @@
+"""The `aifleet` command: run the operator, render manifests offline, print the CRD, simulate scaling."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import yaml
+
+from . import __version__
+
+
+def _cmd_crd(_: argparse.Namespace) -> int:
+    from .api.crd import crd
+
+    sys.stdout.write(yaml.safe_dump(crd(), sort_keys=False))
+    return 0
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from .offline import RenderError, render_files
+
+    try:
+        sys.stdout.write(render_files([Path(p) for p in args.files]))
+    except RenderError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import kopf
+
+    from .logs import configure_logging
+    from .reconciler import handlers  # noqa: F401 - registers the handlers
+
+    configure_logging(args.log_level, args.log_format)
+    namespaces = args.namespace or []
+    kopf.run(
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        standalone=not args.peering,
+        peering_name=args.peering or None,
+        priority=args.priority,
+        liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None,
+    )
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from .autoscaler.simulate import simulate_main
+
+    return simulate_main(args.rest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aifleet", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"aifleet {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the operator against the cluster in KUBECONFIG or in-cluster")
+    run.add_argument("-n", "--namespace", action="append", help="watch only this namespace (repeatable); default all")
+    run.add_argument("--peering", default="", help="kopf peering name for high availability; default standalone")
+    run.add_argument("--priority", type=int, default=0, help="peering priority of this replica")
+    run.add_argument("--health-port", type=int, default=8080, help="port of /healthz (0 disables)")
+    run.add_argument("--log-level", default="INFO")
+    run.add_argument("--log-format", choices=["json", "text"], default="json")
+    run.set_defaults(func=_cmd_run)
+
+    render = sub.add_parser("render", help="print the manifests the operator would apply, with no cluster")
+    render.add_argument("files", nargs="+", help="AIService YAML files")
+    render.set_defaults(func=_cmd_render)
+
+    crd = sub.add_parser("crd", help="print the AIService CustomResourceDefinition")
+    crd.set_defaults(func=_cmd_crd)
+
+    simulate = sub.add_parser("simulate", help="replay a traffic trace through the scaling policies", add_help=False)
+    simulate.add_argument("rest", nargs=argparse.REMAINDER)
+    simulate.set_defaults(func=_cmd_simulate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

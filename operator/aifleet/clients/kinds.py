@@ -1,0 +1,45 @@
+"""Where each kind the operator manages lives in the Kubernetes REST API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Kind:
+    kind: str
+    group: str
+    version: str
+    plural: str
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def path(self, namespace: str, name: str | None = None) -> str:
+        prefix = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        path = f"{prefix}/namespaces/{namespace}/{self.plural}"
+        return f"{path}/{name}" if name else path
+
+
+# The children an AIService can own. Order is apply order: identities and config before workloads.
+CHILD_KINDS: tuple[Kind, ...] = (
+    Kind("ServiceAccount", "", "v1", "serviceaccounts"),
+    Kind("Secret", "", "v1", "secrets"),
+    Kind("ConfigMap", "", "v1", "configmaps"),
+    Kind("Service", "", "v1", "services"),
+    Kind("Deployment", "apps", "v1", "deployments"),
+    Kind("StatefulSet", "apps", "v1", "statefulsets"),
+    Kind("PodDisruptionBudget", "policy", "v1", "poddisruptionbudgets"),
+    Kind("HorizontalPodAutoscaler", "autoscaling", "v2", "horizontalpodautoscalers"),
+)
+BY_KIND = {k.kind: k for k in CHILD_KINDS}
+AISERVICE = Kind("AIService", "aifleet.dev", "v1alpha1", "aiservices")
+
+
+def kind_of(manifest: dict) -> Kind:
+    return BY_KIND[manifest["kind"]]
+
+
+def apply_order(manifest: dict) -> int:
+    return CHILD_KINDS.index(kind_of(manifest))

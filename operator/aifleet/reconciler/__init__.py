@@ -1,0 +1,1 @@
+"""The reconciler: compares what the renderer wants with what the cluster has, and closes the gap."""

@@ -1,0 +1,44 @@
+"""The `hpa` engine: an autoscaling/v2 HorizontalPodAutoscaler with the spec's bounds and behaviour."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..api import AIService
+from ..api.autoscaling import ScaleDownRules, ScaleUpRules
+from .common import Names, common_labels, from_template
+from .inference import COMPONENT
+
+# The per-pod metric a custom-metrics adapter serves from Triton's nv_inference_request_success counter.
+HPA_METRIC = "triton_requests_per_second"
+
+
+def _rules(rules: ScaleUpRules | ScaleDownRules) -> dict[str, Any]:
+    return {
+        "stabilizationWindowSeconds": rules.stabilization_window_seconds,
+        "selectPolicy": rules.select_policy,
+        "policies": [p.to_wire() for p in rules.policies],
+    }
+
+
+def _milli(value: float) -> str:
+    """A quantity the API server keeps as written: whole numbers plain, fractions in milli-units."""
+    return str(int(value)) if float(value).is_integer() else f"{round(value * 1000)}m"
+
+
+def render_hpa(ais: AIService) -> list[dict[str, Any]]:
+    scaling = ais.spec.autoscaling
+    if scaling.engine != "hpa":
+        return []
+    return [
+        from_template(
+            "triton-hpa.yaml.j2",
+            spec=ais.spec,
+            names=Names(ais.metadata.name),
+            namespace=ais.metadata.namespace,
+            labels=common_labels(ais, COMPONENT, ais.spec.inference.version),
+            metric_name=HPA_METRIC,
+            target=_milli(scaling.target_rps_per_pod),
+            behavior={"scaleUp": _rules(scaling.scale_up), "scaleDown": _rules(scaling.scale_down)},
+        )
+    ]

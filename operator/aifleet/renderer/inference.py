@@ -1,0 +1,120 @@
+"""The Triton Inference Server fleet: ServiceAccount, Service, Deployment, PodDisruptionBudget."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..api import AIService
+from ..api.inference import InferenceSpec
+from .common import Names, common_labels, from_template, selector_labels
+
+COMPONENT = "triton"
+GPU_RESOURCE = "nvidia.com/gpu"
+MODEL_MOUNT = "/models"
+CACHE_MOUNT = "/model-cache"
+# Triton copies remote repositories into these directories; pointing them at a node cache keeps the copy.
+_CLOUD_MOUNT_ENV = ("TRITON_AWS_MOUNT_DIRECTORY", "TRITON_GCS_MOUNT_DIRECTORY", "TRITON_AZURE_MOUNT_DIRECTORY")
+
+
+def triton_args(inf: InferenceSpec) -> list[str]:
+    repo = inf.model_repository
+    args = [
+        f"--model-repository={repo.uri or MODEL_MOUNT}",
+        "--http-port=8000",
+        "--grpc-port=8001",
+        "--metrics-port=8002",
+        "--allow-metrics=true",
+        f"--allow-gpu-metrics={'true' if inf.gpus_per_pod else 'false'}",
+        # Ready only when every model is loaded, so the Service never routes to a pod that would 503.
+        "--strict-readiness=true",
+        "--exit-on-error=true",
+    ]
+    if inf.models:
+        args.append("--model-control-mode=explicit")
+        args += [f"--load-model={model}" for model in inf.models]
+    return args + list(inf.extra_args)
+
+
+def _resources(inf: InferenceSpec) -> dict[str, Any]:
+    out = {
+        "requests": inf.resources.requests.to_wire(),
+        "limits": inf.resources.limits.to_wire(),
+    }
+    if inf.gpus_per_pod:
+        # Extended resources must have requests == limits; setting both keeps that explicit.
+        out["requests"][GPU_RESOURCE] = str(inf.gpus_per_pod)
+        out["limits"][GPU_RESOURCE] = str(inf.gpus_per_pod)
+    return {k: v for k, v in out.items() if v}
+
+
+def _tolerations(inf: InferenceSpec) -> list[dict[str, Any]]:
+    tolerations = [t.to_wire() for t in inf.tolerations]
+    if inf.gpus_per_pod and not any(t.get("key") == GPU_RESOURCE for t in tolerations):
+        tolerations.append({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
+    return tolerations
+
+
+def _volumes(inf: InferenceSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    volumes: list[dict[str, Any]] = [
+        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": inf.shm_size}},
+        {"name": "tmp", "emptyDir": {}},
+    ]
+    mounts: list[dict[str, Any]] = [
+        {"name": "dshm", "mountPath": "/dev/shm"},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    repo = inf.model_repository
+    if repo.persistent_volume_claim:
+        volumes.append(
+            {"name": "models", "persistentVolumeClaim": {"claimName": repo.persistent_volume_claim, "readOnly": True}}
+        )
+        mounts.append({"name": "models", "mountPath": MODEL_MOUNT, "readOnly": True})
+    if repo.cache.enabled:
+        volumes.append({"name": "model-cache", "hostPath": {"path": repo.cache.host_path, "type": "DirectoryOrCreate"}})
+        mounts.append({"name": "model-cache", "mountPath": CACHE_MOUNT})
+    return volumes, mounts
+
+
+def _env(inf: InferenceSpec) -> list[dict[str, str]]:
+    if not inf.model_repository.cache.enabled:
+        return []
+    return [{"name": name, "value": CACHE_MOUNT} for name in _CLOUD_MOUNT_ENV]
+
+
+def startup_failure_threshold(inf: InferenceSpec) -> int:
+    return max(1, math.ceil(inf.probes.startup_timeout_seconds / inf.probes.period_seconds))
+
+
+def render_inference(ais: AIService, replicas: int) -> list[dict[str, Any]]:
+    inf = ais.spec.inference
+    names = Names(ais.metadata.name)
+    volumes, mounts = _volumes(inf)
+    context = {
+        "spec": ais.spec,
+        "names": names,
+        "namespace": ais.metadata.namespace,
+        "labels": common_labels(ais, COMPONENT, inf.version),
+        "selector": selector_labels(ais, COMPONENT),
+        "replicas": replicas,
+        "image": f"{inf.image}:{inf.version}",
+        "args": triton_args(inf),
+        "env": _env(inf),
+        "resources": _resources(inf),
+        "node_selector": dict(sorted(inf.node_selector.items())),
+        "tolerations": _tolerations(inf),
+        "volumes": volumes,
+        "volume_mounts": mounts,
+        "startup_failure_threshold": startup_failure_threshold(inf),
+        "max_unavailable": _int_or_percent(inf.disruption.max_unavailable),
+    }
+    return [
+        from_template("triton-serviceaccount.yaml.j2", **context),
+        from_template("triton-service.yaml.j2", **context),
+        from_template("triton-deployment.yaml.j2", **context),
+        from_template("triton-pdb.yaml.j2", **context),
+    ]
+
+
+def _int_or_percent(value: str) -> int | str:
+    return value if value.endswith("%") else int(value)
