@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal, InvalidOperation
 from typing import Literal, Optional
 
 from pydantic import ConfigDict, Field, model_validator
@@ -11,6 +13,10 @@ from .inference import QUANTITY, ResourceList
 
 SECRET_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 TOPIC_NAME = r"^[a-zA-Z0-9._-]{1,200}$"
+# These values are written into pgbouncer.ini and its connection strings, which have no quoting we can
+# rely on across versions: a conservative character set keeps a value from ever becoming config syntax.
+HOSTNAME = r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$|^\[?[0-9A-Fa-f:.]+\]?$"
+PG_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.$-]*$"
 
 
 class SecretKeyRef(ApiModel):
@@ -26,26 +32,40 @@ class ComponentResources(ApiModel):
 # --- PgBouncer -------------------------------------------------------------------------------------------
 
 
+POOL_SIZE_RULE = "spec.pgbouncer.defaultPoolSize + reservePoolSize must be <= maxDbConnections (0 means unlimited)"
+
+
 class PgBouncerSpec(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
                     "self.defaultPoolSize + self.reservePoolSize <= self.maxDbConnections || self.maxDbConnections == 0",
-                    "spec.pgbouncer.defaultPoolSize + reservePoolSize must be <= maxDbConnections (0 means unlimited)",
+                    POOL_SIZE_RULE,
                 )
             ]
         }
     )
 
     enabled: bool = Field(True, description="Run PgBouncer for this service.")
-    image: str = Field("bitnami/pgbouncer:1.23.1", min_length=1, description="PgBouncer image with tag.")
+    image: str = Field(
+        "ghcr.io/cloudnative-pg/pgbouncer:1.24.0",
+        min_length=1,
+        description="PgBouncer image with tag; any image with `pgbouncer` on its PATH (the operator supplies the config).",
+    )
     replicas: int = Field(2, ge=1, le=20, description="PgBouncer pods (each holds its own server pool).")
-    database_host: str = Field(min_length=1, max_length=253, description="Host of the existing PostgreSQL server.")
+    database_host: str = Field(
+        min_length=1, max_length=253, pattern=HOSTNAME, description="Host name or IP of the existing PostgreSQL server."
+    )
     database_port: int = Field(5432, ge=1, le=65535, description="Port of the PostgreSQL server.")
-    database_name: str = Field(min_length=1, max_length=63, description="Database clients reach through the pool.")
-    user: str = Field(min_length=1, max_length=63, description="PostgreSQL role the pool logs in as.")
+    database_name: str = Field(
+        min_length=1, max_length=63, pattern=PG_NAME, description="Database clients reach through the pool."
+    )
+    user: str = Field(min_length=1, max_length=63, pattern=PG_NAME, description="PostgreSQL role the pool logs in as.")
     password_secret_ref: SecretKeyRef = Field(description="Secret key holding that role's password; never copied into a ConfigMap.")
+    auth_type: Literal["scram-sha-256", "md5"] = Field(
+        "scram-sha-256", description="How clients prove the password to PgBouncer (`auth_type`)."
+    )
     pool_mode: Literal["session", "transaction", "statement"] = Field("transaction", description="When a server connection returns to the pool.")
     max_client_conn: int = Field(10000, ge=1, le=100000, description="Client connections PgBouncer accepts, in total.")
     default_pool_size: int = Field(20, ge=1, le=10000, description="Server connections per user/database pair.")
@@ -54,12 +74,48 @@ class PgBouncerSpec(ApiModel):
     max_db_connections: int = Field(0, ge=0, le=100000, description="Cap on server connections per database; 0 means no cap.")
     server_idle_timeout_seconds: int = Field(600, ge=0, le=86400, description="Close server connections idle this long.")
     query_wait_timeout_seconds: int = Field(120, ge=0, le=86400, description="Fail a query that waited this long for a server.")
+    admin_console: bool = Field(
+        False,
+        description="Also make `user` an admin of PgBouncer's console (PAUSE, RELOAD, KILL). It may always run SHOW commands.",
+    )
     resources: ComponentResources = Field(default_factory=ComponentResources, description="CPU and memory per pod.")
+
+    @model_validator(mode="after")
+    def _pool_fits(self) -> "PgBouncerSpec":
+        if self.max_db_connections and self.default_pool_size + self.reserve_pool_size > self.max_db_connections:
+            raise ValueError(POOL_SIZE_RULE)
+        return self
 
 
 # --- Redis -----------------------------------------------------------------------------------------------
 
-MAXMEMORY = r"^[0-9]+(b|k|kb|m|mb|g|gb)?$"
+# Redis's own memory units (case-insensitive): k/m/g are powers of 1000, kb/mb/gb powers of 1024. Zero is
+# refused by the pattern: it means "no limit" to Redis, which in a container ends in an OOM kill.
+MAXMEMORY = r"^[0-9]*[1-9][0-9]*([bB]|[kKmMgG][bB]?)?$"
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
+
+
+def parse_maxmemory(value: str) -> int:
+    """Bytes in a Redis memory value (`256mb`, `2GB`, `1000000`), as redis-server reads it."""
+    match = re.fullmatch(r"([0-9]+)([a-zA-Z]*)", value.strip())
+    if not match or match.group(2).lower() not in _UNITS:
+        raise ValueError(f"{value!r} is not a Redis memory size such as 256mb or 2gb")
+    return int(match.group(1)) * _UNITS[match.group(2).lower()]
+
+
+_SUFFIX = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+           "m": Decimal("0.001"), "": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
+
+
+def _quantity_bytes(value: str) -> int | None:
+    """A Kubernetes memory quantity in bytes; None when it is not one (the pattern reports that)."""
+    match = re.fullmatch(r"\+?([0-9.]+(?:[eE][-+]?[0-9]+)?)([KMGTPE]i|[mkMGTPE]?)", value)
+    if not match:
+        return None
+    try:
+        return int(Decimal(match.group(1)) * _SUFFIX[match.group(2)])
+    except InvalidOperation:
+        return None
 
 
 class RedisPersistence(ApiModel):
@@ -81,7 +137,9 @@ class RedisSpec(ApiModel):
     enabled: bool = Field(True, description="Run a Redis cache for this service.")
     image: str = Field("redis:7.0", min_length=1, description="Redis image with tag.")
     max_memory: str = Field(
-        "256mb", pattern=MAXMEMORY, description="`maxmemory`: how much data Redis holds (e.g. `256mb`, `2gb`)."
+        "256mb",
+        pattern=MAXMEMORY,
+        description="`maxmemory`: how much data Redis holds (e.g. `256mb`, `2gb`); keep it well below the memory limit.",
     )
     eviction_policy: Literal[
         "noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random",
@@ -93,6 +151,18 @@ class RedisSpec(ApiModel):
     )
     resources: ComponentResources = Field(default_factory=ComponentResources, description="CPU and memory.")
 
+    @model_validator(mode="after")
+    def _fits_in_limit(self) -> "RedisSpec":
+        # Python-only: CEL cannot parse Redis units. The reconciler reports it as InvalidSpec.
+        limit = self.resources.limits.memory
+        limit_bytes = _quantity_bytes(limit) if limit else None
+        if limit_bytes is not None and parse_maxmemory(self.max_memory) >= limit_bytes:
+            raise ValueError(
+                f"spec.redis.maxMemory ({self.max_memory}) must be below spec.redis.resources.limits.memory ({limit}):"
+                " Redis also needs memory for connections and forks, and would be OOM-killed"
+            )
+        return self
+
 
 # --- Kafka -----------------------------------------------------------------------------------------------
 
@@ -103,11 +173,15 @@ class DeadLetter(ApiModel):
     retention_ms: int = Field(1_209_600_000, ge=-1, description="How long failed events are kept (default 14 days).")
 
 
+RETENTION_IN_CONFIGS = "set retention.ms with retentionMs, not in configs"
+
+
 class KafkaTopic(ApiModel):
     # Transition rules sit on the item: topics are a list-map keyed by name, so the API server pairs old and new.
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
+                cel("!has(self.configs) || !('retention.ms' in self.configs)", RETENTION_IN_CONFIGS, ".configs"),
                 cel(
                     "self.partitions >= oldSelf.partitions",
                     "partitions cannot decrease: Kafka cannot remove partitions",
@@ -128,6 +202,16 @@ class KafkaTopic(ApiModel):
     retention_ms: int = Field(604_800_000, ge=-1, description="`retention.ms` (default 7 days; -1 keeps forever).")
     configs: dict[str, str] = Field(default_factory=dict, description="Other topic configs, e.g. `cleanup.policy`.")
     dead_letter: DeadLetter = Field(default_factory=DeadLetter, description="The dead-letter topic for failed events.")
+
+    @model_validator(mode="after")
+    def _retention_once(self) -> "KafkaTopic":
+        if "retention.ms" in self.configs:
+            raise ValueError(f"spec.kafka.topics[{self.name}].configs: {RETENTION_IN_CONFIGS}")
+        return self
+
+    @property
+    def dead_letter_name(self) -> str:
+        return self.name + self.dead_letter.suffix
 
 
 class KafkaSpec(ApiModel):
@@ -155,4 +239,18 @@ class KafkaSpec(ApiModel):
         names = [t.name for t in self.topics]
         if len(names) != len(set(names)):
             raise ValueError("spec.kafka.topics[].name must be unique")
+        for topic in self.topics:
+            if topic.dead_letter.enabled and topic.dead_letter_name in names:
+                raise ValueError(
+                    f"spec.kafka.topics[{topic.name}].deadLetter: {topic.dead_letter_name} is already a topic of its own"
+                )
         return self
+
+    def all_topic_names(self) -> list[str]:
+        """Every topic this spec manages, dead-letter topics included, in spec order."""
+        out: list[str] = []
+        for topic in self.topics:
+            out.append(topic.name)
+            if topic.dead_letter.enabled:
+                out.append(topic.dead_letter_name)
+        return out

@@ -1,0 +1,26 @@
+# Two commands matter: `make demo` and `make test`. See README.md.
+.PHONY: setup demo test unit e2e cluster-up cluster-down crd bench
+
+setup:
+	scripts/setup.sh
+
+demo:
+	scripts/demo.sh
+
+test:
+	scripts/test.sh
+
+unit: setup
+	scripts/pytest.sh tests -q
+
+e2e: setup
+	scripts/pytest.sh e2e -q
+
+cluster-up:
+	bash e2e/cluster/up.sh
+
+cluster-down:
+	bash e2e/cluster/down.sh
+
+crd: setup
+	.venv/bin/aifleet crd > crds/aifleet.dev_aiservices.yaml

@@ -1,0 +1,79 @@
+"""The e2e suite: runs against whatever cluster KUBECONFIG names (the local control plane here, kind in CI)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from kube import kubectl, wait_for  # noqa: E402
+from operator_process import OperatorProcess  # noqa: E402
+
+CRD = ROOT / "crds" / "aifleet.dev_aiservices.yaml"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "e2e" in str(item.fspath) and "services" not in item.keywords:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> str:
+    kubeconfig = os.environ.get("KUBECONFIG")
+    if not kubeconfig:
+        pytest.fail("KUBECONFIG is not set: start a cluster (e2e/cluster/up.sh or kind) and export KUBECONFIG")
+    kubectl("version", "--request-timeout=10s")
+    return kubeconfig
+
+
+@pytest.fixture(scope="session")
+def crd(cluster) -> None:
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+    kubectl("wait", "--for=condition=Established", "crd/aiservices.aifleet.dev", "--timeout=60s")
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory) -> Path:
+    path = Path(os.environ.get("AIFLEET_E2E_ARTIFACTS", tmp_path_factory.mktemp("e2e-artifacts")))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def operator(crd, artifacts):
+    proc = OperatorProcess(artifacts / "operator")
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def namespace(cluster, request):
+    name = f"e2e-{request.node.name[:30].lower().replace('_', '-').strip('-')}-{uuid.uuid4().hex[:5]}"
+    name = "".join(c for c in name if c.isalnum() or c == "-")
+    kubectl("create", "namespace", name)
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def ensure_running(proc: OperatorProcess) -> None:
+    if not proc.running():
+        raise AssertionError(f"the operator exited:\n{proc.logs()[-4000:]}")
+
+
+@pytest.fixture(autouse=True)
+def _operator_alive(request):
+    yield
+    if "operator" in request.fixturenames:
+        ensure_running(request.getfixturevalue("operator"))
+
+
+__all__ = ["wait_for"]

@@ -1,0 +1,59 @@
+"""Helpers the e2e suite uses to act as a person would: real kubectl, real waits."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from typing import Any, Callable, TypeVar
+
+T = TypeVar("T")
+
+
+class KubectlError(RuntimeError):
+    def __init__(self, args: list[str], code: int, stderr: str) -> None:
+        super().__init__(f"kubectl {' '.join(args)} exited {code}: {stderr.strip()}")
+        self.stderr = stderr
+
+
+def kubectl(*args: str, input: str | None = None, check: bool = True, timeout: float = 60) -> str:
+    proc = subprocess.run(["kubectl", *args], input=input, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise KubectlError(list(args), proc.returncode, proc.stderr)
+    return proc.stdout if check else proc.stdout + proc.stderr
+
+
+def get_json(*args: str) -> dict[str, Any] | None:
+    proc = subprocess.run(["kubectl", "get", *args, "-o", "json"], capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        if "NotFound" in proc.stderr or "not found" in proc.stderr:
+            return None
+        raise KubectlError(["get", *args], proc.returncode, proc.stderr)
+    return json.loads(proc.stdout)
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 90, interval: float = 0.5) -> T:
+    """Poll `probe` until it returns something truthy; fail with `what` and the last value seen."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = probe()
+        except KubectlError as exc:
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
+
+
+def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
+    for cond in ((obj or {}).get("status") or {}).get("conditions", []) or []:
+        if cond.get("type") == type_:
+            return cond
+    return None
+
+
+def is_true(obj: dict[str, Any] | None, type_: str) -> bool:
+    cond = condition(obj, type_)
+    return bool(cond and cond.get("status") == "True")

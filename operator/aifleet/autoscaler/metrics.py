@@ -1,0 +1,206 @@
+"""Where the traffic signal comes from: one small interface, one Prometheus implementation.
+
+A source turns a PromQL instant query into a `Sample` (a value, or the kind of error) and never
+raises for a bad answer: the policy decides what an error means (hold, fallback), the source only
+says which one it was. An empty vector is `empty`, never zero.
+
+`query_many` answers for many AIServices with one query (`sum by (namespace, aiservice)`), so a
+thousand services cost one Prometheus round trip per poll instead of a thousand.
+
+Secrets: the bearer token lives only in the request headers; it is not in `repr()`, logs or
+`Sample.detail`, and neither is user:password from an address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Protocol, Sequence
+from urllib.parse import urlsplit, urlunsplit
+
+from .sample import Sample
+
+log = logging.getLogger(__name__)
+
+# One query for every AIService behind a Prometheus: the service name is recovered from the pod name
+# (`<name>-triton-<rs-hash>-<pod-hash>`), so no relabelling has to be set up for it to work.
+BATCH_RPS_QUERY = (
+    "sum by (namespace, aiservice) (label_replace("
+    'rate(nv_inference_request_success{pod=~".+-triton-[a-z0-9]+-[a-z0-9]+"}[1m]), '
+    '"aiservice", "$1", "pod", "(.+)-triton-[a-z0-9]+-[a-z0-9]+"))'
+)
+DEFAULT_KEY_LABELS = ("namespace", "aiservice")
+
+
+class MetricSource(Protocol):
+    def query(self, promql: str) -> Sample:
+        """One sample from a query that must return exactly one series (or a scalar)."""
+        ...
+
+    def query_many(self, promql: str, key_labels: Sequence[str] = DEFAULT_KEY_LABELS) -> "Batch":
+        """One sample per series, keyed by the values of `key_labels`."""
+        ...
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The answer to one batched query. `error` is set when the whole query failed."""
+
+    samples: dict[tuple[str, ...], Sample] = field(default_factory=dict)
+    error: Optional[Sample] = None
+
+    def get(self, *key: str) -> Sample:
+        if self.error is not None:
+            return self.error
+        # A service absent from a successful batch has no series: the same as an empty vector.
+        return self.samples.get(tuple(key), Sample.failure("empty", "no series for this service"))
+
+
+def redact_url(url: str) -> str:
+    """The URL without user:password, fit for logs."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+def parse_result(result: Any, now: float) -> list[tuple[dict[str, str], Sample]]:
+    """Prometheus `data.result` -> [(labels, Sample)]. Raises ValueError on a shape it does not know."""
+    # scalar / string result types: [<unix time>, "<value>"]
+    if isinstance(result, list) and len(result) == 2 and isinstance(result[0], (int, float)) and not isinstance(result[0], bool):
+        return [({}, Sample.of(result[1], float(result[0])))]
+    if not isinstance(result, list):
+        raise ValueError("result is not a list")
+    out = []
+    for series in result:
+        if not isinstance(series, dict):
+            raise ValueError("series is not an object")
+        if "value" in series:
+            point = series["value"]
+        elif series.get("values"):  # a range vector: take the newest point
+            point = series["values"][-1]
+        else:
+            raise ValueError("series has no value")
+        if not (isinstance(point, list) and len(point) == 2):
+            raise ValueError("value is not [time, value]")
+        try:
+            ts = float(point[0])
+        except (TypeError, ValueError):
+            ts = now
+        labels = series.get("metric") or {}
+        out.append(({str(k): str(v) for k, v in labels.items()}, Sample.of(point[1], ts)))
+    return out
+
+
+class PrometheusSource:
+    """MetricSource backed by prometheus-api-client's PrometheusConnect (synchronous, `requests`)."""
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        timeout_seconds: float = 5,
+        bearer_token: Optional[str] = None,
+        insecure_skip_tls_verify: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        from prometheus_api_client import PrometheusConnect
+        from urllib3.util.retry import Retry
+
+        self._address = redact_url(address)
+        self._timeout = timeout_seconds
+        self._clock = clock
+        headers = {"Authorization": f"Bearer {bearer_token}"} if bearer_token else None
+        # No retries inside one poll: the next poll is the retry, and a slow retry loop would make
+        # one service's outage delay every other service's decision.
+        self._client = PrometheusConnect(
+            url=address.rstrip("/"),
+            headers=headers,
+            disable_ssl=insecure_skip_tls_verify,
+            retry=Retry(total=0, raise_on_status=False),
+            timeout=timeout_seconds,
+        )
+
+    @classmethod
+    def from_spec(cls, metrics: Any, bearer_token: Optional[str] = None) -> "PrometheusSource":
+        """Build from `spec.autoscaling.metrics`; the caller reads the token from authSecretRef."""
+        return cls(
+            metrics.address,
+            timeout_seconds=metrics.timeout_seconds,
+            bearer_token=bearer_token,
+            insecure_skip_tls_verify=metrics.insecure_skip_tls_verify,
+        )
+
+    def __repr__(self) -> str:  # never the headers
+        return f"PrometheusSource({self._address!r})"
+
+    def _raw(self, promql: str) -> Any:
+        return self._client.custom_query(query=promql, timeout=self._timeout)
+
+    def _fetch(self, promql: str) -> tuple[Optional[list[tuple[dict[str, str], Sample]]], Optional[Sample]]:
+        now = self._clock()
+        try:
+            result = self._raw(promql)
+        except Exception as exc:  # noqa: BLE001 - every failure of the request is one kind: failed
+            detail = _describe_failure(exc)
+            log.warning("prometheus query failed at %s: %s", self._address, detail)
+            return None, Sample.failure("failed", detail)
+        try:
+            return parse_result(result, now), None
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            return None, Sample.failure("failed", f"unexpected answer: {exc}")
+
+    def query(self, promql: str) -> Sample:
+        series, error = self._fetch(promql)
+        if error is not None:
+            return error
+        assert series is not None
+        if not series:
+            return Sample.failure("empty", "query returned no series")
+        if len(series) > 1:
+            return Sample.failure("invalid", f"query returned {len(series)} series; aggregate it to one (e.g. sum(...))")
+        return series[0][1]
+
+    def query_many(self, promql: str, key_labels: Sequence[str] = DEFAULT_KEY_LABELS) -> Batch:
+        series, error = self._fetch(promql)
+        if error is not None:
+            return Batch(error=error)
+        assert series is not None
+        samples: dict[tuple[str, ...], Sample] = {}
+        for labels, sample in series:
+            key = tuple(labels.get(k, "") for k in key_labels)
+            if key in samples:  # the query did not aggregate by key_labels: refuse to guess
+                samples[key] = Sample.failure("invalid", "several series for one key")
+            else:
+                samples[key] = sample
+        return Batch(samples=samples)
+
+    async def aquery(self, promql: str) -> Sample:
+        """`query` off the event loop (kopf handlers are async; requests is not)."""
+        return await asyncio.to_thread(self.query, promql)
+
+    async def aquery_many(self, promql: str, key_labels: Sequence[str] = DEFAULT_KEY_LABELS) -> Batch:
+        return await asyncio.to_thread(self.query_many, promql, key_labels)
+
+
+def _describe_failure(exc: Exception) -> str:
+    """A failure in words without URLs, headers or bodies (they may carry credentials)."""
+    import requests
+    from prometheus_api_client.exceptions import PrometheusApiClientException
+
+    if isinstance(exc, PrometheusApiClientException):
+        text = str(exc)
+        code = text.split("HTTP Status Code ", 1)[1].split(" ", 1)[0] if "HTTP Status Code " in text else "?"
+        return f"HTTP {code}"
+    if isinstance(exc, requests.Timeout):
+        return "timeout"
+    if isinstance(exc, requests.ConnectionError):
+        return "connection failed"
+    if isinstance(exc, ValueError):  # a body that is not JSON
+        return "answer is not JSON"
+    return type(exc).__name__

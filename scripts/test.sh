@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite: unit tests, then the e2e suite on a real local control plane with real services.
+# Starts what it needs and stops it all again, whatever happens.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$PWD"
+
+scripts/setup.sh
+scripts/pytest.sh tests -q
+
+bash e2e/services/install.sh
+bash e2e/cluster/build.sh >/dev/null
+
+artifacts="${AIFLEET_E2E_ARTIFACTS:-$ROOT/e2e/.state/artifacts}"
+mkdir -p "$artifacts"
+export AIFLEET_E2E_ARTIFACTS="$artifacts"
+
+started_cluster=0
+cleanup() {
+  if [[ $started_cluster == 1 ]]; then
+    bash e2e/cluster/down.sh >/dev/null 2>&1 || true
+  fi
+}
+trap cleanup EXIT
+
+if [[ -z ${KUBECONFIG:-} ]]; then
+  bash e2e/cluster/up.sh >/dev/null
+  started_cluster=1
+  export KUBECONFIG="$ROOT/e2e/.cluster/kubeconfig"
+fi
+
+scripts/pytest.sh e2e -q -p no:cacheprovider "$@"
