@@ -31,23 +31,31 @@ def _cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    import kopf
+def _priority(value: str) -> int:
+    if value == "random":
+        import random
 
+        return random.SystemRandom().randint(1, 2**31 - 1)
+    return int(value)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
     from .logs import configure_logging
-    from .reconciler import handlers  # noqa: F401 - registers the handlers
+    from .observability.runner import RunOptions, run
 
     configure_logging(args.log_level, args.log_format)
-    namespaces = args.namespace or []
-    kopf.run(
-        clusterwide=not namespaces,
-        namespaces=namespaces,
-        standalone=not args.peering,
-        peering_name=args.peering or None,
-        priority=args.priority,
-        liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None,
+    return run(
+        RunOptions(
+            namespaces=args.namespace or [],
+            peering=args.peering,
+            priority=args.priority,
+            peering_lifetime=args.peering_lifetime,
+            health_port=args.health_port,
+            metrics_port=args.metrics_port,
+            retry_seconds=args.preflight_retry_seconds,
+            check_only=args.check,
+        )
     )
-    return 0
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -64,8 +72,24 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the operator against the cluster in KUBECONFIG or in-cluster")
     run.add_argument("-n", "--namespace", action="append", help="watch only this namespace (repeatable); default all")
     run.add_argument("--peering", default="", help="kopf peering name for high availability; default standalone")
-    run.add_argument("--priority", type=int, default=0, help="peering priority of this replica")
-    run.add_argument("--health-port", type=int, default=8080, help="port of /healthz (0 disables)")
+    run.add_argument(
+        "--priority", type=_priority, default=0,
+        help="peering priority of this replica: an integer, or `random` (replicas of equal priority all pause)",
+    )
+    run.add_argument(
+        "--peering-lifetime", type=int, default=60,
+        help="seconds without a keep-alive after which a peer counts as gone and a standby takes over",
+    )
+    run.add_argument("--health-port", type=int, default=8080, help="port of /healthz and /readyz (0 disables)")
+    run.add_argument("--metrics-port", type=int, default=9090, help="port of the Prometheus /metrics (0 disables)")
+    run.add_argument(
+        "--check", action="store_true",
+        help="only run the preflight (API, CRD, permissions, peering) and exit: 0 passed, 1 failed",
+    )
+    run.add_argument(
+        "--preflight-retry-seconds", type=float, default=15.0,
+        help="while the preflight fails, re-check this often (and report it on /readyz)",
+    )
     run.add_argument("--log-level", default="INFO")
     run.add_argument("--log-format", choices=["json", "text"], default="json")
     run.set_defaults(func=_cmd_run)

@@ -193,9 +193,17 @@ class OnMissingMetrics(ApiModel):
 
 
 class LookaheadSpec(ApiModel):
-    enabled: bool = Field(False, description="Project the traffic trend ahead by the pod startup time and scale up for it.")
+    enabled: bool = Field(
+        False,
+        description="Project a clearly rising RPS trend podStartupSeconds + pollIntervalSeconds ahead and have the pods ready for it.",
+    )
+    # 300 s: a trend needs several independent values, and successive polls of a 1-minute rate are not
+    # independent; with 120 s the fit chased noise (benchmarks/results/autoscaling.md).
     window_seconds: int = Field(
-        120, ge=30, le=3600, description="How much recent history the linear trend is fitted on, in seconds."
+        300,
+        ge=30,
+        le=3600,
+        description="How much recent history the linear trend is fitted on, in seconds; several times the query's rate window.",
     )
     mode: Literal["Act", "Preview"] = Field(
         "Act", description="Act: the projection is a floor on scale-up. Preview: computed and reported in status, not acted on."
@@ -319,6 +327,9 @@ class AutoscalerState(ApiModel):
         default_factory=list, description="Recent scale-downs (pods removed), for the rate policies."
     )
     rps_samples: list[TimedValue] = Field(default_factory=list, description="Recent good RPS samples, for the look-ahead trend.")
+    lookahead_floor: list[TimedValue] = Field(
+        default_factory=list, description="Recent look-ahead forecasts (projected RPS); each holds until its horizon has passed."
+    )
     consecutive_failures: int = Field(0, ge=0, description="Polls in a row whose RPS was missing or bad.")
     last_scale_up_time: Optional[float] = Field(None, description="Unix time of the last scale-up.")
     last_scale_time: Optional[float] = Field(None, description="Unix time of the last resize.")
@@ -345,7 +356,7 @@ ReasonCode = Literal[
 class AutoscalingStatus(ApiModel):
     current_rps: Optional[float] = Field(None, alias="currentRPS", description="Requests per second last read from Prometheus.")
     projected_rps: Optional[float] = Field(
-        None, alias="projectedRPS", description="Look-ahead: RPS projected `podStartupSeconds` ahead (when rising)."
+        None, alias="projectedRPS", description="Look-ahead: RPS projected podStartupSeconds + pollIntervalSeconds ahead (only while clearly rising)."
     )
     current_queue: Optional[float] = Field(None, description="Last value of the queue signal, if configured.")
     reactive_replicas: Optional[int] = Field(None, description="Replicas the current RPS alone asks for (after the tolerance band).")

@@ -11,9 +11,12 @@ Pipeline (HPA-compatible where HPA has a notion, see `hpa.py`):
      `podStartupSeconds` from now, which is why the look-ahead projects that far.
   3. optional queue signal -> may raise the proposal, never lower it.
   4. optional look-ahead -> linear trend of recent RPS projected podStartup + poll seconds ahead
-     (pods ordered now serve from then until the next decision's pods arrive); a floor on
-     scale-up only, and only when the trend is statistically clear of noise. Preview computes it
-     and reports it without acting.
+     (pods ordered now serve from then until the next decision's pods arrive). Only a clearly
+     rising trend counts, and never more growth than the last horizon showed (so a step is not
+     extrapolated). The forecast is a floor on scale-up with no tolerance band (the trend test is
+     the noise filter; with the band a rising fleet runs 10% hot before anything moves) and it
+     expires when its horizon has passed instead of entering the scale-down window. Preview
+     computes and reports it without acting.
   5. stabilization windows, rate policies, [min, max] and the ScalingLimited reason (hpa.py).
   6. bad metrics never scale down: hold, or after N failures the fallback, never below current
      unless the spec allows it.
@@ -130,16 +133,27 @@ def decide(obs: Observation, state: AutoscalerState, spec: AutoscalingSpec, now:
     target = spec.target_rps_per_pod
     reactive = external_per_pod_replicas(rps, target, cur, spec.tolerance) if rps is not None else None
     queue_prop = _queue_replicas(queue, cur, spec) if queue is not None else None
-    projected, la_prop = _lookahead(samples, rps, cur, now, spec) if rps is not None else (None, None)
+    projected, la_prop = _lookahead(samples, rps, now, spec) if rps is not None else (None, None)
     common.update(reactive_replicas=reactive, queue_replicas=queue_prop, projected_rps=projected, lookahead_replicas=la_prop)
 
+    # Measured signals: what the traffic asks for now. They go through the stabilization windows.
     candidates: list[tuple[int, str]] = []
     if reactive is not None:
         candidates.append((reactive, "rps"))
     if queue_prop is not None and (reactive is not None or queue_prop > cur):
         candidates.append((queue_prop, "queue"))  # with RPS missing, the queue may only raise
-    if la_prop is not None and spec.lookahead.mode == "Act":
-        candidates.append((la_prop, "lookahead"))
+
+    # A forecast is a floor that lasts until its horizon has passed. It is not a recommendation: if the
+    # measured traffic never asks for the pods it bought, they go when it expires instead of being held
+    # for a whole scale-down window (what the traffic did ask for still waits the full window).
+    horizon = lookahead_horizon(spec)
+    forecasts = [f for f in state.lookahead_floor if f.t > now - horizon]
+    if projected is not None and spec.lookahead.mode == "Act":
+        forecasts.append(TimedValue.model_construct(t=now, value=projected))
+    state = state.model_copy(update={"lookahead_floor": forecasts})
+    strongest = max(forecasts, key=lambda f: f.value, default=None)
+    floor = ceil_replicas(strongest.value / target) if strongest is not None else None
+    forecast_in = int(strongest.t + horizon - now) if strongest is not None else 0
 
     if not candidates:
         return _on_missing_metrics(rps_sample.error or "missing", failures, cur, state, spec, now, common)
@@ -155,6 +169,10 @@ def decide(obs: Observation, state: AutoscalerState, spec: AutoscalingSpec, now:
     up_events = tuple((e.t, e.replicas) for e in state.scale_up_events)
     down_events = tuple((e.t, e.replicas) for e in state.scale_down_events)
     stabilized, recs = stabilize(recs, proposal, cur, up.stabilization_window_seconds, down.stabilization_window_seconds, now)
+    if floor is not None and floor > stabilized:
+        stabilized, proposal, driver = floor, max(proposal, floor), "lookahead"
+        assert strongest is not None
+        projected = strongest.value
     desired, limited = limit_by_rate(stabilized, cur, lo, hi, up_events, down_events, up, down, now)
     state = state.model_copy(
         update={"recommendations": [TimedReplicas.model_construct(t=t, replicas=r) for t, r in recs]}
@@ -173,7 +191,9 @@ def decide(obs: Observation, state: AutoscalerState, spec: AutoscalingSpec, now:
         desired, limited = cur, None
 
     desired = _clamp(desired, lo, hi)  # belt and braces: limit_by_rate already keeps [min, max]
-    reason, code = _describe(driver, proposal, stabilized, desired, limited, in_flight, starting, cur, rps, projected, queue, spec)
+    reason, code = _describe(
+        driver, proposal, stabilized, desired, limited, in_flight, starting, cur, rps, projected, forecast_in, queue, spec
+    )
     if desired != cur:
         state = _scaled(state, cur, desired, now, reason, spec)
     else:
@@ -212,11 +232,15 @@ def _queue_replicas(queue: float, cur: int, spec: AutoscalingSpec) -> int:
     return ceil_replicas(cur * ratio)
 
 
-def _trend(samples: list[TimedValue], now: float, window: int) -> Optional[tuple[float, float]]:
-    """Least-squares slope (rps/s) and fitted level at `now`, if the slope is clearly positive.
+# Successive polls (15 s apart) of a rate over a 1-minute window share most of their data, so their
+# noise is strongly correlated and the textbook standard error of the slope is about sqrt(60/15) = 2
+# times too small. "Clearly rising" is therefore 2 standard errors of the corrected kind: 4 naive ones.
+TREND_SIGNIFICANCE = 4.0
 
-    "Clearly": slope > 2 standard errors, so noise on a flat line does not buy pods.
-    """
+
+def _trend(samples: list[TimedValue], now: float, window: int) -> Optional[tuple[float, float]]:
+    """Least-squares slope (rps/s) and fitted level at `now`, when the slope is clearly positive, so
+    that noise on a flat line does not buy pods."""
     pts = [(s.t, s.value) for s in samples if s.t > now - window]
     n = len(pts)
     if n < 3:
@@ -232,24 +256,31 @@ def _trend(samples: list[TimedValue], now: float, window: int) -> Optional[tuple
     level = mv + slope * (now - mt)
     if not (math.isfinite(slope) and math.isfinite(level) and math.isfinite(se)):
         return None
-    if slope <= 0 or slope <= 2 * se:
+    if slope <= 0 or slope <= TREND_SIGNIFICANCE * se:
         return None
     return slope, level
 
 
-def _lookahead(
-    samples: list[TimedValue], rps: float, cur: int, now: float, spec: AutoscalingSpec
-) -> tuple[Optional[float], Optional[int]]:
+def _lookahead(samples: list[TimedValue], rps: float, now: float, spec: AutoscalingSpec) -> tuple[Optional[float], Optional[int]]:
     if not spec.lookahead.enabled:
         return None, None
     trend = _trend(samples, now, spec.lookahead.window_seconds)
     if trend is None:
         return None, None
-    slope, level = trend
-    projected = max(level, rps) + slope * lookahead_horizon(spec)
+    slope, _ = trend
+    horizon = lookahead_horizon(spec)
+    # Start from what is measured: the fitted line ends above the data right after a step.
+    # Never forecast more growth over the next horizon than the last horizon actually showed. A step
+    # in traffic reaches a 1-minute rate as a steep 1-minute ramp; the window's fit keeps that slope
+    # for a whole window after the step is over, the recent growth drops to zero soon after.
+    before = [s.value for s in samples if s.t <= now - horizon]
+    reference = before[-1] if before else samples[0].value
+    projected = rps + min(slope * horizon, max(0.0, rps - reference))
     if not math.isfinite(projected):
         return None, None
-    return projected, external_per_pod_replicas(projected, spec.target_rps_per_pod, cur, spec.tolerance)
+    # No tolerance band here: the band is there to ignore noise, and the trend test already does that.
+    # With the band, a rising fleet runs up to `tolerance` above target before anything happens.
+    return projected, ceil_replicas(projected / spec.target_rps_per_pod)
 
 
 def _on_missing_metrics(
@@ -260,7 +291,7 @@ def _on_missing_metrics(
     what = f"metrics {kind} ({failures} consecutive failure{'s' if failures != 1 else ''})"
     if policy.action == "Fallback" and failures >= policy.failures_before_fallback and policy.fallback_replicas is not None:
         fb = policy.fallback_replicas
-        goal = fb if policy.allow_fallback_below_current else max(fb, cur)
+        goal = fb
         desired = _clamp(goal, spec.min_replicas, spec.max_replicas)
         if desired != cur:
             reason = f"{what}: fallback {cur} -> {desired} replicas"
@@ -315,6 +346,7 @@ def _describe(
     cur: int,
     rps: Optional[float],
     projected: Optional[float],
+    forecast_in: int,
     queue: Optional[float],
     spec: AutoscalingSpec,
 ) -> tuple[str, ReasonCode]:
@@ -328,7 +360,7 @@ def _describe(
             signal, target = f"queue time {fmt(queue)}ms", f"target {fmt(q.target)}ms"
     elif driver == "lookahead":
         assert rps is not None and projected is not None
-        signal = f"rps {fmt(rps)} rising to {fmt(projected)} in {lookahead_horizon(spec)}s"
+        signal = f"rps {fmt(rps)} rising to {fmt(projected)} in {forecast_in}s"
     else:
         assert rps is not None
         signal = f"rps {fmt(rps)}"

@@ -261,7 +261,7 @@ def format_table(results: Sequence[SimResult], markdown: bool = True) -> str:
     header = ["policy", "pod-hours", "vs oracle", "under-provisioned requests", "time under-provisioned", "scale events", "peak pods"]
     rows = []
     for r in results:
-        vs = f"+{(r.pod_hours / oracle_hours - 1) * 100:.1f}%" if oracle_hours else "-"
+        vs = f"{(r.pod_hours / oracle_hours - 1) * 100:+.1f}%" if oracle_hours else "-"
         rows.append([
             r.policy, f"{r.pod_hours:.1f}", vs, f"{r.under_share * 100:.2f}%", f"{r.under_time_share * 100:.1f}%",
             str(r.scale_events), str(r.peak_pods),

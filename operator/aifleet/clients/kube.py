@@ -33,11 +33,15 @@ def load_config() -> None:
         kubernetes.config.load_kube_config()
 
 
-def _message(exc: ApiException) -> str:
+def _body_message(raw: bytes | str | None, reason: str | None) -> str:
     try:
-        return json.loads(exc.body).get("message", exc.reason)
-    except (TypeError, ValueError):
-        return str(exc.reason)
+        return json.loads(raw).get("message", reason)
+    except (TypeError, ValueError, AttributeError):
+        return str(reason)
+
+
+def _message(exc: ApiException) -> str:
+    return _body_message(exc.body, exc.reason)
 
 
 class Kube:
@@ -56,20 +60,25 @@ class Kube:
         content_type: str = "application/json",
         query: list[tuple[str, str]] | None = None,
     ) -> Any:
+        method_, url, headers, payload, post = self.api.param_serialize(
+            method,
+            path,
+            query_params=query or [],
+            header_params={"Content-Type": content_type, "Accept": "application/json"},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
         try:
-            return self.api.call_api(
-                path,
-                method,
-                query_params=query or [],
-                header_params={"Content-Type": content_type, "Accept": "application/json"},
-                body=json.dumps(body) if body is not None else None,
-                response_type="object",
-                auth_settings=["BearerToken"],
-                _return_http_data_only=True,
-                _request_timeout=30,
-            )
+            response = self.api.call_api(method_, url, header_params=headers, body=payload, post_params=post,
+                                         _request_timeout=30)
+            raw = response.read()
         except ApiException as exc:
-            raise KubeError(exc.status, _message(exc)) from None
+            raise KubeError(exc.status or 0, _message(exc)) from None
+        except OSError as exc:  # connection refused, reset, timed out: the API server is not answering
+            raise KubeError(0, f"API server unreachable: {exc}") from None
+        if response.status >= 400:
+            raise KubeError(response.status, _body_message(raw, response.reason))
+        return json.loads(raw) if raw else None
 
     def apply(self, manifest: dict[str, Any], *, field_manager: str = FIELD_MANAGER) -> dict[str, Any]:
         """Server-side apply: the API server merges, owns the fields we set, and creates when missing."""

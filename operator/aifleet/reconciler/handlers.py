@@ -9,7 +9,9 @@ the periodic resync, and a quiet resync makes no API calls at all.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
+import time
 from typing import Any
 
 import kopf
@@ -19,7 +21,8 @@ from ..clients.kinds import CHILD_KINDS, Kind
 from ..clients.kube import Kube, KubeError
 from ..renderer.common import INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from .observed import AppliedCache, trim
-from .sync import reconcile
+from .scaling import Autoscalers, autoscale
+from .sync import parse, reconcile
 from .triggers import Triggers
 
 log = logging.getLogger("aifleet.handlers")
@@ -35,8 +38,10 @@ def index_id(kind: Kind) -> str:
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    # Events are posted on purpose, never as a side effect of log lines.
-    settings.posting.enabled = False
+    # Events are posted on purpose (kopf.event), never as a side effect of log lines.
+    settings.posting.loggers = False
+    settings.posting.reporting_component = "aifleet"
+    settings.posting.event_name_prefix = "aifleet-"
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
@@ -46,6 +51,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     memo.kube = Kube()
     memo.applied = AppliedCache()
     memo.triggers = Triggers()
+    memo.autoscalers = Autoscalers()
 
 
 def _register_child(kind: Kind) -> None:
@@ -90,35 +96,51 @@ def _lookup(indexes: dict[str, Any]):
 async def worker(
     body: kopf.Body, namespace: str, name: str, memo: kopf.Memo, stopped: kopf.DaemonStopped, **kwargs: Any
 ) -> None:
-    """Reconcile when poked or when the resync period passes; back off exponentially on errors."""
-    indexes = {k: v for k, v in kwargs.items() if k.startswith("children_")}
+    """Reconcile when poked, poll the metrics when due, resync periodically; back off on errors."""
+    lookup = _lookup({k: v for k, v in kwargs.items() if k.startswith("children_")})
     trigger = memo.triggers.register(namespace, name)
+    next_poll = 0.0  # the first poll happens at once
     failures = 0
     try:
         while not stopped:
             trigger.clear()
             wait = RESYNC_SECONDS
             try:
-                await asyncio.to_thread(_reconcile_once, dict(body), indexes, memo, body)
+                poll_due = time.monotonic() >= next_poll
+                interval = await asyncio.to_thread(_tick, copy.deepcopy(dict(body)), lookup, memo, body, poll_due)
+                if poll_due and interval:
+                    next_poll = time.monotonic() + interval
+                if interval:
+                    wait = max(0.0, min(wait, next_poll - time.monotonic()))
                 failures = 0
-            except KubeError as exc:
+            except Exception as exc:  # noqa: BLE001 - one bad object must not stop its worker
                 failures += 1
                 wait = min(MAX_BACKOFF_SECONDS, 2.0**failures)
+                status = getattr(exc, "status", None)
                 log.warning(
                     "reconcile failed, retrying",
-                    extra={"aiservice": f"{namespace}/{name}", "status": exc.status, "error": str(exc), "retry_in": wait},
+                    exc_info=not isinstance(exc, KubeError),
+                    extra={"aiservice": f"{namespace}/{name}", "error": str(exc), "status": status, "retry_in": wait},
                 )
-            except Exception:  # noqa: BLE001 - one bad object must not stop its worker
-                failures += 1
-                wait = min(MAX_BACKOFF_SECONDS, 2.0**failures)
-                log.exception("reconcile crashed, retrying", extra={"aiservice": f"{namespace}/{name}", "retry_in": wait})
             await trigger.wait(wait, stopped)
     finally:
         memo.triggers.unregister(namespace, name, trigger)
+        if stopped.reason and stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED:
+            memo.autoscalers.forget(namespace, name)
 
 
-def _reconcile_once(snapshot: dict, indexes: dict, memo: kopf.Memo, body: kopf.Body) -> None:
+def _tick(snapshot: dict, lookup, memo: kopf.Memo, body: kopf.Body, poll_due: bool) -> float | None:
+    """One pass for one AIService; returns the poll interval of the operator engine, or None."""
+
     def emit(type_: str, reason: str, message: str) -> None:
         kopf.event(body, type=type_, reason=reason, message=message)
 
-    reconcile(snapshot, _lookup(indexes), memo.kube, memo.applied, emit)
+    ais = parse(snapshot)
+    decision = None
+    interval = None
+    if ais is not None and ais.spec.autoscaling.engine == "operator":
+        interval = float(ais.spec.autoscaling.poll_interval_seconds)
+        memory = memo.autoscalers.memory(ais.metadata.namespace, ais.metadata.name)
+        decision = autoscale(ais, lookup, memo.kube, memo.autoscalers, emit) if poll_due else memory.decision
+    reconcile(snapshot, lookup, memo.kube, memo.applied, emit, decision)
+    return interval

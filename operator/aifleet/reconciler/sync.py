@@ -26,6 +26,8 @@ from .conditions import (
 )
 from .diff import drift
 from .observed import AppliedCache, Lookup
+from .scaling import hpa_status, operator_status
+from ..autoscaler.policy import Decision
 
 log = logging.getLogger("aifleet.reconciler")
 
@@ -93,17 +95,28 @@ def _selector(ais: AIService) -> str:
     return ",".join(f"{k}={v}" for k, v in selector_labels(ais, "triton").items())
 
 
+def scaling_report(ais: AIService, lookup: Lookup, decision: Decision | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    if ais.spec.autoscaling.engine == "hpa":
+        return hpa_status(lookup("HorizontalPodAutoscaler", ais.metadata.namespace, Names(ais.metadata.name).triton))
+    return operator_status(decision)
+
+
 def build_status(
-    ais: AIService, lookup: Lookup, previous: dict[str, Any], now: str, spec_error: str | None = None
+    ais: AIService, lookup: Lookup, previous: dict[str, Any], now: str, decision: Decision | None = None
 ) -> dict[str, Any]:
-    """The status block, computed purely from the spec and the observed children."""
+    """The status block, computed purely from the spec, the observed children and the last scaling decision."""
     names = Names(ais.metadata.name)
     deployment = lookup("Deployment", ais.metadata.namespace, names.triton)
     states: dict[str, ComponentState] = {
         "inference": workload_state(deployment, ais.spec.autoscaling.min_replicas),
     }
     dep_status = (deployment or {}).get("status", {}) or {}
-    conditions = summary_conditions(states, spec_error) + [component_condition(n, s) for n, s in states.items()]
+    scaling_fields, scaling_conditions = scaling_report(ais, lookup, decision)
+    conditions = (
+        summary_conditions(states, None)
+        + [component_condition(n, s) for n, s in states.items()]
+        + scaling_conditions
+    )
     status = {
         "observedGeneration": ais.metadata.generation,
         "conditions": merge_conditions(previous.get("conditions"), conditions, now, ais.metadata.generation),
@@ -113,8 +126,9 @@ def build_status(
         "endpoints": endpoints(ais),
         "components": {n: {"state": s.state, "message": s.message} for n, s in states.items()},
     }
-    if "desiredReplicas" not in previous and deployment is not None:
+    if deployment is not None:
         status["desiredReplicas"] = deployment.get("spec", {}).get("replicas")
+    status.update(scaling_fields)
     return status
 
 
@@ -133,8 +147,20 @@ def invalid_status(body: dict[str, Any], message: str, now: str) -> dict[str, An
     }
 
 
+def parse(body: dict[str, Any]) -> AIService | None:
+    try:
+        return AIService.model_validate(body)
+    except ValidationError:
+        return None
+
+
 def reconcile(
-    body: dict[str, Any], lookup: Lookup, kube: Kube, applied: AppliedCache, emit: Emit
+    body: dict[str, Any],
+    lookup: Lookup,
+    kube: Kube,
+    applied: AppliedCache,
+    emit: Emit,
+    decision: Decision | None = None,
 ) -> Outcome:
     outcome = Outcome()
     previous = dict(body.get("status") or {})
@@ -160,7 +186,7 @@ def reconcile(
         emit("Warning", "ApplyFailed", outcome.error)
         raise
 
-    patch = _changed(previous, build_status(ais, lookup, previous, now))
+    patch = _changed(previous, build_status(ais, lookup, previous, now, decision))
     if patch:
         kube.patch_status(ais.metadata.namespace, ais.metadata.name, patch)
         outcome.status_written = True

@@ -1,0 +1,133 @@
+"""Every Kubernetes permission the operator uses, and why: one list for the preflight and for the chart.
+
+The Helm chart's RBAC (charts/aifleet-operator/templates/rbac.yaml) grants exactly these rules; e2e/test_chart.py
+renders the chart and asserts that the two agree, and the preflight asks the API server about each of them
+(SelfSubjectAccessReview) before the operator starts. Change one, change the other.
+
+Scopes:
+* all namespaces (no ``--namespace``): the namespaced rules cluster-wide, plus CRD list/watch (kopf follows CRDs
+  appearing and changing at runtime) and, with peering, ClusterKopfPeering.
+* ``--namespace`` per namespace: the namespaced rules in each namespace only, and nothing cluster-scoped: kopf's
+  runtime scanning of CRDs and namespaces is switched off in that mode (the preflight waits for the CRD instead),
+  so the operator needs no ClusterRole at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+# Kinds the operator owns (see clients/kinds.py): kopf lists and watches them (index + event handlers), and the
+# reconciler server-side-applies them. A server-side apply that creates the object is authorized as `create`
+# as well as `patch` by the API server, so both are needed.
+_CHILDREN = (
+    ("", "serviceaccounts"),
+    ("", "configmaps"),
+    ("", "services"),
+    ("apps", "deployments"),
+    ("apps", "statefulsets"),
+    ("policy", "poddisruptionbudgets"),
+    ("autoscaling", "horizontalpodautoscalers"),
+)
+PEERING_GROUP = "kopf.dev"
+
+
+@dataclass(frozen=True)
+class Rule:
+    group: str
+    resource: str  # plural, or "plural/subresource"
+    verbs: tuple[str, ...]
+    why: str
+    cluster_scoped: bool = False
+
+    @property
+    def plural(self) -> str:
+        return self.resource.split("/", 1)[0]
+
+    @property
+    def subresource(self) -> str:
+        return self.resource.split("/", 1)[1] if "/" in self.resource else ""
+
+
+NAMESPACED_RULES: tuple[Rule, ...] = (
+    Rule("aifleet.dev", "aiservices", ("list", "watch", "patch"),
+         "watch AIServices; kopf adds and removes its finalizer and bookkeeping annotations"),
+    Rule("aifleet.dev", "aiservices/status", ("patch",), "report status and conditions"),
+    *(Rule(group, plural, ("list", "watch", "create", "patch"),
+           "watch the children it owns and server-side-apply them") for group, plural in _CHILDREN),
+    Rule("", "secrets", ("get", "list", "watch", "create", "patch"),
+         "watch and apply generated Secrets (config, passwords); read the user Secrets a spec references"),
+    Rule("apps", "deployments/scale", ("patch",), "the operator autoscaling engine sets Triton's replicas"),
+    Rule("", "events", ("create",), "explain each decision in `kubectl describe aiservice`"),
+)
+
+
+def peering_rule(clusterwide: bool) -> Rule:
+    if clusterwide:
+        return Rule(PEERING_GROUP, "clusterkopfpeerings", ("list", "watch", "patch"),
+                    "high availability: kopf peering keep-alives (--peering)", cluster_scoped=True)
+    return Rule(PEERING_GROUP, "kopfpeerings", ("list", "watch", "patch"),
+                "high availability: kopf peering keep-alives (--peering)")
+
+
+CRD_RULE = Rule("apiextensions.k8s.io", "customresourcedefinitions", ("list", "watch"),
+                "kopf follows CRDs appearing and changing while it runs (all-namespaces mode only)",
+                cluster_scoped=True)
+
+
+def required_rules(*, clusterwide: bool, peering: bool) -> list[Rule]:
+    """The rules the operator needs in one scope: namespaced rules apply per watched namespace
+    (or cluster-wide when ``clusterwide``), rules with ``cluster_scoped`` need a ClusterRole."""
+    rules = list(NAMESPACED_RULES)
+    if clusterwide:
+        rules.append(CRD_RULE)
+    if peering:
+        rules.append(peering_rule(clusterwide))
+    return rules
+
+
+@dataclass(frozen=True)
+class Check:
+    """One SelfSubjectAccessReview: a verb on a resource, in a namespace ("" = all namespaces / cluster)."""
+
+    verb: str
+    group: str
+    resource: str
+    subresource: str
+    namespace: str
+    why: str
+
+    def describe(self) -> str:
+        what = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
+        if self.group:
+            what = f"{what}.{self.group}"
+        where = f" in namespace {self.namespace}" if self.namespace else " cluster-wide"
+        return f"{self.verb} {what}{where}"
+
+
+def checks(namespaces: Sequence[str], *, peering: bool) -> list[Check]:
+    """All (verb, resource, namespace) triples to verify for a watch scope: empty ``namespaces`` = all."""
+    clusterwide = not namespaces
+    out: list[Check] = []
+    for rule in required_rules(clusterwide=clusterwide, peering=peering):
+        scopes: Iterable[str] = [""] if (clusterwide or rule.cluster_scoped) else namespaces
+        for namespace in scopes:
+            for verb in rule.verbs:
+                out.append(Check(verb, rule.group, rule.plural, rule.subresource, namespace, rule.why))
+    return out
+
+
+def as_rbac_rules(rules: Iterable[Rule]) -> list[dict]:
+    """RBAC PolicyRules, one per Rule (what the chart renders), for comparisons in tests."""
+    return [{"apiGroups": [r.group], "resources": [r.resource], "verbs": list(r.verbs)} for r in rules]
+
+
+def summarize(missing: Sequence[Check]) -> str:
+    """Missing checks grouped by resource and scope: "list,watch secrets in namespace a; patch ... cluster-wide"."""
+    grouped: dict[tuple[str, str, str, str], list[str]] = {}
+    for c in missing:
+        grouped.setdefault((c.group, c.resource, c.subresource, c.namespace), []).append(c.verb)
+    parts = []
+    for (group, resource, subresource, namespace), verbs in grouped.items():
+        parts.append(Check(",".join(verbs), group, resource, subresource, namespace, "").describe())
+    return "; ".join(parts)

@@ -1,0 +1,141 @@
+"""`aifleet run`: serve health and metrics, pass the preflight, then run kopf with the operator's handlers.
+
+A failed preflight (no CRD, missing permission, peering object absent, API unreachable) is reported in one log
+line and on ``/readyz``, and re-checked every ``retry_seconds``: the operator starts by itself once an admin
+fixes it, and the pod shows 0/1 Ready instead of CrashLoopBackOff. ``check_only`` runs the preflight once and
+returns its exit code (0 passed, 1 failed) for scripts and CI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from ..api import GROUP, PLURAL
+from . import metrics, preflight
+from .health import Health, Servers
+
+log = logging.getLogger("aifleet.operator")
+
+HEARTBEAT_SECONDS = 5.0
+
+
+@dataclass
+class RunOptions:
+    namespaces: list[str] = field(default_factory=list)
+    peering: str = ""
+    priority: int = 0
+    peering_lifetime: int = 60
+    health_port: int = 8080
+    metrics_port: int = 9090
+    retry_seconds: float = 15.0
+    check_only: bool = False
+
+
+def run(options: RunOptions) -> int:
+    if options.check_only:
+        result = preflight.run(options.namespaces, peering=options.peering)
+        (log.info if result.ok else log.error)(result.message, extra={"check": result.check})
+        return 0 if result.ok else 1
+
+    health = Health(stale_after=max(60.0, 6 * HEARTBEAT_SECONDS))
+    servers = Servers(health, health_port=options.health_port, metrics_port=options.metrics_port)
+    servers.start()
+    try:
+        asyncio.run(_operate(options, health))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        servers.stop()
+    return 0
+
+
+async def _heartbeat(health: Health) -> None:
+    while True:
+        health.beat()
+        await asyncio.sleep(HEARTBEAT_SECONDS)
+
+
+async def _preflight(options: RunOptions, health: Health) -> None:
+    """Until the preflight passes: one line per distinct problem, not one per retry."""
+    said = None
+    while True:
+        result = await asyncio.to_thread(preflight.run, options.namespaces, peering=options.peering)
+        health.set("preflight", result.ok, result.message)
+        if result.ok:
+            log.info(result.message)
+            return
+        if result.message != said:
+            metrics.PREFLIGHT_FAILURES.labels(check=result.check).inc()
+            log.error(f"not starting: {result.message}; retrying every {options.retry_seconds:g}s",
+                      extra={"check": result.check})
+            said = result.message
+        await asyncio.sleep(options.retry_seconds)
+
+
+def _insights():
+    try:  # kopf.run() takes it; the class is not exported (kopf<2 is pinned in pyproject.toml)
+        from kopf._cogs.structs.references import Insights
+
+        return Insights()
+    except Exception:  # noqa: BLE001 - readiness then only waits for kopf's own start
+        return None
+
+
+async def _track_readiness(health: Health, started: asyncio.Event, insights) -> None:
+    health.set("kopf", False, "starting")
+    health.set("watching", False, "waiting for kopf to start")
+    await started.wait()
+    health.set("kopf", True)
+    while True:
+        if insights is None:
+            health.set("watching", True, "not observable in this kopf version")
+            return
+        watched = any(r.group == GROUP and r.plural == PLURAL for r in insights.watched_resources)
+        if watched:
+            health.set("watching", True)
+        else:
+            health.set("watching", False, f"kopf does not watch {PLURAL}.{GROUP} (CRD removed?)")
+        await asyncio.sleep(2.0)
+
+
+async def _operate(options: RunOptions, health: Health) -> None:
+    import kopf
+
+    from ..reconciler import handlers  # noqa: F401 - registers the handlers
+
+    beat = asyncio.create_task(_heartbeat(health), name="aifleet heartbeat")
+    tracker = None
+    try:
+        await _preflight(options, health)
+        if options.peering:
+            log.info(f"peering as {options.peering!r} with priority {options.priority}",
+                     extra={"peering": options.peering, "priority": options.priority})
+        settings = kopf.OperatorSettings()
+        settings.peering.lifetime = options.peering_lifetime
+        if options.namespaces:
+            # Namespaced mode needs no cluster-wide read: no runtime scan of CRDs and namespaces (kopf would
+            # list both cluster-wide); the preflight has already waited for the CRD.
+            settings.scanning.disabled = True
+        started = asyncio.Event()
+        insights = _insights()
+        tracker = asyncio.create_task(_track_readiness(health, started, insights), name="aifleet readiness")
+        extra = {"insights": insights} if insights is not None else {}
+        await kopf.operator(
+            clusterwide=not options.namespaces,
+            namespaces=options.namespaces,
+            standalone=not options.peering,
+            peering_name=options.peering or None,
+            priority=options.priority,
+            settings=settings,
+            ready_flag=started,
+            **extra,
+        )
+    finally:
+        for task in (beat, tracker):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task

@@ -1,0 +1,203 @@
+"""The `operator` engine at the edge: read the metric, let the pure policy decide, resize, explain.
+
+Also the pure mapping from a decision (or a mirrored HPA) to the AIService's scaling status and its
+HPA-style conditions (AbleToScale, ScalingActive, ScalingLimited).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..api import AIService
+from ..autoscaler.metrics import MetricSource, PrometheusSource
+from ..autoscaler.policy import Decision, Observation, decide, is_paused, to_status
+from ..api.autoscaling import AutoscalerState
+from ..autoscaler.sample import Sample
+from ..clients.kube import Kube
+from ..renderer.common import Names
+from .conditions import condition
+from .observed import Lookup
+
+log = logging.getLogger("aifleet.autoscaler")
+
+Emit = Callable[[str, str, str], None]
+
+
+@dataclass
+class ScalingMemory:
+    """Per-AIService autoscaler memory. In memory only: a restarted operator starts cautious
+    (a fresh state waits a full scale-down window before shrinking), and quiet polls write nothing."""
+
+    state: AutoscalerState
+    decision: Decision | None = None
+
+
+class Autoscalers:
+    def __init__(self, source_factory: Callable[..., MetricSource] = PrometheusSource) -> None:
+        self._lock = threading.Lock()
+        self._memory: dict[tuple[str, str], ScalingMemory] = {}
+        self._sources: dict[tuple, MetricSource] = {}
+        self._source_factory = source_factory
+
+    def memory(self, namespace: str, name: str) -> ScalingMemory:
+        with self._lock:
+            return self._memory.setdefault((namespace, name), ScalingMemory(AutoscalerState()))
+
+    def forget(self, namespace: str, name: str) -> None:
+        with self._lock:
+            self._memory.pop((namespace, name), None)
+
+    def source(self, ais: AIService, kube: Kube) -> MetricSource:
+        metrics = ais.spec.autoscaling.metrics
+        token = _bearer_token(ais, kube)
+        key = (metrics.address, metrics.timeout_seconds, metrics.insecure_skip_tls_verify, hash(token))
+        with self._lock:
+            if key not in self._sources:
+                self._sources[key] = self._source_factory(
+                    metrics.address,
+                    timeout_seconds=metrics.timeout_seconds,
+                    bearer_token=token,
+                    insecure_skip_tls_verify=metrics.insecure_skip_tls_verify,
+                )
+            return self._sources[key]
+
+
+def _bearer_token(ais: AIService, kube: Kube) -> str | None:
+    ref = ais.spec.autoscaling.metrics.auth_secret_ref
+    if ref is None:
+        return None
+    secret = kube.get("Secret", ais.metadata.namespace, ref.name)
+    data = (secret or {}).get("data") or {}
+    if ref.key not in data:
+        # Reported as a metric failure by the caller; the token itself is never in a message.
+        raise LookupError(f"spec.autoscaling.metrics.authSecretRef: Secret {ref.name!r} has no key {ref.key!r}")
+    return base64.b64decode(data[ref.key]).decode().strip()
+
+
+def observe(ais: AIService, lookup: Lookup, source: MetricSource) -> Observation | None:
+    deployment = lookup("Deployment", ais.metadata.namespace, Names(ais.metadata.name).triton)
+    if deployment is None:
+        return None
+    metrics = ais.spec.autoscaling.metrics
+    ns, name = ais.metadata.namespace, ais.metadata.name
+    rps = source.query(metrics.rendered_query(ns, name))
+    queue = source.query(metrics.queue.rendered_query(ns, name)) if metrics.queue else None
+    return Observation(
+        rps=rps,
+        current_replicas=deployment.get("spec", {}).get("replicas", 0),
+        ready_replicas=(deployment.get("status") or {}).get("readyReplicas", 0),
+        queue=queue,
+        paused=is_paused(ais.metadata.annotations),
+    )
+
+
+def autoscale(ais: AIService, lookup: Lookup, kube: Kube, autoscalers: Autoscalers, emit: Emit) -> Decision | None:
+    """One poll of the operator engine. Returns the decision, which the status reports."""
+    memory = autoscalers.memory(ais.metadata.namespace, ais.metadata.name)
+    try:
+        source = autoscalers.source(ais, kube)
+        observation = observe(ais, lookup, source)
+    except LookupError as exc:
+        observation = _failed_observation(ais, lookup, str(exc))
+    if observation is None:
+        return None
+    previous = memory.decision
+    decision = decide(observation, memory.state, ais.spec.autoscaling, time.time())
+    memory.state, memory.decision = decision.state, decision
+    ref = f"{ais.metadata.namespace}/{ais.metadata.name}"
+    if decision.act and decision.desired_replicas != decision.current_replicas:
+        kube.scale("Deployment", ais.metadata.namespace, Names(ais.metadata.name).triton, decision.desired_replicas)
+        up = decision.desired_replicas > decision.current_replicas
+        emit("Normal", "ScaledUp" if up else "ScaledDown", decision.reason)
+        log.info(
+            "scaled",
+            extra={"aiservice": ref, "from": decision.current_replicas, "to": decision.desired_replicas,
+                   "rps": decision.rps, "why": decision.reason},
+        )
+    was_failing = previous is not None and previous.metric_error is not None
+    if decision.metric_error and not was_failing:
+        emit("Warning", "MetricsUnavailable", f"{decision.metric_error} rps ({observation.rps.detail or 'no detail'}): {decision.reason}")
+        log.warning("metrics unavailable", extra={"aiservice": ref, "kind": decision.metric_error, "detail": observation.rps.detail})
+    elif was_failing and not decision.metric_error:
+        emit("Normal", "MetricsRecovered", f"rps readable again: {decision.reason}")
+    return decision
+
+
+def _failed_observation(ais: AIService, lookup: Lookup, detail: str) -> Observation | None:
+    deployment = lookup("Deployment", ais.metadata.namespace, Names(ais.metadata.name).triton)
+    if deployment is None:
+        return None
+    return Observation(
+        rps=Sample.failure("failed", detail),
+        current_replicas=deployment.get("spec", {}).get("replicas", 0),
+        ready_replicas=(deployment.get("status") or {}).get("readyReplicas", 0),
+        paused=is_paused(ais.metadata.annotations),
+    )
+
+
+# --- status: pure ------------------------------------------------------------------------------------
+
+
+def operator_status(decision: Decision | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(status fields, scaling conditions) from the last decision of the operator engine."""
+    if decision is None:
+        waiting = "waiting for the first poll of the metrics"
+        return {}, [
+            condition("AbleToScale", None, "Initializing", waiting),
+            condition("ScalingActive", None, "Initializing", waiting),
+            condition("ScalingLimited", False, "DesiredWithinRange", ""),
+        ]
+    report = to_status(decision).to_wire()
+    # A counter that grows every poll of an outage would turn each poll into a write; the condition says it.
+    report.pop("consecutiveMetricFailures", None)
+    fields = {
+        "desiredReplicas": decision.desired_replicas,
+        "currentRPS": None if decision.rps is None else round(decision.rps, 2),
+        "lastScaleTime": report.get("lastScaleTime"),
+        "lastScaleReason": report.get("lastScaleReason"),
+        "autoscaling": report,
+    }
+    if decision.paused:
+        active = condition("ScalingActive", False, "ScalingPaused", decision.reason)
+    elif decision.metric_error:
+        active = condition("ScalingActive", False, "FailedGetMetrics", decision.reason)
+    else:
+        active = condition("ScalingActive", True, "ValidMetricFound", decision.reason)
+    limited = (
+        condition("ScalingLimited", True, decision.limited, decision.reason)
+        if decision.limited
+        else condition("ScalingLimited", False, "DesiredWithinRange", "the desired count is within the acceptable range")
+    )
+    able = condition("AbleToScale", not decision.paused, "ScalingPaused" if decision.paused else "ReadyForNewScale", "")
+    return fields, [able, active, limited]
+
+
+def hpa_status(hpa: dict[str, Any] | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Mirror the HorizontalPodAutoscaler's own view (the `hpa` engine)."""
+    if hpa is None:
+        return {}, [condition("ScalingActive", None, "HPANotCreated", "the HorizontalPodAutoscaler does not exist yet")]
+    status = hpa.get("status") or {}
+    rps = None
+    for metric in status.get("currentMetrics") or []:
+        average = ((metric.get("pods") or {}).get("current") or {}).get("averageValue")
+        if average is not None:
+            from kubernetes.utils import parse_quantity
+
+            rps = round(float(parse_quantity(average)) * (status.get("currentReplicas") or 0), 2)
+    fields = {
+        "desiredReplicas": status.get("desiredReplicas"),
+        "currentRPS": rps,
+        "lastScaleTime": status.get("lastScaleTime"),
+    }
+    conditions = [
+        condition(c["type"], c.get("status") == "True" if c.get("status") in ("True", "False") else None,
+                  c.get("reason", ""), c.get("message", ""))
+        for c in status.get("conditions") or []
+        if c.get("type") in ("AbleToScale", "ScalingActive", "ScalingLimited")
+    ]
+    return {k: v for k, v in fields.items() if v is not None}, conditions

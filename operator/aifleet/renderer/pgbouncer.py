@@ -1,0 +1,168 @@
+"""PgBouncer in front of an existing PostgreSQL: config Secret, Deployment, Service, PDB, connection Secret.
+
+Pure. The reconciler reads `spec.pgbouncer.passwordSecretRef` and passes the password in; when it cannot
+(`pgbouncer_secret_problem` says why), it renders nothing for PgBouncer and reports the problem.
+
+Why userlist.txt holds the plain password (in a Secret, never a ConfigMap): PgBouncer must log in to a
+PostgreSQL 15 that stores a SCRAM-SHA-256 verifier. With a plain password PgBouncer can answer that server
+challenge itself and still demand SCRAM (or md5) from its clients. An md5 hash cannot answer a SCRAM
+challenge at all, and a SCRAM verifier only works when it is byte for byte the one in the server's
+`pg_authid` (same salt and iteration count) and only once a client has logged in with SCRAM; a verifier we
+compute ourselves has a fresh salt, so the server refuses it. e2e/test_dataplane.py shows both sides.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from ..api import AIService
+from ..api.data import PgBouncerSpec
+from .components import image_tag, resources
+from .common import Names, common_labels, from_template, selector_labels
+from .secretdata import config_checksum, decode_key, encode_data, secret_ref_problem
+
+COMPONENT = "pgbouncer"
+LISTEN_PORT = 6432
+SERVICE_PORT = 5432
+CONFIG_DIR = "/etc/pgbouncer"
+SOCKET_DIR = "/tmp"  # an emptyDir: the root filesystem is read-only
+PASSWORD_FIELD = "spec.pgbouncer.passwordSecretRef"
+
+
+def config_secret_name(ais: AIService) -> str:
+    return f"{Names(ais.metadata.name).pgbouncer}-config"
+
+
+def connection_secret_name(ais: AIService) -> str:
+    return f"{Names(ais.metadata.name).pgbouncer}-connection"
+
+
+def service_host(ais: AIService) -> str:
+    return f"{Names(ais.metadata.name).pgbouncer}.{ais.metadata.namespace}.svc"
+
+
+def wanted(ais: AIService) -> PgBouncerSpec | None:
+    spec = ais.spec.pgbouncer
+    return spec if spec is not None and spec.enabled else None
+
+
+def pgbouncer_secret_problem(ais: AIService, secret: dict[str, Any] | None) -> str | None:
+    """Why the password Secret cannot be used, e.g. `spec.pgbouncer.passwordSecretRef: Secret "db" has no key "pw"`.
+
+    `secret` is the Secret named by `passwordSecretRef` as the API returns it, or None when it does not exist.
+    None when PgBouncer is off or the password is usable.
+    """
+    spec = wanted(ais)
+    if spec is None:
+        return None
+    return secret_ref_problem(PASSWORD_FIELD, spec.password_secret_ref, secret)
+
+
+def pgbouncer_password(ais: AIService, secret: dict[str, Any] | None) -> str | None:
+    """The password to pass to `render_pgbouncer`, or None when `pgbouncer_secret_problem` has a complaint."""
+    spec = wanted(ais)
+    if spec is None or pgbouncer_secret_problem(ais, secret) is not None:
+        return None
+    return decode_key(secret, spec.password_secret_ref.key)
+
+
+def pgbouncer_ini(spec: PgBouncerSpec) -> str:
+    """The `pgbouncer.ini` text the pod runs."""
+    db = spec.database_name
+    admins = spec.user if spec.admin_console else ""
+    lines = [
+        "; Rendered by aifleet from the AIService spec; edits are overwritten.",
+        "[databases]",
+        f"{db} = host={spec.database_host} port={spec.database_port} dbname={db}",
+        "",
+        "[pgbouncer]",
+        "listen_addr = 0.0.0.0",
+        f"listen_port = {LISTEN_PORT}",
+        f"unix_socket_dir = {SOCKET_DIR}",
+        f"auth_type = {spec.auth_type}",
+        f"auth_file = {CONFIG_DIR}/userlist.txt",
+        f"pool_mode = {spec.pool_mode}",
+        f"max_client_conn = {spec.max_client_conn}",
+        f"default_pool_size = {spec.default_pool_size}",
+        f"reserve_pool_size = {spec.reserve_pool_size}",
+        f"reserve_pool_timeout = {spec.reserve_pool_timeout_seconds}",
+        f"max_db_connections = {spec.max_db_connections}",
+        f"server_idle_timeout = {spec.server_idle_timeout_seconds}",
+        f"query_wait_timeout = {spec.query_wait_timeout_seconds}",
+        # JDBC and some drivers send it; PgBouncer would refuse the connection otherwise.
+        "ignore_startup_parameters = extra_float_digits",
+        # The pool's own role may run SHOW POOLS/STATS on the `pgbouncer` console database.
+        f"stats_users = {spec.user}",
+        f"admin_users = {admins}".rstrip(),
+        # No logfile and no pidfile: the log goes to the container's stderr, the root filesystem stays read-only.
+        "logfile =",
+        "pidfile =",
+        "syslog = 0",
+        "log_pooler_errors = 1",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def userlist_txt(user: str, password: str) -> str:
+    """`"user" "password"`; PgBouncer escapes a double quote by doubling it."""
+    return f'"{_quote(user)}" "{_quote(password)}"\n'
+
+
+def _quote(value: str) -> str:
+    return value.replace('"', '""')
+
+
+def connection_values(ais: AIService, password: str) -> dict[str, str]:
+    """What an API pod needs to reach the database through the pool (the connection Secret's keys)."""
+    spec = ais.spec.pgbouncer
+    assert spec is not None
+    host = service_host(ais)
+    uri = (
+        f"postgresql://{quote(spec.user, safe='')}:{quote(password, safe='')}@{host}:{SERVICE_PORT}"
+        f"/{quote(spec.database_name, safe='')}"
+    )
+    return {
+        "host": host,
+        "port": str(SERVICE_PORT),
+        "dbname": spec.database_name,
+        "user": spec.user,
+        "password": password,
+        "uri": uri,
+    }
+
+
+def render_pgbouncer(ais: AIService, password: str | None) -> list[dict[str, Any]]:
+    """PgBouncer's children, or [] when it is off or the password is unknown (the caller reports why)."""
+    spec = wanted(ais)
+    if spec is None or password is None:
+        return []
+    names = Names(ais.metadata.name)
+    ini = pgbouncer_ini(spec)
+    userlist = userlist_txt(spec.user, password)
+    context = {
+        "spec": spec,
+        "names": names,
+        "namespace": ais.metadata.namespace,
+        "labels": common_labels(ais, COMPONENT, image_tag(spec.image)),
+        "selector": selector_labels(ais, COMPONENT),
+        "config_secret": config_secret_name(ais),
+        "connection_secret": connection_secret_name(ais),
+        "config_data": encode_data({"pgbouncer.ini": ini, "userlist.txt": userlist}),
+        "connection_data": encode_data(connection_values(ais, password)),
+        "checksum": config_checksum(f"{ais.metadata.namespace}/{ais.metadata.name}/{COMPONENT}", ini, userlist),
+        "resources": resources(spec.resources),
+        "listen_port": LISTEN_PORT,
+        "service_port": SERVICE_PORT,
+        "config_dir": CONFIG_DIR,
+        "socket_dir": SOCKET_DIR,
+    }
+    return [
+        from_template("pgbouncer-config-secret.yaml.j2", **context),
+        from_template("pgbouncer-connection-secret.yaml.j2", **context),
+        from_template("pgbouncer-service.yaml.j2", **context),
+        from_template("pgbouncer-deployment.yaml.j2", **context),
+        from_template("pgbouncer-pdb.yaml.j2", **context),
+    ]
+

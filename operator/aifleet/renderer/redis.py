@@ -1,0 +1,177 @@
+"""The Redis cache: a config Secret, a one-replica StatefulSet, a Service, and the generated password Secret.
+
+Pure. Where the password comes from:
+- `spec.redis.passwordSecretRef` set: the reconciler reads that key (`redis_password_ref`, report problems
+  with `redis_secret_problem`) and passes the value to `render_redis`.
+- absent: the reconciler creates `generated_redis_secret(ais, new_password())` with create-only semantics
+  (an existing Secret is never replaced, so the password never rotates), then reads it back like a reference.
+`redis.conf` holds `requirepass`, so it is a Secret too.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from ..api import AIService
+from ..api.data import RedisSpec, SecretKeyRef, parse_maxmemory
+from .components import image_tag, resources
+from .common import Names, common_labels, from_template, selector_labels
+from .secretdata import config_checksum, decode_key, encode_data, secret_ref_problem
+
+__all__ = [
+    "generated_redis_secret",
+    "new_password",
+    "parse_maxmemory",
+    "redis_conf",
+    "redis_password",
+    "redis_password_ref",
+    "redis_secret_problem",
+    "render_redis",
+]
+
+COMPONENT = "redis"
+PORT = 6379
+CONFIG_DIR = "/etc/redis"
+DATA_DIR = "/data"
+PASSWORD_FIELD = "spec.redis.passwordSecretRef"
+GENERATED_KEY = "password"
+GENERATED_ANNOTATION = "aifleet.dev/generated"
+# Redis 7's default snapshot points, written out so the file says what the server does.
+_DEFAULT_SAVE = "3600 1 300 100 60 10000"
+_NO_SNAPSHOTS = '""'
+
+
+def config_secret_name(ais: AIService) -> str:
+    return f"{Names(ais.metadata.name).redis}-config"
+
+
+def generated_secret_name(ais: AIService) -> str:
+    return f"{Names(ais.metadata.name).redis}-auth"
+
+
+def service_host(ais: AIService) -> str:
+    return f"{Names(ais.metadata.name).redis}.{ais.metadata.namespace}.svc"
+
+
+def wanted(ais: AIService) -> RedisSpec | None:
+    spec = ais.spec.redis
+    return spec if spec is not None and spec.enabled else None
+
+
+def new_password() -> str:
+    """A fresh password: 32 random bytes, URL-safe, so it needs no quoting anywhere."""
+    return secrets.token_urlsafe(32)
+
+
+def redis_password_ref(ais: AIService) -> SecretKeyRef:
+    """The Secret key holding the password: the user's reference, or the one the operator generates."""
+    spec = ais.spec.redis
+    if spec is not None and spec.password_secret_ref is not None:
+        return spec.password_secret_ref
+    return SecretKeyRef(name=generated_secret_name(ais), key=GENERATED_KEY)
+
+
+def redis_secret_problem(ais: AIService, secret: dict[str, Any] | None) -> str | None:
+    """Why the password Secret cannot be used, naming the field; None when Redis is off or all is well."""
+    spec = wanted(ais)
+    if spec is None:
+        return None
+    field = PASSWORD_FIELD if spec.password_secret_ref is not None else "spec.redis (generated password)"
+    return secret_ref_problem(field, redis_password_ref(ais), secret)
+
+
+def redis_password(ais: AIService, secret: dict[str, Any] | None) -> str | None:
+    if wanted(ais) is None or redis_secret_problem(ais, secret) is not None:
+        return None
+    return decode_key(secret, redis_password_ref(ais).key)
+
+
+def generated_redis_secret(ais: AIService, password: str) -> dict[str, Any]:
+    """The Secret to create once when no `passwordSecretRef` is given. Create-only: never apply it."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": generated_secret_name(ais),
+            "namespace": ais.metadata.namespace,
+            "labels": common_labels(ais, COMPONENT),
+            "annotations": {GENERATED_ANNOTATION: "true"},
+        },
+        "type": "Opaque",
+        "data": encode_data({GENERATED_KEY: password}),
+    }
+
+
+def _quoted(value: str) -> str:
+    """A redis.conf string: double quotes, with backslash, quote and non-printables escaped as redis reads them."""
+    out = []
+    for ch in value:
+        if ch in '\\"':
+            out.append("\\" + ch)
+        elif " " <= ch <= "~":
+            out.append(ch)
+        else:
+            out.extend(f"\\x{byte:02x}" for byte in ch.encode())
+    return '"' + "".join(out) + '"'
+
+
+def redis_conf(spec: RedisSpec, password: str) -> str:
+    """The `redis.conf` text the pod runs."""
+    persistent = spec.persistence.enabled
+    lines = [
+        "# Rendered by aifleet from the AIService spec; edits are overwritten.",
+        # Every IPv4 address of the pod, and IPv6 where the pod has it (`-` = skip if unavailable).
+        "bind 0.0.0.0 -::*",
+        f"port {PORT}",
+        "protected-mode yes",
+        f"requirepass {_quoted(password)}",
+        f"maxmemory {spec.max_memory}",
+        f"maxmemory-policy {spec.eviction_policy}",
+        f"appendonly {'yes' if persistent else 'no'}",
+        "appendfsync everysec",
+        # Without persistence the volume is an emptyDir: snapshots would only cost forks and memory.
+        f"save {_DEFAULT_SAVE if persistent else _NO_SNAPSHOTS}",
+        f"dir {DATA_DIR}",
+        "daemonize no",
+        'logfile ""',
+        "tcp-keepalive 300",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def render_redis(ais: AIService, password: str | None) -> list[dict[str, Any]]:
+    """Redis's children, or [] when it is off or the password is unknown (the caller reports why)."""
+    spec = wanted(ais)
+    if spec is None or password is None:
+        return []
+    names = Names(ais.metadata.name)
+    conf = redis_conf(spec, password)
+    ref = redis_password_ref(ais)
+    labels = common_labels(ais, COMPONENT, image_tag(spec.image))
+    context = {
+        "spec": spec,
+        "names": names,
+        "namespace": ais.metadata.namespace,
+        "labels": labels,
+        "selector": selector_labels(ais, COMPONENT),
+        "config_secret": config_secret_name(ais),
+        "config_data": encode_data({"redis.conf": conf}),
+        # The public part of the checksum is the config without its password.
+        "checksum": config_checksum(
+            f"{ais.metadata.namespace}/{ais.metadata.name}/{COMPONENT}", redis_conf(spec, ""), password
+        ),
+        "password_ref": ref,
+        "resources": resources(spec.resources),
+        "port": PORT,
+        "config_dir": CONFIG_DIR,
+        "data_dir": DATA_DIR,
+        "persistence": spec.persistence if spec.persistence.enabled else None,
+    }
+    return [
+        from_template("redis-config-secret.yaml.j2", **context),
+        from_template("redis-service.yaml.j2", **context),
+        from_template("redis-statefulset.yaml.j2", **context),
+    ]
+

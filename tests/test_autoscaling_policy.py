@@ -1,0 +1,471 @@
+"""spec.autoscaling models and the pure decision function `policy.decide`."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from aifleet.api.autoscaling import (
+    DEFAULT_RPS_QUERY,
+    AutoscalerState,
+    AutoscalingSpec,
+    AutoscalingStatus,
+    LookaheadSpec,
+    MetricsSpec,
+    OnMissingMetrics,
+    QueueSignal,
+    ScaleDownRules,
+    ScaleUpRules,
+    ScalingPolicy,
+    render_query,
+)
+from aifleet.autoscaler.policy import Observation, decide, is_paused, lookahead_horizon, to_status
+from aifleet.autoscaler.sample import Sample
+
+T0 = 1_700_000_000.0
+
+
+def spec(**kw) -> AutoscalingSpec:
+    base = dict(target_rps_per_pod=100, min_replicas=1, max_replicas=100)
+    base.update(kw)
+    return AutoscalingSpec(**base)
+
+
+def obs(rps, cur, ready=None, **kw) -> Observation:
+    sample = rps if isinstance(rps, Sample) else Sample.of(rps)
+    return Observation(rps=sample, current_replicas=cur, ready_replicas=ready, **kw)
+
+
+def run(seq, sp, state=None, start=T0, step=15.0):
+    """Feed (rps, current) pairs every `step` seconds; returns the decisions."""
+    state = state or AutoscalerState()
+    out = []
+    for i, (rps, cur) in enumerate(seq):
+        d = decide(obs(rps, cur), state, sp, start + i * step)
+        state = d.state
+        out.append(d)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the models
+
+
+def test_defaults_are_hpa_behaviour_and_constructible_without_arguments():
+    s = AutoscalingSpec()
+    assert (s.engine, s.min_replicas, s.max_replicas, s.tolerance, s.poll_interval_seconds) == ("operator", 1, 10, 0.1, 15)
+    assert s.scale_up.stabilization_window_seconds == 0
+    assert [(p.type, p.value, p.period_seconds) for p in s.scale_up.policies] == [("Pods", 4, 15), ("Percent", 100, 15)]
+    assert s.scale_down.stabilization_window_seconds == 300
+    assert [(p.type, p.value, p.period_seconds) for p in s.scale_down.policies] == [("Percent", 100, 15)]
+    assert s.on_missing_metrics.action == "Hold" and not s.on_missing_metrics.allow_fallback_below_current
+    assert not s.lookahead.enabled
+
+
+def test_wire_names():
+    s = AutoscalingSpec.model_validate(
+        {"targetRPSPerPod": 12.5, "minReplicas": 2, "scaleDown": {"stabilizationWindowSeconds": 60},
+         "metrics": {"insecureSkipTLSVerify": True, "authSecretRef": {"name": "prom-token"}},
+         "onMissingMetrics": {"action": "Fallback", "fallbackReplicas": 3, "failuresBeforeFallback": 2},
+         "lookahead": {"enabled": True, "windowSeconds": 120, "mode": "Preview"}}
+    )
+    wire = s.to_wire()
+    assert wire["targetRPSPerPod"] == 12.5
+    assert wire["metrics"]["insecureSkipTLSVerify"] is True
+    assert wire["metrics"]["authSecretRef"] == {"name": "prom-token", "key": "token"}
+    assert wire["onMissingMetrics"]["fallbackReplicas"] == 3
+    assert AutoscalingSpec.model_validate(wire) == s
+    status = AutoscalingStatus(current_rps=5.0, projected_rps=6.0).to_wire()
+    assert status["currentRPS"] == 5.0 and status["projectedRPS"] == 6.0
+
+
+def test_unknown_field_is_refused():
+    with pytest.raises(ValidationError):
+        AutoscalingSpec.model_validate({"targetRpsPerPod": 10})  # wrong case: a typo must fail loudly
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        (dict(min_replicas=5, max_replicas=2), "spec.autoscaling.minReplicas must be <= maxReplicas"),
+        (dict(max_replicas=5, on_missing_metrics=OnMissingMetrics(action="Fallback", fallback_replicas=9)),
+         "spec.autoscaling.onMissingMetrics.fallbackReplicas must be between minReplicas and maxReplicas"),
+        (dict(poll_interval_seconds=60, lookahead=LookaheadSpec(enabled=True, window_seconds=90)),
+         "spec.autoscaling.lookahead.windowSeconds must be >= 2 * pollIntervalSeconds"),
+        (dict(engine="hpa", lookahead=LookaheadSpec(enabled=True)), "engine hpa supports neither"),
+    ],
+)
+def test_cross_field_rules_say_what_the_api_server_says(kw, message):
+    with pytest.raises(ValidationError, match=message.replace("*", r"\*")):
+        AutoscalingSpec(**kw)
+    # ... and the same message is a CEL rule of the generated schema
+    rules = AutoscalingSpec.model_json_schema(by_alias=True)["x-kubernetes-validations"]
+    assert any(message in r["message"] for r in rules)
+
+
+def test_fallback_needs_replicas():
+    with pytest.raises(ValidationError, match="fallbackReplicas is required when action is Fallback"):
+        OnMissingMetrics(action="Fallback")
+    rules = OnMissingMetrics.model_json_schema(by_alias=True)["x-kubernetes-validations"]
+    assert rules[0]["rule"] == "self.action != 'Fallback' || has(self.fallbackReplicas)"
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("min_replicas", 0), ("target_rps_per_pod", 0), ("tolerance", -0.1), ("poll_interval_seconds", 1)],
+)
+def test_bounds(field, value):
+    with pytest.raises(ValidationError):
+        spec(**{field: value})
+    with pytest.raises(ValidationError):
+        ScalingPolicy(type="Pods", value=0, period_seconds=15)
+    with pytest.raises(ValidationError):
+        ScaleUpRules(policies=[])
+
+
+def test_query_template_substitutes_only_its_tokens():
+    q = render_query(DEFAULT_RPS_QUERY, "prod", "chat")
+    assert q == 'sum(rate(nv_inference_request_success{namespace="prod",pod=~"chat-triton-[a-z0-9]+-[a-z0-9]+"}[1m]))'
+    assert MetricsSpec().rendered_query("prod", "chat") == q
+    assert MetricsSpec(query='sum(my_rps{ns="{namespace}",svc="{name}"})').rendered_query("a", "b") == 'sum(my_rps{ns="a",svc="b"})'
+    assert "nv_inference_pending_request_count" in QueueSignal(target=4).rendered_query("a", "b")
+    assert "nv_inference_queue_duration_us" in QueueSignal(type="QueueTimeMs", target=50).rendered_query("a", "b")
+
+
+def test_paused_annotation():
+    assert is_paused({"aifleet.dev/paused": "true"}) and is_paused({"aifleet.dev/paused": "True "})
+    assert not is_paused({"aifleet.dev/paused": "false"}) and not is_paused(None) and not is_paused({})
+
+
+# ---------------------------------------------------------------------------------------------
+# reactive scaling
+
+
+def test_scale_up_reason_in_words():
+    d = decide(obs(4210, 35), AutoscalerState(), spec(), T0)
+    assert (d.desired_replicas, d.act, d.reason_code, d.limited) == (43, True, "ScaleUp", None)
+    assert d.reason == "rps 4210 over target 100/pod: 35 -> 43 replicas"
+    assert d.state.last_scale_reason == d.reason and d.state.last_scale_time == T0
+
+
+def test_tolerance_band_holds():
+    d = decide(obs(3600, 35), AutoscalerState(), spec(), T0)  # 3% over target
+    assert (d.desired_replicas, d.act, d.reason_code) == (35, False, "WithinTolerance")
+    assert d.reason == "rps 3600 within 10% of target 100/pod: holding 35 replicas"
+
+
+def test_scale_down_waits_for_five_minutes_of_calm():
+    sp = spec()
+    seq = [(4000, 40)] + [(1200, 40)] * 20 + [(1200, 40)] * 2
+    ds = run(seq, sp)
+    # HPA semantics: a recommendation counts while it is younger than the window (strictly)
+    assert not any(d.act for d in ds[:20])
+    assert ds[20].act  # t = 300 s: the 40 recorded at t = 0 has left the window
+    assert ds[1].reason == "rps 1200 under target 100/pod: holding 40 replicas (scale-down stabilization 300s)"
+    assert ds[1].reason_code == "Stabilized"
+    first_down = next(d for d in ds if d.act)
+    assert first_down.desired_replicas == 12
+    assert first_down.reason.startswith("rps 1200 under target 100/pod: 40 -> 12 replicas")
+
+
+def test_fresh_state_waits_a_window_before_shrinking():
+    """After an operator restart nothing is remembered: shrinking must still wait the full window."""
+    sp = spec()
+    ds = run([(100, 40)] * 21, sp)
+    assert [i for i, d in enumerate(ds) if d.act] == [20]
+    assert ds[20].desired_replicas == 1
+
+
+def test_scale_up_rate_policy_and_max():
+    sp = spec(max_replicas=50)
+    d = decide(obs(1e6, 2), AutoscalerState(), sp, T0)
+    assert (d.desired_replicas, d.limited) == (6, "ScaleUpLimit")  # max(+4 pods, +100%) per 15 s
+    assert d.reason == "rps 1000000 over target 100/pod: 2 -> 6 replicas (limited by scaleUp policies)"
+    d2 = decide(obs(1e6, 6), d.state, sp, T0 + 5)  # same period: 4 pods already added
+    assert (d2.desired_replicas, d2.limited) == (6, "ScaleUpLimit") and not d2.act
+    d3 = decide(obs(1e6, 40), d2.state, sp, T0 + 30)
+    assert (d3.desired_replicas, d3.limited) == (50, "TooManyReplicas")
+    assert d3.reason.endswith("(capped at maxReplicas 50)")
+
+
+def test_scale_up_disabled():
+    sp = spec(scale_up=ScaleUpRules(select_policy="Disabled"))
+    d = decide(obs(5000, 10), AutoscalerState(), sp, T0)
+    assert (d.desired_replicas, d.act, d.limited) == (10, False, "ScaleUpLimit")
+    assert d.reason.endswith("holding 10 replicas (scale-up disabled)")
+
+
+def test_scale_down_policy_pods_per_period():
+    sp = spec(scale_down=ScaleDownRules(stabilization_window_seconds=0, policies=[ScalingPolicy(type="Pods", value=2, period_seconds=60)]))
+    d = decide(obs(100, 10), AutoscalerState(initialized=True), sp, T0)
+    assert (d.desired_replicas, d.limited) == (8, "ScaleDownLimit")
+    d = decide(obs(100, 8), d.state, sp, T0 + 15)
+    assert (d.desired_replicas, d.act) == (8, False)  # the period's 2 pods are spent
+    d = decide(obs(100, 8), d.state, sp, T0 + 61)
+    assert d.desired_replicas == 6
+
+
+def test_out_of_range_is_corrected_first():
+    d = decide(obs(Sample.failure("failed"), 150), AutoscalerState(), spec(), T0)
+    assert (d.desired_replicas, d.act, d.reason_code, d.limited) == (100, True, "OutOfRange", "TooManyReplicas")
+    d = decide(obs(0, 0), AutoscalerState(), spec(min_replicas=2), T0)
+    assert (d.desired_replicas, d.limited) == (2, "TooFewReplicas")
+
+
+def test_paused_reports_and_touches_nothing():
+    state = AutoscalerState(initialized=True, consecutive_failures=2)
+    d = decide(obs(9000, 150, paused=True), state, spec(), T0)
+    assert not d.act and d.paused and d.reason_code == "Paused"
+    assert d.desired_replicas == 100  # reported within bounds, not acted on
+    assert d.state == state
+    assert to_status(d).paused is True
+
+
+def test_not_ready_pods_of_a_fresh_scale_up_are_not_removed():
+    sp = spec(scale_down=ScaleDownRules(stabilization_window_seconds=0))
+    d = decide(obs(2000, 10), AutoscalerState(initialized=True), sp, T0)
+    assert d.desired_replicas == 20
+    d2 = decide(Observation(Sample.of(500), 20, ready_replicas=10), d.state, sp, T0 + 15)
+    assert (d2.desired_replicas, d2.act) == (20, False)
+    assert d2.reason.endswith("(10 pods still starting)")
+    d3 = decide(Observation(Sample.of(500), 20, ready_replicas=20), d2.state, sp, T0 + 75)
+    assert d3.desired_replicas == 5
+
+
+# ---------------------------------------------------------------------------------------------
+# missing and bad metrics
+
+
+@pytest.mark.parametrize(
+    "sample, kind",
+    [
+        (Sample.failure("empty"), "empty"),
+        (Sample.failure("failed"), "failed"),
+        (Sample.of(float("nan")), "nan"),
+        (Sample.of(float("inf")), "invalid"),
+        (Sample.of(-5), "invalid"),
+        (Sample(value=10.0, timestamp=T0 - 3600), "stale"),
+        (Sample(), "missing"),
+    ],
+)
+def test_bad_metrics_hold_and_never_scale_down(sample, kind):
+    d = decide(obs(sample, 12), AutoscalerState(initialized=True, consecutive_failures=4), spec(), T0)
+    assert (d.desired_replicas, d.act, d.reason_code, d.metric_error) == (12, False, "MetricsUnavailable", kind)
+    assert d.reason == f"metrics {kind} (5 consecutive failures): holding 12 replicas"
+    assert d.state.consecutive_failures == 5
+    assert to_status(d).consecutive_metric_failures == 5
+
+
+def test_a_good_sample_resets_the_failure_count():
+    d = decide(obs(1200, 12), AutoscalerState(initialized=True, consecutive_failures=4), spec(), T0)
+    assert d.state.consecutive_failures == 0
+
+
+def test_fallback_after_n_failures_never_below_current():
+    sp = spec(on_missing_metrics=OnMissingMetrics(action="Fallback", fallback_replicas=20, failures_before_fallback=3))
+    state = AutoscalerState(initialized=True)
+    kinds = []
+    for i in range(3):
+        d = decide(obs(Sample.failure("failed"), 8), state, sp, T0 + 15 * i)
+        state = d.state
+        kinds.append((d.desired_replicas, d.reason_code))
+    assert kinds == [(8, "MetricsUnavailable"), (8, "MetricsUnavailable"), (20, "Fallback")]
+    assert d.reason == "metrics failed (3 consecutive failures): fallback 8 -> 20 replicas"
+    d = decide(obs(Sample.failure("failed"), 30), state, sp, T0 + 60)
+    assert (d.desired_replicas, d.act) == (30, False)  # fallback 20 < current 30: hold
+
+
+def test_fallback_below_current_only_when_allowed():
+    sp = spec(on_missing_metrics=OnMissingMetrics(action="Fallback", fallback_replicas=5, failures_before_fallback=1,
+                                                   allow_fallback_below_current=True))
+    d = decide(obs(Sample.failure("empty"), 30), AutoscalerState(initialized=True), sp, T0)
+    assert (d.desired_replicas, d.act) == (5, True)
+
+
+# ---------------------------------------------------------------------------------------------
+# queue signal
+
+
+def test_queue_raises_but_never_lowers():
+    sp = spec(metrics=MetricsSpec(queue=QueueSignal(target=4)))
+    up = decide(obs(2000, 20, queue=Sample.of(120)), AutoscalerState(initialized=True), sp, T0)
+    assert (up.desired_replicas, up.queue_replicas, up.reactive_replicas) == (30, 30, 20)
+    assert up.reason == "queue 120 over target 4/pod: 20 -> 30 replicas"
+    low = decide(obs(3000, 10, queue=Sample.of(0)), AutoscalerState(initialized=True), sp, T0)
+    assert low.desired_replicas == 20  # the RPS decides; an empty queue does not pull it down
+
+
+def test_queue_can_raise_while_rps_is_missing_but_not_lower():
+    sp = spec(metrics=MetricsSpec(queue=QueueSignal(target=4)))
+    d = decide(obs(Sample.failure("empty"), 10, queue=Sample.of(80)), AutoscalerState(initialized=True), sp, T0)
+    assert (d.desired_replicas, d.act) == (20, True)
+    d = decide(obs(Sample.failure("empty"), 10, queue=Sample.of(0)), AutoscalerState(initialized=True), sp, T0)
+    assert (d.desired_replicas, d.reason_code) == (10, "MetricsUnavailable")
+
+
+def test_queue_time_signal_scales_the_fleet_by_its_ratio():
+    sp = spec(metrics=MetricsSpec(queue=QueueSignal(type="QueueTimeMs", target=50)))
+    d = decide(obs(1000, 10, queue=Sample.of(150)), AutoscalerState(initialized=True), sp, T0)
+    assert d.desired_replicas == 20  # wants 30, +100% per 15 s allows 20
+    assert d.reason.startswith("queue time 150ms over target 50ms: 10 -> 20 replicas")
+
+
+# ---------------------------------------------------------------------------------------------
+# look-ahead
+
+
+def ramp(sp, slope, start_rps, n, cur_of=lambda d: d.desired_replicas):
+    state, cur, out = AutoscalerState(), math.ceil(start_rps / sp.target_rps_per_pod), []
+    for i in range(n):
+        d = decide(obs(start_rps + slope * 15 * i, cur), state, sp, T0 + 15 * i)
+        state, cur = d.state, cur_of(d)
+        out.append(d)
+    return out
+
+
+def test_lookahead_scales_for_the_trend_before_it_arrives():
+    sp = spec(lookahead=LookaheadSpec(enabled=True))
+    assert lookahead_horizon(sp) == 75
+    ds = ramp(sp, slope=10.0, start_rps=2000, n=25)  # +10 rps/s: +750 rps over the horizon
+    last = ds[-1]
+    assert last.projected_rps == pytest.approx(2000 + 10 * 15 * 24 + 750, rel=1e-6)
+    assert last.lookahead_replicas == math.ceil(last.projected_rps / 100)
+    plain = ramp(spec(), slope=10.0, start_rps=2000, n=25)[-1]
+    assert last.desired_replicas > plain.desired_replicas + 5
+    acted = [d for d in ds if d.act and "rising to" in d.reason]
+    assert acted and acted[0].reason.startswith("rps ") and " rising to " in acted[0].reason
+
+
+def test_lookahead_preview_reports_without_acting():
+    sp = spec(lookahead=LookaheadSpec(enabled=True, mode="Preview"))
+    ds = ramp(sp, slope=10.0, start_rps=2000, n=25)
+    plain = ramp(spec(), slope=10.0, start_rps=2000, n=25)
+    assert [d.desired_replicas for d in ds] == [d.desired_replicas for d in plain]
+    assert ds[-1].lookahead_replicas is not None and ds[-1].lookahead_replicas > ds[-1].desired_replicas
+    assert to_status(ds[-1]).lookahead_replicas == ds[-1].lookahead_replicas
+
+
+def test_lookahead_ignores_a_flat_noisy_signal():
+    sp = spec(lookahead=LookaheadSpec(enabled=True))
+    noise = [0, 30, -20, 10, -30, 25, -5, 15, -25, 20, 0, -10, 30, -20, 5, -15, 25, -30, 10, 0, -20, 15]
+    state = AutoscalerState()
+    for i, n in enumerate(noise):
+        d = decide(obs(3000 + n, 30), state, sp, T0 + 15 * i)
+        state = d.state
+        assert d.lookahead_replicas is None
+
+
+def test_lookahead_does_not_extrapolate_a_finished_step():
+    """A step reaches a 1-minute rate as a 1-minute ramp; once flat, the forecast must stop growing."""
+    sp = spec(lookahead=LookaheadSpec(enabled=True))
+    rates = [1000] * 8 + [1000 + 9000 * k / 4 for k in range(1, 5)] + [10000] * 12
+    state, cur, ds = AutoscalerState(), 10, []
+    for i, r in enumerate(rates):
+        d = decide(obs(r, cur), state, sp, T0 + 15 * i)
+        state, cur = d.state, d.desired_replicas
+        ds.append(d)
+    flat_for_a_horizon = ds[8 + 4 + 5:]
+    assert all(d.projected_rps is None or d.projected_rps <= 10000 for d in flat_for_a_horizon)
+    assert ds[-1].desired_replicas == 100  # the surplus forecast expired; the measured 100 remain
+
+
+def test_state_is_small_and_serialisable():
+    sp = spec(lookahead=LookaheadSpec(enabled=True))
+    ds = ramp(sp, slope=5.0, start_rps=1000, n=200)
+    state = ds[-1].state
+    assert AutoscalerState.model_validate_json(state.model_dump_json()) == state
+    assert AutoscalerState.model_validate(state.to_wire()) == state
+    assert len(state.recommendations) <= 21 and len(state.rps_samples) <= 20 and len(state.lookahead_floor) <= 5
+    assert len(state.model_dump_json()) < 4000
+
+
+# ---------------------------------------------------------------------------------------------
+# property: never below min, never above max, never raises, bad metrics never shrink
+
+bad_or_good = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, width=64),
+    st.sampled_from([0.0, -1.0, 1e308, -1e308, float("nan"), float("inf"), float("-inf"), 5e-324]),
+    st.sampled_from(["empty", "failed", "missing", "stale"]),
+    st.none(),
+)
+
+
+@st.composite
+def specs(draw):
+    lo = draw(st.integers(1, 50))
+    hi = draw(st.integers(lo, 200))
+    fb = draw(st.one_of(st.none(), st.integers(lo, hi)))
+    # (not st.builds: it would also fill in the aliased `periodSeconds` from pydantic's signature)
+    policy = st.tuples(st.sampled_from(["Pods", "Percent"]), st.integers(1, 500), st.integers(1, 600)).map(
+        lambda t: ScalingPolicy(type=t[0], value=t[1], period_seconds=t[2])
+    )
+    return AutoscalingSpec(
+        min_replicas=lo,
+        max_replicas=hi,
+        target_rps_per_pod=draw(st.floats(1e-3, 1e6)),
+        tolerance=draw(st.floats(0, 0.9)),
+        pod_startup_seconds=draw(st.integers(0, 600)),
+        scale_up=ScaleUpRules(
+            stabilization_window_seconds=draw(st.integers(0, 600)),
+            select_policy=draw(st.sampled_from(["Max", "Min", "Disabled"])),
+            policies=draw(st.lists(policy, min_size=1, max_size=3)),
+        ),
+        scale_down=ScaleDownRules(
+            stabilization_window_seconds=draw(st.integers(0, 600)),
+            select_policy=draw(st.sampled_from(["Max", "Min", "Disabled"])),
+            policies=draw(st.lists(policy, min_size=1, max_size=3)),
+        ),
+        on_missing_metrics=OnMissingMetrics(
+            action="Fallback" if fb is not None else "Hold",
+            fallback_replicas=fb,
+            failures_before_fallback=draw(st.integers(1, 5)),
+            allow_fallback_below_current=draw(st.booleans()),
+        ),
+        lookahead=LookaheadSpec(enabled=draw(st.booleans()), window_seconds=draw(st.integers(30, 600)),
+                                mode=draw(st.sampled_from(["Act", "Preview"]))),
+        metrics=MetricsSpec(queue=draw(st.one_of(st.none(), st.tuples(st.sampled_from(["PendingRequests", "QueueTimeMs"]), st.floats(1e-3, 1e3)).map(
+            lambda t: QueueSignal(type=t[0], target=t[1]))))),
+    )
+
+
+def as_sample(v) -> Sample:
+    if isinstance(v, str):
+        return Sample.failure(v)  # type: ignore[arg-type]
+    if v is None:
+        return Sample()
+    return Sample.of(v)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sp=specs(),
+    steps=st.lists(
+        st.tuples(bad_or_good, st.one_of(st.none(), bad_or_good), st.integers(0, 400), st.integers(0, 400),
+                  st.booleans(), st.floats(0.0, 120.0)),
+        min_size=1,
+        max_size=30,
+    ),
+)
+def test_property_bounds_hold_for_any_history(sp, steps):
+    state, now, cur = AutoscalerState(), T0, None
+    for value, queue, current, ready, paused, dt in steps:
+        # follow our own decisions half of the time, an arbitrary (even out-of-range) size otherwise
+        cur = current if cur is None or current % 2 else cur
+        o = Observation(as_sample(value), cur, ready_replicas=ready, queue=None if queue is None else as_sample(queue),
+                        paused=paused and current % 7 == 0)
+        d = decide(o, state, sp, now)
+        assert sp.min_replicas <= d.desired_replicas <= sp.max_replicas
+        assert d.act == (d.desired_replicas != cur) or (o.paused and not d.act)
+        if o.paused:
+            assert not d.act
+        bad = not Sample.of(value).ok if not isinstance(value, str) and value is not None else True
+        if bad and sp.min_replicas <= cur <= sp.max_replicas and not sp.on_missing_metrics.allow_fallback_below_current:
+            assert d.desired_replicas >= cur  # bad metrics never shrink the fleet
+        AutoscalerState.model_validate_json(d.state.model_dump_json())  # stays serialisable
+        state = d.state
+        cur = d.desired_replicas if d.act else cur
+        now += dt
