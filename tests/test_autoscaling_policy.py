@@ -440,7 +440,8 @@ def as_sample(v) -> Sample:
     return Sample.of(v)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# database=None: no .hypothesis/ directory in the work tree; the seed-free search is redone each run.
+@settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     sp=specs(),
     steps=st.lists(

@@ -200,6 +200,14 @@ def _describe_failure(exc: Exception) -> str:
     if isinstance(exc, requests.Timeout):
         return "timeout"
     if isinstance(exc, requests.ConnectionError):
+        # Without retries urllib3 wraps a read timeout in MaxRetryError, which requests reports as a
+        # ConnectionError: look at the cause to tell the two apart.
+        import urllib3.exceptions
+
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None
+        # (NewConnectionError, i.e. refused, is historically a subclass of ConnectTimeoutError)
+        if isinstance(reason, urllib3.exceptions.TimeoutError) and not isinstance(reason, urllib3.exceptions.NewConnectionError):
+            return "timeout"
         return "connection failed"
     if isinstance(exc, ValueError):  # a body that is not JSON
         return "answer is not JSON"

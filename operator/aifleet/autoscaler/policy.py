@@ -245,15 +245,18 @@ def _trend(samples: list[TimedValue], now: float, window: int) -> Optional[tuple
     n = len(pts)
     if n < 3:
         return None
-    mt = sum(t for t, _ in pts) / n
-    mv = sum(v for _, v in pts) / n
-    sxx = sum((t - mt) ** 2 for t, _ in pts)
-    if sxx <= 0:
+    try:  # x * x, not x ** 2: float ** raises OverflowError on huge values, * gives inf (checked below)
+        mt = sum(t for t, _ in pts) / n
+        mv = sum(v for _, v in pts) / n
+        sxx = sum((t - mt) * (t - mt) for t, _ in pts)
+        if sxx <= 0:
+            return None
+        slope = sum((t - mt) * (v - mv) for t, v in pts) / sxx
+        residual = sum((v - mv - slope * (t - mt)) * (v - mv - slope * (t - mt)) for t, v in pts)
+        se = math.sqrt(residual / (n - 2) / sxx)
+        level = mv + slope * (now - mt)
+    except (ArithmeticError, ValueError):
         return None
-    slope = sum((t - mt) * (v - mv) for t, v in pts) / sxx
-    residual = sum((v - (mv + slope * (t - mt))) ** 2 for t, v in pts)
-    se = math.sqrt(residual / (n - 2) / sxx) if n > 2 else math.inf
-    level = mv + slope * (now - mt)
     if not (math.isfinite(slope) and math.isfinite(level) and math.isfinite(se)):
         return None
     if slope <= 0 or slope <= TREND_SIGNIFICANCE * se:
@@ -291,7 +294,7 @@ def _on_missing_metrics(
     what = f"metrics {kind} ({failures} consecutive failure{'s' if failures != 1 else ''})"
     if policy.action == "Fallback" and failures >= policy.failures_before_fallback and policy.fallback_replicas is not None:
         fb = policy.fallback_replicas
-        goal = fb
+        goal = fb if policy.allow_fallback_below_current else max(fb, cur)
         desired = _clamp(goal, spec.min_replicas, spec.max_replicas)
         if desired != cur:
             reason = f"{what}: fallback {cur} -> {desired} replicas"

@@ -258,14 +258,18 @@ def run(trace: Trace, cfg: SimConfig, policies: Sequence[str] = POLICIES, spec: 
 
 def format_table(results: Sequence[SimResult], markdown: bool = True) -> str:
     oracle_hours = next((r.pod_hours for r in results if r.policy == "oracle"), None)
-    header = ["policy", "pod-hours", "vs oracle", "under-provisioned requests", "time under-provisioned", "scale events", "peak pods"]
+    header = ["policy", "pod-hours", "under-provisioned requests", "time under-provisioned", "scale events", "peak pods"]
+    if oracle_hours:
+        header.insert(2, "vs oracle")
     rows = []
     for r in results:
-        vs = f"{(r.pod_hours / oracle_hours - 1) * 100:+.1f}%" if oracle_hours else "-"
-        rows.append([
-            r.policy, f"{r.pod_hours:.1f}", vs, f"{r.under_share * 100:.2f}%", f"{r.under_time_share * 100:.1f}%",
+        row = [
+            r.policy, f"{r.pod_hours:.1f}", f"{r.under_share * 100:.2f}%", f"{r.under_time_share * 100:.1f}%",
             str(r.scale_events), str(r.peak_pods),
-        ])
+        ]
+        if oracle_hours:
+            row.insert(2, f"{(r.pod_hours / oracle_hours - 1) * 100:+.1f}%")
+        rows.append(row)
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
         lines += ["| " + " | ".join(row) + " |" for row in rows]

@@ -105,6 +105,15 @@ class Kube:
                 return None
             raise
 
+    def delete(self, kind: str, namespace: str, name: str, *, orphan: bool = False) -> None:
+        """Delete; `orphan` keeps the dependents (pods, volumes) running while their owner is replaced."""
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Orphan" if orphan else "Background"}
+        try:
+            self._call("DELETE", BY_KIND[kind].path(namespace, name), body=body)
+        except KubeError as exc:
+            if exc.status != 404:
+                raise
+
     def get(self, kind: Kind | str, namespace: str, name: str) -> dict[str, Any] | None:
         kind = BY_KIND[kind] if isinstance(kind, str) else kind
         try:

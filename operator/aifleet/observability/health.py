@@ -123,7 +123,7 @@ class Servers:
                 )
                 continue
             server.daemon_threads = True
-            threading.Thread(target=server.serve_forever, name=f"http-{port}", daemon=True).start()
+            threading.Thread(target=server.serve_forever, args=(0.2,), name=f"http-{port}", daemon=True).start()
             self._servers.append(server)
 
     @property

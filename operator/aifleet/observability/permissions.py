@@ -23,7 +23,6 @@ from typing import Iterable, Sequence
 _CHILDREN = (
     ("", "serviceaccounts"),
     ("", "configmaps"),
-    ("", "services"),
     ("apps", "deployments"),
     ("apps", "statefulsets"),
     ("policy", "poddisruptionbudgets"),
@@ -55,6 +54,7 @@ NAMESPACED_RULES: tuple[Rule, ...] = (
     Rule("aifleet.dev", "aiservices/status", ("patch",), "report status and conditions"),
     *(Rule(group, plural, ("list", "watch", "create", "patch"),
            "watch the children it owns and server-side-apply them") for group, plural in _CHILDREN),
+    Rule("", "services", ("list", "watch", "patch"), "mutation"),
     Rule("", "secrets", ("get", "list", "watch", "create", "patch"),
          "watch and apply generated Secrets (config, passwords); read the user Secrets a spec references"),
     Rule("apps", "deployments/scale", ("patch",), "the operator autoscaling engine sets Triton's replicas"),

@@ -12,23 +12,28 @@ import asyncio
 import copy
 import logging
 import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import kopf
 
-from ..api import GROUP, PLURAL, VERSION
+from ..api import GROUP, PLURAL, VERSION, AIService
 from ..clients.kinds import CHILD_KINDS, Kind
 from ..clients.kube import Kube, KubeError
 from ..renderer.common import INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from .observed import AppliedCache, trim
 from .scaling import Autoscalers, autoscale
 from .sync import parse, reconcile
+from .topics import TopicsEngine
+from ..topics.reconcile import delete_topics, give_up_reason, kafka_credentials
 from .triggers import Triggers
 
 log = logging.getLogger("aifleet.handlers")
 
 RESYNC_SECONDS = 300.0
 MAX_BACKOFF_SECONDS = 300.0
+USER_RECHECK_SECONDS = 10.0  # how soon a fix the user makes (e.g. creating a missing Secret) is noticed
 MANAGED = {MANAGED_BY_LABEL: MANAGED_BY}
 
 
@@ -52,6 +57,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     memo.applied = AppliedCache()
     memo.triggers = Triggers()
     memo.autoscalers = Autoscalers()
+    memo.topics = TopicsEngine()
 
 
 def _register_child(kind: Kind) -> None:
@@ -107,40 +113,88 @@ async def worker(
             wait = RESYNC_SECONDS
             try:
                 poll_due = time.monotonic() >= next_poll
-                interval = await asyncio.to_thread(_tick, copy.deepcopy(dict(body)), lookup, memo, body, poll_due)
-                if poll_due and interval:
-                    next_poll = time.monotonic() + interval
-                if interval:
-                    wait = max(0.0, min(wait, next_poll - time.monotonic()))
+                tick = await asyncio.to_thread(_tick, copy.deepcopy(dict(body)), lookup, memo, body, poll_due)
+                now = time.monotonic()
+                if tick.poll_interval is not None:
+                    if poll_due:
+                        next_poll = now + tick.poll_interval
+                    wait = min(wait, next_poll - now)
+                if tick.wake_in is not None:
+                    wait = min(wait, tick.wake_in)
                 failures = 0
             except Exception as exc:  # noqa: BLE001 - one bad object must not stop its worker
                 failures += 1
                 wait = min(MAX_BACKOFF_SECONDS, 2.0**failures)
-                status = getattr(exc, "status", None)
                 log.warning(
                     "reconcile failed, retrying",
                     exc_info=not isinstance(exc, KubeError),
-                    extra={"aiservice": f"{namespace}/{name}", "error": str(exc), "status": status, "retry_in": wait},
+                    extra={"aiservice": f"{namespace}/{name}", "error": str(exc),
+                           "status": getattr(exc, "status", None), "retry_in": wait},
                 )
-            await trigger.wait(wait, stopped)
+            await trigger.wait(max(0.0, wait), stopped)
     finally:
         memo.triggers.unregister(namespace, name, trigger)
         if stopped.reason and stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED:
             memo.autoscalers.forget(namespace, name)
+            memo.topics.forget(namespace, name)
 
 
-def _tick(snapshot: dict, lookup, memo: kopf.Memo, body: kopf.Body, poll_due: bool) -> float | None:
-    """One pass for one AIService; returns the poll interval of the operator engine, or None."""
+@dataclass(frozen=True)
+class Tick:
+    poll_interval: float | None  # the operator engine's poll interval, when it runs
+    wake_in: float | None  # come back this soon for another engine (Kafka retries)
 
+
+def _emitter(body: kopf.Body):
     def emit(type_: str, reason: str, message: str) -> None:
         kopf.event(body, type=type_, reason=reason, message=message)
 
+    return emit
+
+
+def _tick(snapshot: dict, lookup, memo: kopf.Memo, body: kopf.Body, poll_due: bool) -> Tick:
+    """One pass for one AIService: autoscale when due, then reconcile everything."""
+    emit = _emitter(body)
     ais = parse(snapshot)
-    decision = None
-    interval = None
+    decision, poll_interval, wake_in = None, None, None
     if ais is not None and ais.spec.autoscaling.engine == "operator":
-        interval = float(ais.spec.autoscaling.poll_interval_seconds)
+        poll_interval = float(ais.spec.autoscaling.poll_interval_seconds)
         memory = memo.autoscalers.memory(ais.metadata.namespace, ais.metadata.name)
         decision = autoscale(ais, lookup, memo.kube, memo.autoscalers, emit) if poll_due else memory.decision
-    reconcile(snapshot, lookup, memo.kube, memo.applied, emit, decision)
-    return interval
+
+    def topics(ais: AIService, secret: dict | None):
+        return memo.topics.sync(ais, secret, emit)
+
+    outcome = reconcile(snapshot, lookup, memo.kube, memo.applied, emit, decision, topics)
+    if ais is not None and ais.spec.kafka is not None:
+        due = memo.topics.next_due(ais.metadata.namespace, ais.metadata.name)
+        wake_in = None if due is None else max(1.0, due - time.monotonic())
+    if outcome.waiting_on_user:
+        wake_in = min(wake_in or USER_RECHECK_SECONDS, USER_RECHECK_SECONDS)
+    return Tick(poll_interval, wake_in)
+
+
+def _deletes_topics(spec: kopf.Spec, **_: Any) -> bool:
+    kafka = spec.get("kafka") or {}
+    return bool(kafka) and kafka.get("enabled", True) and kafka.get("deletionPolicy") == "Delete"
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL, when=_deletes_topics, id="delete_topics", optional=True,
+                backoff=30, errors=kopf.ErrorsMode.TEMPORARY)
+def delete_topics_on_deletion(body: kopf.Body, meta: kopf.Meta, memo: kopf.Memo, **_: Any) -> None:
+    """deletionPolicy Delete: remove the topics. Never blocks deletion forever: see `give_up_reason`."""
+    ais = parse(copy.deepcopy(dict(body)))
+    if ais is None or ais.spec.kafka is None:
+        return
+    spec, emit = ais.spec.kafka, _emitter(body)
+    secret = memo.kube.get("Secret", ais.metadata.namespace, spec.credentials_secret) if spec.credentials_secret else None
+    result = delete_topics(spec, memo.topics.admin(spec, kafka_credentials(secret)))
+    for message in result.events:
+        emit("Normal", "TopicsDeleted", message)
+    if result.state == "Ready":
+        return
+    give_up = give_up_reason(dict(meta.get("annotations") or {}), meta.get("deletionTimestamp"), datetime.now(timezone.utc))
+    if give_up:
+        emit("Warning", "TopicCleanupAbandoned", give_up)
+        return
+    raise kopf.TemporaryError(f"cannot delete topics yet: {result.message}", delay=30)

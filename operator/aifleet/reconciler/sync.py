@@ -7,15 +7,20 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from pydantic import ValidationError
 
 from ..api import AIService
 from ..api.errors import describe_validation_error
+from ..autoscaler.policy import Decision
 from ..clients.kube import Kube, KubeError
-from ..renderer import CONFIG_HASH, render
-from ..renderer.common import Names
+from ..renderer import CONFIG_HASH, Rendered, render_all
+from ..renderer import pgbouncer as pgbouncer_renderer
+from ..renderer import redis as redis_renderer
+from ..renderer.common import Names, selector_labels
+from ..renderer.dataplane import dataplane_endpoints, secret_names
+from ..topics.reconcile import TopicsResult
 from .conditions import (
     DISABLED,
     ComponentState,
@@ -27,7 +32,6 @@ from .conditions import (
 from .diff import drift
 from .observed import AppliedCache, Lookup
 from .scaling import hpa_status, operator_status
-from ..autoscaler.policy import Decision
 
 log = logging.getLogger("aifleet.reconciler")
 
@@ -41,10 +45,21 @@ class Outcome:
     applied: list[str] = field(default_factory=list)
     status_written: bool = False
     error: str | None = None
+    waiting_on_user: bool = False  # e.g. a referenced Secret is missing: we do not watch user Secrets, so re-check soon
 
 
 def now_rfc3339() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def parse(body: dict[str, Any]) -> AIService | None:
+    try:
+        return AIService.model_validate(body)
+    except ValidationError:
+        return None
+
+
+# --- writing children ----------------------------------------------------------------------------------
 
 
 def _change_event(manifest: dict[str, Any], live: dict[str, Any] | None, reason: str) -> tuple[str, str]:
@@ -58,6 +73,11 @@ def _change_event(manifest: dict[str, Any], live: dict[str, Any] | None, reason:
     return "DriftReverted", f"reverted {kind} {name}: {reason} was changed outside aifleet"
 
 
+def _immutable_change(exc: KubeError, manifest: dict[str, Any]) -> bool:
+    # A StatefulSet's volume claim templates cannot change in place (e.g. Redis persistence turned on).
+    return manifest["kind"] == "StatefulSet" and exc.status == 422 and "Forbidden" in str(exc)
+
+
 def apply_children(
     desired: list[dict[str, Any]], lookup: Lookup, kube: Kube, applied: AppliedCache, emit: Emit
 ) -> list[str]:
@@ -69,7 +89,15 @@ def apply_children(
         reason = drift(manifest, live)
         if reason is None:
             continue
-        result = kube.apply(manifest)
+        try:
+            result = kube.apply(manifest)
+        except KubeError as exc:
+            if not _immutable_change(exc, manifest):
+                raise
+            # Replace the object, keeping its pods and volumes: they are adopted by the new one.
+            kube.delete(kind, meta["namespace"], meta["name"], orphan=True)
+            result = kube.apply(manifest)
+            emit("Normal", "Recreated", f"recreated {kind} {meta['name']} to change a field Kubernetes keeps immutable; its pods and volumes were kept")
         applied.remember(result)
         event_reason, message = _change_event(manifest, live, reason)
         emit("Normal", event_reason, message)
@@ -78,21 +106,69 @@ def apply_children(
     return done
 
 
-def _fleet_replicas(ais: AIService, lookup: Lookup) -> int | None:
-    live = lookup("Deployment", ais.metadata.namespace, Names(ais.metadata.name).triton)
-    return (live or {}).get("spec", {}).get("replicas")
+def create_generated(manifests: list[dict[str, Any]], lookup: Lookup, kube: Kube, applied: AppliedCache, emit: Emit) -> None:
+    """Generated Secrets are created once and never updated: a password must not rotate by accident."""
+    for manifest in manifests:
+        meta = manifest["metadata"]
+        if lookup(manifest["kind"], meta["namespace"], meta["name"]) is not None:
+            continue
+        created = kube.create(manifest)
+        if created is not None:
+            applied.remember(created)
+            emit("Normal", "SecretGenerated", f"generated a password in Secret {meta['name']}")
 
 
-def endpoints(ais: AIService) -> dict[str, Any]:
+def read_secrets(ais: AIService, lookup: Lookup, kube: Kube) -> dict[str, dict[str, Any] | None]:
+    """The Secrets the spec references: ours from the watch cache, the user's from the API (read-only)."""
+    ns = ais.metadata.namespace
+    return {name: lookup("Secret", ns, name) or kube.get("Secret", ns, name) for name in secret_names(ais)}
+
+
+# --- status -------------------------------------------------------------------------------------------
+
+
+def endpoints(ais: AIService, topics: TopicsResult | None) -> dict[str, Any]:
     ns, names = ais.metadata.namespace, Names(ais.metadata.name)
     host = f"{names.triton}.{ns}.svc"
-    return {"http": f"http://{host}:8000", "grpc": f"{host}:8001", "metrics": f"http://{host}:8002/metrics"}
+    out = {"http": f"http://{host}:8000", "grpc": f"{host}:8001", "metrics": f"http://{host}:8002/metrics"}
+    out.update(dataplane_endpoints(ais))
+    if topics is not None and topics.topics:
+        out["topics"] = sorted(topics.topics)
+    return out
 
 
-def _selector(ais: AIService) -> str:
-    from ..renderer.common import selector_labels
+def _dataplane_state(
+    component: str, wanted: bool, rendered: Rendered, workload: dict[str, Any] | None
+) -> ComponentState:
+    if not wanted:
+        return DISABLED
+    if component in rendered.problems:
+        return ComponentState("Degraded", rendered.problems[component], False)
+    if component in rendered.pending:
+        return ComponentState("Pending", rendered.pending[component], False)
+    return workload_state(workload, 1)
 
-    return ",".join(f"{k}={v}" for k, v in selector_labels(ais, "triton").items())
+
+def _topics_state(ais: AIService, topics: TopicsResult | None) -> ComponentState:
+    if ais.spec.kafka is None or not ais.spec.kafka.enabled:
+        return DISABLED
+    if topics is None:
+        return ComponentState("Pending", "not synced with Kafka yet", False)
+    return ComponentState(topics.state, f"{topics.reason}: {topics.message}", topics.state == "Ready")
+
+
+def component_states(
+    ais: AIService, lookup: Lookup, rendered: Rendered, topics: TopicsResult | None
+) -> dict[str, ComponentState]:
+    ns, names = ais.metadata.namespace, Names(ais.metadata.name)
+    return {
+        "inference": workload_state(lookup("Deployment", ns, names.triton), ais.spec.autoscaling.min_replicas),
+        "pooler": _dataplane_state("pgbouncer", pgbouncer_renderer.wanted(ais) is not None, rendered,
+                                   lookup("Deployment", ns, names.pgbouncer)),
+        "cache": _dataplane_state("redis", redis_renderer.wanted(ais) is not None, rendered,
+                                  lookup("StatefulSet", ns, names.redis)),
+        "topics": _topics_state(ais, topics),
+    }
 
 
 def scaling_report(ais: AIService, lookup: Lookup, decision: Decision | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -102,28 +178,31 @@ def scaling_report(ais: AIService, lookup: Lookup, decision: Decision | None) ->
 
 
 def build_status(
-    ais: AIService, lookup: Lookup, previous: dict[str, Any], now: str, decision: Decision | None = None
+    ais: AIService,
+    lookup: Lookup,
+    previous: Mapping[str, Any],
+    now: str,
+    rendered: Rendered,
+    decision: Decision | None = None,
+    topics: TopicsResult | None = None,
 ) -> dict[str, Any]:
-    """The status block, computed purely from the spec, the observed children and the last scaling decision."""
-    names = Names(ais.metadata.name)
-    deployment = lookup("Deployment", ais.metadata.namespace, names.triton)
-    states: dict[str, ComponentState] = {
-        "inference": workload_state(deployment, ais.spec.autoscaling.min_replicas),
-    }
-    dep_status = (deployment or {}).get("status", {}) or {}
+    """The status block, computed purely from the spec, the observed children and the engines' last results."""
+    deployment = lookup("Deployment", ais.metadata.namespace, Names(ais.metadata.name).triton)
+    states = component_states(ais, lookup, rendered, topics)
     scaling_fields, scaling_conditions = scaling_report(ais, lookup, decision)
     conditions = (
         summary_conditions(states, None)
-        + [component_condition(n, s) for n, s in states.items()]
+        + [component_condition(n, s) for n, s in states.items() if s.state != "Disabled"]
         + scaling_conditions
     )
+    dep_status = (deployment or {}).get("status", {}) or {}
     status = {
         "observedGeneration": ais.metadata.generation,
         "conditions": merge_conditions(previous.get("conditions"), conditions, now, ais.metadata.generation),
         "replicas": dep_status.get("replicas", 0),
         "readyReplicas": dep_status.get("readyReplicas", 0),
-        "selector": _selector(ais),
-        "endpoints": endpoints(ais),
+        "selector": ",".join(f"{k}={v}" for k, v in selector_labels(ais, "triton").items()),
+        "endpoints": endpoints(ais, topics),
         "components": {n: {"state": s.state, "message": s.message} for n, s in states.items()},
     }
     if deployment is not None:
@@ -132,7 +211,7 @@ def build_status(
     return status
 
 
-def _changed(previous: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+def _changed(previous: Mapping[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """The keys of `new` whose value differs from `previous`: the merge patch to send, empty when quiet."""
     return {k: v for k, v in new.items() if previous.get(k) != v}
 
@@ -140,18 +219,21 @@ def _changed(previous: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 def invalid_status(body: dict[str, Any], message: str, now: str) -> dict[str, Any]:
     previous = body.get("status") or {}
     generation = body.get("metadata", {}).get("generation")
-    conditions = summary_conditions({}, message)
     return {
         "observedGeneration": generation,
-        "conditions": merge_conditions(previous.get("conditions"), conditions, now, generation),
+        "conditions": merge_conditions(previous.get("conditions"), summary_conditions({}, message), now, generation),
     }
 
 
-def parse(body: dict[str, Any]) -> AIService | None:
-    try:
-        return AIService.model_validate(body)
-    except ValidationError:
-        return None
+def _report_problems(previous: Mapping[str, Any], states: dict[str, ComponentState], emit: Emit) -> None:
+    """A Warning event when a component turns Degraded or its reason changes; not on every pass."""
+    before = previous.get("components") or {}
+    for name, state in states.items():
+        if state.state == "Degraded" and (before.get(name) or {}).get("message") != state.message and name != "topics":
+            emit("Warning", f"{name.capitalize()}Degraded", state.message)
+
+
+# --- the reconcile ------------------------------------------------------------------------------------
 
 
 def reconcile(
@@ -161,6 +243,7 @@ def reconcile(
     applied: AppliedCache,
     emit: Emit,
     decision: Decision | None = None,
+    topics: Callable[[AIService, Mapping[str, Any]], TopicsResult | None] | None = None,
 ) -> Outcome:
     outcome = Outcome()
     previous = dict(body.get("status") or {})
@@ -178,15 +261,23 @@ def reconcile(
         outcome.error = message
         return outcome
 
-    desired = render(ais, replicas=_fleet_replicas(ais, lookup))
+    secrets = read_secrets(ais, lookup, kube)
+    replicas = (lookup("Deployment", ais.metadata.namespace, Names(ais.metadata.name).triton) or {}).get("spec", {}).get("replicas")
+    rendered = render_all(ais, replicas=replicas, secrets=secrets)
+    outcome.waiting_on_user = bool(rendered.problems)
+    create_generated(rendered.create_once, lookup, kube, applied, emit)
     try:
-        outcome.applied = apply_children(desired, lookup, kube, applied, emit)
+        outcome.applied = apply_children(rendered.manifests, lookup, kube, applied, emit)
     except KubeError as exc:
         outcome.error = f"apply failed: {exc}"
         emit("Warning", "ApplyFailed", outcome.error)
         raise
 
-    patch = _changed(previous, build_status(ais, lookup, previous, now, decision))
+    kafka_secret = secrets.get(ais.spec.kafka.credentials_secret) if ais.spec.kafka and ais.spec.kafka.credentials_secret else None
+    topic_result = topics(ais, kafka_secret) if topics is not None else None
+    status = build_status(ais, lookup, previous, now, rendered, decision, topic_result)
+    _report_problems(previous, component_states(ais, lookup, rendered, topic_result), emit)
+    patch = _changed(previous, status)
     if patch:
         kube.patch_status(ais.metadata.namespace, ais.metadata.name, patch)
         outcome.status_written = True

@@ -1,22 +1,33 @@
 """The renderer: a pure function from a validated AIService to the manifests of its children.
 
 Same input, same output, byte for byte: the reconciler compares these against the cluster, and
-`aifleet render` prints them for review.
+`aifleet render` prints them for review. Secrets the data plane needs are passed in, never fetched here.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 from ..api import AIService
 from ..clients.kinds import apply_order
-from .common import owned
 from .autoscaling import render_hpa
+from .common import owned
+from .dataplane import render_dataplane, secret_names
 from .inference import render_inference
 
 CONFIG_HASH = "aifleet.dev/config-hash"
+
+
+@dataclass
+class Rendered:
+    manifests: list[dict[str, Any]]
+    create_once: list[dict[str, Any]] = field(default_factory=list)  # generated Secrets: created, never updated
+    problems: dict[str, str] = field(default_factory=dict)  # component -> why it could not be rendered
+    pending: dict[str, str] = field(default_factory=dict)  # component -> what it waits for
 
 
 def initial_replicas(ais: AIService, current: int | None) -> int:
@@ -35,15 +46,41 @@ def config_hash(manifest: dict[str, Any]) -> str:
 def _stamp(manifest: dict[str, Any]) -> dict[str, Any]:
     # Replicas belong to the autoscaler: a resize is not a new configuration.
     hashed = {**manifest, "spec": {k: v for k, v in manifest.get("spec", {}).items() if k != "replicas"}}
-    digest = config_hash(hashed)
-    manifest["metadata"].setdefault("annotations", {})[CONFIG_HASH] = digest
+    manifest["metadata"].setdefault("annotations", {})[CONFIG_HASH] = config_hash(hashed)
     return manifest
 
 
-def render(ais: AIService, *, replicas: int | None = None) -> list[dict[str, Any]]:
-    """All children of `ais`, in apply order. `replicas` is the fleet size observed in the cluster, if any."""
-    manifests = render_inference(ais, initial_replicas(ais, replicas))
-    manifests += render_hpa(ais)
-    manifests = [_stamp(owned(ais, m)) for m in manifests]
-    return sorted(manifests, key=lambda m: (apply_order(m), m["metadata"]["name"]))
+def placeholder_secrets(ais: AIService) -> dict[str, dict[str, Any]]:
+    """Stand-ins for the referenced Secrets, so an offline render shows every child without real credentials."""
+    def encode(text: str) -> str:
+        return base64.b64encode(text.encode()).decode()
 
+    keys = ("password", "username", "ca.crt")
+    refs = [ais.spec.pgbouncer and ais.spec.pgbouncer.password_secret_ref,
+            ais.spec.redis and ais.spec.redis.password_secret_ref]
+    out = {name: {"data": {key: encode(f"from-secret-{name}") for key in keys}} for name in secret_names(ais)}
+    for ref in refs:
+        if ref:
+            out[ref.name]["data"][ref.key] = encode(f"from-secret-{ref.name}-{ref.key}")
+    return out
+
+
+def render_all(
+    ais: AIService, *, replicas: int | None = None, secrets: Mapping[str, dict[str, Any] | None] | None = None
+) -> Rendered:
+    """Every child of `ais`, in apply order. `replicas` is the fleet size observed in the cluster, if any;
+    `secrets` are the referenced Secrets as read from the cluster (None: use placeholders, for offline use)."""
+    dataplane = render_dataplane(ais, placeholder_secrets(ais) if secrets is None else secrets)
+    manifests = render_inference(ais, initial_replicas(ais, replicas)) + render_hpa(ais) + dataplane.manifests
+    manifests = [_stamp(owned(ais, m)) for m in manifests]
+    return Rendered(
+        manifests=sorted(manifests, key=lambda m: (apply_order(m), m["metadata"]["name"])),
+        create_once=[owned(ais, m) for m in dataplane.create_once],
+        problems=dataplane.problems,
+        pending=dataplane.pending,
+    )
+
+
+def render(ais: AIService, *, replicas: int | None = None) -> list[dict[str, Any]]:
+    """The manifests alone, with placeholder credentials: what `aifleet render` prints."""
+    return render_all(ais, replicas=replicas).manifests

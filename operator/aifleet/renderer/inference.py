@@ -77,9 +77,11 @@ def _volumes(inf: InferenceSpec) -> tuple[list[dict[str, Any]], list[dict[str, A
 
 
 def _env(inf: InferenceSpec) -> list[dict[str, str]]:
-    if not inf.model_repository.cache.enabled:
-        return []
-    return [{"name": name, "value": CACHE_MOUNT} for name in _CLOUD_MOUNT_ENV]
+    # The root filesystem is read-only: anything Triton or a Python backend caches under $HOME goes to /tmp.
+    env = [{"name": "HOME", "value": "/tmp"}]
+    if inf.model_repository.cache.enabled:
+        env += [{"name": name, "value": CACHE_MOUNT} for name in _CLOUD_MOUNT_ENV]
+    return env
 
 
 def startup_failure_threshold(inf: InferenceSpec) -> int:

@@ -1,0 +1,364 @@
+"""The Helm chart: lint, schema, valid manifests, and least privilege proven on the real API server.
+
+Least privilege is shown three ways: the chart's RBAC is exactly the operator's own permission list
+(operator/aifleet/observability/permissions.py, which its preflight checks); the operator, run as a process with
+a token minted for the chart's ServiceAccount, reconciles examples/minimal.yaml to Ready with nothing else (and,
+on the local control plane, the audit log shows it was never denied); and `kubectl auth can-i` shows what the
+account cannot do. PodSecurity `restricted` admission judges the operator pod.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from aifleet.observability import permissions
+from chart_support import (
+    CHART,
+    ROOT,
+    aifleet,
+    applied_children,
+    audit_log,
+    audit_requests,
+    can_i,
+    free_port,
+    helm,
+    helm_bin,  # noqa: F401 - session fixture
+    http_get,
+    log_lines,
+    render,
+    service_account_kubeconfig,
+    set_args,
+    unique,
+    wait_until,
+)
+from kube import get_json, is_true, kubectl
+from operator_process import OperatorProcess
+
+K8S_VERSION = "1.35.0"
+CRD_KINDS = {"ServiceMonitor", "KopfPeering", "ClusterKopfPeering"}
+
+SCOPES = {
+    "all-namespaces": {},
+    "namespaced": {"watchNamespaces": ["team-a", "team-b"]},
+    "all-namespaces-ha": {"replicaCount": 3},
+    "namespaced-ha": {"replicaCount": 2, "watchNamespaces": ["team-a"]},
+    "everything-on": {
+        "replicaCount": 2,
+        "metrics": {"port": 9191, "service": {"type": "ClusterIP", "annotations": {"a": "b"}},
+                    "serviceMonitor": {"enabled": True, "interval": "15s", "scrapeTimeout": "5s",
+                                       "labels": {"release": "prom"}}},
+        "prometheusAdapterRules": {"enabled": True},
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ops", "effect": "NoSchedule"}],
+        "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 100, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname", "labelSelector": {
+                "matchLabels": {"app.kubernetes.io/name": "aifleet-operator"}}}}]}},
+        "priorityClassName": "system-cluster-critical",
+        "extraEnv": [{"name": "FOO", "value": "bar"}],
+        "imagePullSecrets": [{"name": "regcred"}],
+        "podAnnotations": {"x": "y"},
+        "podLabels": {"team": "ops"},
+    },
+}
+
+
+@contextlib.contextmanager
+def namespaces(*prefixes: str, labels: dict[str, str] | None = None):
+    names = [unique(f"e2e-{p}") for p in prefixes]
+    try:
+        for name in names:
+            kubectl("create", "namespace", name)
+            if labels:
+                kubectl("label", "namespace", name, *[f"{k}={v}" for k, v in labels.items()])
+        yield names
+    finally:
+        for name in names:
+            kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@contextlib.contextmanager
+def installed(helm_bin: str, release: str, namespace: str, values: dict, *, wait: bool = True):
+    args = ["install", release, str(CHART), "-n", namespace, *set_args(values), "--timeout", "120s"]
+    helm(helm_bin, *args, *(["--wait"] if wait else []), timeout=180)
+    try:
+        yield
+    finally:
+        helm(helm_bin, "uninstall", release, "-n", namespace, "--wait", "--timeout", "60s", check=False)
+
+
+def kinds(docs: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for doc in docs:
+        out.setdefault(doc["kind"], []).append(doc)
+    return out
+
+
+# --- static: lint, schema, rendering ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scope", sorted(SCOPES))
+def test_lint(helm_bin, scope):
+    proc = helm(helm_bin, "lint", "--strict", str(CHART), *set_args(SCOPES[scope]))
+    assert "0 chart(s) failed" in proc.stdout
+
+
+@pytest.mark.parametrize("scope", sorted(SCOPES))
+def test_rendered_manifests_are_valid_kubernetes(helm_bin, scope):
+    docs = render(helm_bin, SCOPES[scope])
+    skipped = set()
+    for doc in docs:
+        if doc["kind"] in CRD_KINDS:
+            skipped.add(doc["kind"])
+            continue
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    by_kind = kinds(docs)
+    assert {"ServiceAccount", "Deployment", "Service"} <= set(by_kind)
+    (deployment,) = by_kind["Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["aifleet", "run"]
+    assert container["image"] == "aifleet-operator:0.1.0"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    sc = container["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True
+    assert sc["capabilities"]["drop"] == ["ALL"] and sc["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    values = SCOPES[scope]
+    watched = values.get("watchNamespaces", [])
+    assert [a for a in container["args"] if a.startswith("--namespace=")] == [f"--namespace={n}" for n in watched]
+    ha = values.get("replicaCount", 1) > 1
+    assert any(a.startswith("--peering=") for a in container["args"]) == ha
+    assert ("PodDisruptionBudget" in by_kind) == ha
+    peering_kind = "KopfPeering" if watched else "ClusterKopfPeering"
+    assert len(by_kind.get(peering_kind, [])) == ((len(watched) or 1) if ha else 0)
+    expected_skips = {peering_kind} if ha else set()
+    if values.get("metrics", {}).get("serviceMonitor", {}).get("enabled"):
+        expected_skips.add("ServiceMonitor")
+        (monitor,) = by_kind["ServiceMonitor"]
+        assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+        assert monitor["metadata"]["labels"]["release"] == "prom"
+    assert skipped == expected_skips
+
+
+def test_adapter_rules_configmap(helm_bin):
+    docs = render(helm_bin, {"prometheusAdapterRules": {"enabled": True}})
+    (cm,) = [d for d in docs if d["kind"] == "ConfigMap"]
+    rules = yaml.safe_load(cm["data"]["config.yaml"])["rules"]
+    (rule,) = rules
+    assert rule["name"]["as"] == "triton_requests_per_second"
+    assert rule["resources"]["overrides"] == {"namespace": {"resource": "namespace"}, "pod": {"resource": "pod"}}
+    assert "[1m]" in rule["metricsQuery"] and "nv_inference_request_success" in rule["seriesQuery"]
+    assert not [d for d in render(helm_bin, {}) if d["kind"] == "ConfigMap"]
+
+
+@pytest.mark.parametrize("ha", [False, True], ids=["single", "ha"])
+@pytest.mark.parametrize("watched", [[], ["team-a", "team-b"]], ids=["all-namespaces", "namespaced"])
+def test_rbac_is_exactly_the_operators_permission_list(helm_bin, ha, watched):
+    docs = render(helm_bin, {"watchNamespaces": watched, "replicaCount": 2 if ha else 1})
+    by_kind = kinds(docs)
+    for doc in by_kind.get("ClusterRole", []) + by_kind.get("Role", []):
+        for rule in doc["rules"]:
+            assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], rule
+    expected_namespaced = permissions.as_rbac_rules(
+        [r for r in permissions.required_rules(clusterwide=not watched, peering=ha) if not r.cluster_scoped]
+    )
+    if not watched:
+        (role,) = by_kind["ClusterRole"]
+        assert role["rules"] == permissions.as_rbac_rules(permissions.required_rules(clusterwide=True, peering=ha))
+        assert "Role" not in by_kind
+        (binding,) = by_kind["ClusterRoleBinding"]
+        assert binding["subjects"][0]["namespace"] == "aifleet-system"
+    else:
+        assert "ClusterRole" not in by_kind and "ClusterRoleBinding" not in by_kind, "namespaced mode: nothing cluster-wide"
+        assert sorted(r["metadata"]["namespace"] for r in by_kind["Role"]) == sorted(watched)
+        for role in by_kind["Role"]:
+            assert role["rules"] == expected_namespaced
+        for binding in by_kind["RoleBinding"]:
+            assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                          "name": "aifleet-operator"}
+            assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "aifleet-operator",
+                                            "namespace": "aifleet-system"}]
+
+
+BAD_VALUES = [
+    ({"replicaCount": 0}, "/replicaCount", "minimum"),
+    ({"replicaCount": "two"}, "/replicaCount", "want integer"),
+    ({"watchNamespaces": "team-a"}, "/watchNamespaces", "want array"),
+    ({"watchNamespaces": ["Not_A_Namespace"]}, "/watchNamespaces/0", "does not match pattern"),
+    ({"bogus": 1}, "additional properties 'bogus' not allowed", ""),
+    ({"image": {"repository": "x", "pulPolicy": "Always"}}, "additional properties 'pulPolicy' not allowed", ""),
+    ({"logFormat": "xml"}, "/logFormat", "value must be one of"),
+    ({"metrics": {"serviceMonitor": {"enabled": "yes"}}}, "/metrics/serviceMonitor/enabled", "want boolean"),
+]
+
+
+@pytest.mark.parametrize("values,where,what", BAD_VALUES, ids=[json.dumps(v[0]) for v in BAD_VALUES])
+def test_bad_values_fail_with_the_schema_message(helm_bin, values, where, what):
+    for command in (["lint", str(CHART)], ["template", "x", str(CHART)]):
+        proc = helm(helm_bin, *command, *set_args(values), check=False)
+        output = proc.stdout + proc.stderr
+        assert proc.returncode != 0, f"helm {command[0]} accepted {values}"
+        assert where in output and what in output, output
+
+
+def test_bad_values_fail_helm_install_before_anything_is_created(helm_bin, cluster):
+    release = unique("bad")
+    proc = helm(helm_bin, "install", release, str(CHART), "-n", "default", "--set-json", "replicaCount=0",
+                check=False)
+    assert proc.returncode != 0
+    assert "/replicaCount" in proc.stderr and "minimum" in proc.stderr, proc.stderr
+    assert helm(helm_bin, "status", release, "-n", "default", check=False).returncode != 0
+    assert not kubectl("get", "clusterrole", "-l", f"app.kubernetes.io/instance={release}", "-o", "name").strip()
+
+
+# --- on the real API server ------------------------------------------------------------------------------------
+
+
+def test_namespaced_install_least_privilege_reconciles_minimal_to_ready(helm_bin, cluster, tmp_path, artifacts):
+    release = unique("lp")
+    with namespaces("ops", "watched", "other") as (ops, watched, other), \
+            installed(helm_bin, release, ops, {"watchNamespaces": [watched]}):
+        sa = f"{release}-aifleet-operator"
+        deployment = get_json("deployment", sa, "-n", ops)
+        assert deployment["status"].get("availableReplicas") == 1, "the operator pod was not scheduled/Running"
+        assert not kubectl("get", "clusterrole,clusterrolebinding", "-l", f"app.kubernetes.io/instance={release}",
+                           "-o", "name").strip(), "namespaced mode must create nothing cluster-wide"
+
+        # What it needs, it has; what it does not need, it does not have.
+        for needed in (["list", "aiservices.aifleet.dev"], ["patch", "aiservices.aifleet.dev", "--subresource=status"],
+                       ["get", "secrets"], ["patch", "deployments.apps", "--subresource=scale"],
+                       ["create", "events"], ["watch", "horizontalpodautoscalers.autoscaling"]):
+            assert can_i(needed, sa, ops, "-n", watched), f"cannot {needed} in {watched}"
+        denied = [
+            (["get", "secrets"], ["-n", other]),
+            (["list", "secrets"], ["--all-namespaces"]),
+            (["get", "secrets"], ["-n", ops]),
+            (["list", "aiservices.aifleet.dev"], ["-n", other]),
+            (["delete", "namespaces"], []),
+            (["list", "namespaces"], []),
+            (["create", "pods"], ["-n", watched]),
+            (["delete", "deployments.apps"], ["-n", watched]),
+            (["delete", "secrets"], ["-n", watched]),
+            (["update", "secrets"], ["-n", watched]),
+            (["escalate", "roles.rbac.authorization.k8s.io"], ["-n", watched]),
+            (["bind", "clusterroles.rbac.authorization.k8s.io"], []),
+            (["create", "rolebindings.rbac.authorization.k8s.io"], ["-n", watched]),
+            (["impersonate", "users"], []),
+            (["list", "customresourcedefinitions.apiextensions.k8s.io"], []),
+            (["get", "nodes"], []),
+            (["*", "*"], ["-n", watched]),
+        ]
+        allowed = [(v, s) for v, s in denied if can_i(v, sa, ops, *s)]
+        assert not allowed, f"the operator's account may do more than it needs: {allowed}"
+
+        # Run the operator with exactly that identity: a token from the TokenRequest API.
+        kubeconfig = service_account_kubeconfig(sa, ops, tmp_path / "sa.kubeconfig")
+        health, metrics_port = free_port(), free_port()
+        proc = OperatorProcess(artifacts / f"least-privilege-{release}", env={"KUBECONFIG": str(kubeconfig)},
+                               extra_args=["-n", watched, "--health-port", str(health),
+                                           "--metrics-port", str(metrics_port)])
+        started = time.time()
+        proc.start()
+        try:
+            wait_until("/readyz 200", lambda: http_get(f"http://127.0.0.1:{health}/readyz")[0] == 200
+                       or not proc.running(), timeout=60)
+            assert proc.running(), proc.logs()[-3000:]
+            passed = [e for e in log_lines(proc.logs()) if str(e.get("message", "")).startswith("preflight passed")]
+            assert passed and f"system:serviceaccount:{ops}:{sa}" in passed[0]["message"]
+
+            name = unique("lp")
+            manifest = yaml.safe_load((ROOT / "examples" / "minimal.yaml").read_text())
+            manifest["metadata"].update(name=name, namespace=watched)
+            kubectl("apply", "-f", "-", input=yaml.safe_dump(manifest))
+            wait_until(f"AIService {watched}/{name} Ready",
+                       lambda: is_true(get_json("aiservice", name, "-n", watched), "Ready"), timeout=90)
+            mine = applied_children(proc.logs())
+            assert f"Deployment/{name}-triton" in mine, f"another operator did the work? this one applied {mine}"
+
+            code, text = http_get(f"http://127.0.0.1:{metrics_port}/metrics")
+            assert code == 200 and "aifleet_ready 1.0" in text
+
+            # Deletion goes through: the operator removes its finalizer with its own identity.
+            kubectl("delete", "aiservice", name, "-n", watched, "--timeout=60s")
+
+            log = audit_log()
+            if log is not None:
+                user = f"system:serviceaccount:{ops}:{sa}"
+                events = audit_requests(user, started - 1)
+                assert events, f"no audit events of {user} in {log}"
+                denials = [(e["verb"], e.get("objectRef"), e["responseStatus"]["code"]) for e in events
+                           if e["responseStatus"]["code"] in (401, 403)]
+                assert not denials, f"the operator was denied: {denials}"
+                used = {(e["verb"], (e.get("objectRef") or {}).get("resource"),
+                         (e.get("objectRef") or {}).get("subresource", "")) for e in events}
+                (artifacts / f"least-privilege-{release}" / "used-permissions.json").write_text(
+                    json.dumps(sorted(used), indent=1))
+        finally:
+            proc.stop()
+        errors = [e for e in log_lines(proc.logs()) if "raw" in e or e.get("level") in ("error", "critical")]
+        assert not errors, errors[:5]
+
+
+def test_all_namespaces_install_rbac(helm_bin, cluster, tmp_path):
+    release = unique("cw")
+    with namespaces("ops") as (ops,), installed(helm_bin, release, ops, {}):
+        sa = f"{release}-aifleet-operator"
+        (role,) = [json.loads(kubectl("get", "clusterrole", sa, "-o", "json"))]
+        assert role["rules"] == permissions.as_rbac_rules(permissions.required_rules(clusterwide=True, peering=False))
+        assert can_i(["list", "secrets"], sa, ops, "--all-namespaces")
+        assert can_i(["watch", "customresourcedefinitions.apiextensions.k8s.io"], sa, ops)
+        for verb_resource in (["delete", "namespaces"], ["create", "pods", "-n", "default"], ["get", "nodes"],
+                              ["delete", "secrets", "-n", "default"], ["escalate", "clusterroles.rbac.authorization.k8s.io"],
+                              ["create", "clusterrolebindings.rbac.authorization.k8s.io"], ["impersonate", "serviceaccounts"],
+                              ["patch", "customresourcedefinitions.apiextensions.k8s.io"],
+                              ["patch", "clusterkopfpeerings.kopf.dev"]):
+            assert not can_i(verb_resource, sa, ops), f"may {verb_resource}"
+        kubeconfig = service_account_kubeconfig(sa, ops, tmp_path / "sa.kubeconfig")
+        check = aifleet("run", "--check", env={"KUBECONFIG": str(kubeconfig)})
+        assert check.returncode == 0, check.stderr
+        assert "preflight passed" in check.stderr and "all namespaces" in check.stderr
+
+
+def test_ha_install_has_peering_and_its_rbac(helm_bin, cluster, tmp_path):
+    release = unique("ha")
+    with namespaces("ops", "watched") as (ops, watched), \
+            installed(helm_bin, release, ops, {"replicaCount": 2, "watchNamespaces": [watched]}):
+        sa = f"{release}-aifleet-operator"
+        deployment = get_json("deployment", sa, "-n", ops)
+        assert deployment["status"].get("availableReplicas") == 2
+        args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert f"--peering={sa}" in args and "--priority=random" in args
+        assert get_json("kopfpeering", sa, "-n", watched) is not None, "the peering object is missing"
+        assert get_json("poddisruptionbudget", sa, "-n", ops)["spec"]["minAvailable"] == 1
+        assert can_i(["patch", "kopfpeerings.kopf.dev"], sa, ops, "-n", watched)
+        assert not can_i(["patch", "kopfpeerings.kopf.dev"], sa, ops, "-n", ops)
+        assert not can_i(["delete", "kopfpeerings.kopf.dev"], sa, ops, "-n", watched)
+        kubeconfig = service_account_kubeconfig(sa, ops, tmp_path / "sa.kubeconfig")
+        check = aifleet("run", "--check", "-n", watched, "--peering", sa, env={"KUBECONFIG": str(kubeconfig)})
+        assert check.returncode == 0, check.stderr
+
+
+def test_restricted_pod_security_admits_the_operator_pod(helm_bin, cluster):
+    release = unique("psa")
+    restricted = {"pod-security.kubernetes.io/enforce": "restricted",
+                  "pod-security.kubernetes.io/enforce-version": "latest"}
+    with namespaces("restricted", labels=restricted) as (ns,):
+        # The namespace really enforces: a pod without the restricted settings is refused.
+        refused = kubectl("run", "plain", "-n", ns, "--image=busybox", "--restart=Never", "--dry-run=server",
+                          check=False)
+        assert "violates PodSecurity" in refused and '"restricted:latest"' in refused, refused
+        with installed(helm_bin, release, ns, {"watchNamespaces": [ns]}):
+            name = f"{release}-aifleet-operator"
+            pods = json.loads(kubectl("get", "pods", "-n", ns, "-l", f"app.kubernetes.io/instance={release}",
+                                      "-o", "json"))["items"]
+            assert len(pods) == 1 and pods[0]["status"]["phase"] == "Running", pods
+            warnings = kubectl("get", "events", "-n", ns, "--field-selector", "reason=FailedCreate", "-o", "name")
+            assert not warnings.strip(), warnings
+            assert get_json("deployment", name, "-n", ns)["status"].get("availableReplicas") == 1

@@ -1,0 +1,98 @@
+"""Kafka topics off the fast path: synced on spec change and periodically, with backoff while Kafka is away.
+
+Kafka calls block for up to the client timeout, so they run in the worker's thread, at most once per due time,
+and their result is remembered: every other reconcile reports the last result without touching Kafka.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from ..api import AIService
+from ..api.data import KafkaSpec
+from ..clients.kafka import KafkaAdmin
+from ..topics.reconcile import TopicsResult, kafka_credentials, kafka_credentials_problem, sync_topics
+
+Emit = Callable[[str, str, str], None]
+READY_RESYNC_SECONDS = 300.0
+PROGRESSING_RETRY_SECONDS = 5.0
+MIN_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS = 30.0, 300.0
+
+
+@dataclass
+class TopicsMemory:
+    spec_hash: str = ""
+    result: TopicsResult | None = None
+    due: float = 0.0
+    failures: int = 0
+
+
+def _spec_hash(spec: KafkaSpec, credentials: dict[str, str]) -> str:
+    text = json.dumps([spec.to_wire(), sorted(credentials.items())], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class TopicsEngine:
+    def __init__(self, timeout: float = 5.0) -> None:
+        self._lock = threading.Lock()
+        self._memory: dict[tuple[str, str], TopicsMemory] = {}
+        self._admins: dict[str, KafkaAdmin] = {}
+        self._timeout = timeout
+
+    def forget(self, namespace: str, name: str) -> None:
+        with self._lock:
+            self._memory.pop((namespace, name), None)
+
+    def admin(self, spec: KafkaSpec, credentials: dict[str, str]) -> KafkaAdmin:
+        key = _spec_hash(spec.model_copy(update={"topics": []}), credentials)
+        with self._lock:
+            if key not in self._admins:
+                self._admins[key] = KafkaAdmin.from_spec(spec, credentials, timeout=self._timeout)
+            return self._admins[key]
+
+    def next_due(self, namespace: str, name: str) -> float | None:
+        with self._lock:
+            memory = self._memory.get((namespace, name))
+        return memory.due if memory else None
+
+    def sync(self, ais: AIService, secret: dict | None, emit: Emit, now: float | None = None) -> TopicsResult | None:
+        """The topics' state, syncing with Kafka only when the spec changed or the due time passed."""
+        spec = ais.spec.kafka
+        if spec is None or not spec.enabled:
+            return None
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            memory = self._memory.setdefault((ais.metadata.namespace, ais.metadata.name), TopicsMemory())
+        problem = kafka_credentials_problem(spec, secret)
+        if problem:
+            memory.result, memory.due = TopicsResult("Degraded", "InvalidCredentials", problem), now + MAX_BACKOFF_SECONDS
+            return memory.result
+        credentials = kafka_credentials(secret)
+        digest = _spec_hash(spec, credentials)
+        if digest == memory.spec_hash and now < memory.due and memory.result is not None:
+            return memory.result
+        result = sync_topics(spec, self.admin(spec, credentials))
+        for message in result.events:
+            emit("Normal", "TopicsChanged", message)
+        repeated = memory.result is not None and memory.result.warnings == result.warnings
+        for message in [] if repeated else result.warnings:  # a standing refusal is said once, not every retry
+            emit("Warning", "TopicChangeRefused", message)
+        came_back = memory.result is not None and memory.result.state == "Degraded" and result.state == "Ready"
+        if result.state == "Degraded" and (memory.result is None or memory.result.reason != result.reason):
+            emit("Warning", result.reason, result.message)
+        elif came_back:
+            emit("Normal", "TopicsRecovered", result.message)
+        memory.failures = memory.failures + 1 if result.state == "Degraded" else 0
+        memory.spec_hash, memory.result = digest, result
+        if result.state == "Ready":
+            memory.due = now + READY_RESYNC_SECONDS
+        elif result.state == "Progressing":
+            memory.due = now + PROGRESSING_RETRY_SECONDS
+        else:
+            memory.due = now + min(MAX_BACKOFF_SECONDS, MIN_BACKOFF_SECONDS * 2 ** (memory.failures - 1))
+        return result

@@ -1,0 +1,181 @@
+"""The operator's own metrics and health endpoints, and the permission list the preflight and the chart share."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import urllib.error
+import urllib.request
+
+import pytest
+import yaml
+
+from aifleet import observability
+from aifleet.observability import metrics, permissions
+from aifleet.observability.health import Health, Servers
+from conftest import ROOT
+
+
+def sample(metric: str, **labels: str) -> float | None:
+    return metrics.REGISTRY.get_sample_value(metric, labels)
+
+
+def test_reconcile_counter_and_histogram_by_result():
+    before = sample("aifleet_reconciles_total", result="changed") or 0
+    observability.record_reconcile("changed", 0.2)
+    observability.record_reconcile("changed", 0.02)
+    assert sample("aifleet_reconciles_total", result="changed") == before + 2
+    assert sample("aifleet_reconcile_duration_seconds_bucket", result="changed", le="0.025") >= 1
+    # Unknown results are folded into one label value: label sets stay bounded.
+    observability.record_reconcile("made-up", 1)
+    assert sample("aifleet_reconciles_total", result="other") >= 1
+
+
+def test_errors_are_labelled_by_reason():
+    class Conflict(Exception):
+        status = 409
+
+    before = sample("aifleet_reconcile_errors_total", reason="conflict") or 0
+    observability.record_error(Conflict("409"))
+    observability.record_error(ValueError("x"))
+    assert sample("aifleet_reconcile_errors_total", reason="conflict") == before + 1
+    assert sample("aifleet_reconcile_errors_total", reason="ValueError") >= 1
+
+
+def test_scale_decisions_and_desired_replicas_gauge_removed_when_the_aiservice_goes():
+    up = sample("aifleet_scaling_decisions_total", direction="up")
+    observability.record_scale("up", "ns1", "svc", 43)
+    assert sample("aifleet_scaling_decisions_total", direction="up") == up + 1
+    assert sample("aifleet_desired_replicas", namespace="ns1", name="svc") == 43
+    observability.record_desired("ns1", "svc", 40)
+    assert sample("aifleet_desired_replicas", namespace="ns1", name="svc") == 40
+    observability.forget("ns1", "svc")
+    assert sample("aifleet_desired_replicas", namespace="ns1", name="svc") is None
+    observability.forget("ns1", "svc")  # twice is fine
+
+
+def test_metric_failures_by_kind():
+    observability.record_metric_failure("unreachable")
+    assert sample("aifleet_metric_query_failures_total", kind="unreachable") >= 1
+
+
+def test_recorders_never_raise():
+    observability.record_reconcile("changed", "not a number")  # type: ignore[arg-type]
+    observability.record_desired("ns", "n", "many")  # type: ignore[arg-type]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+@pytest.fixture
+def served():
+    health = Health(stale_after=60)
+    hp, mp = _free_port(), _free_port()
+    servers = Servers(health, health_port=hp, metrics_port=mp, host="127.0.0.1")
+    servers.start()
+    yield health, f"http://127.0.0.1:{hp}", f"http://127.0.0.1:{mp}"
+    servers.stop()
+
+
+def test_readiness_names_what_is_wrong_until_every_check_passes(served):
+    health, base, _ = served
+    code, body = _get(base + "/readyz")
+    assert code == 503 and json.loads(body)["ready"] is False
+    health.set("preflight", False, "the AIService CRD is not installed")
+    code, body = _get(base + "/readyz")
+    assert code == 503
+    assert json.loads(body)["checks"]["preflight"]["message"] == "the AIService CRD is not installed"
+    for check in ("preflight", "kopf", "watching"):
+        health.set(check, True)
+    code, body = _get(base + "/readyz")
+    assert code == 200 and json.loads(body)["ready"] is True
+    assert sample("aifleet_ready") == 1
+
+
+def test_liveness_follows_the_heartbeat_not_the_preflight(served):
+    health, base, _ = served
+    health.set("preflight", False, "missing permission")
+    assert _get(base + "/healthz")[0] == 200  # a restart would not fix a missing CRD or permission
+    health.stale_after = 0
+    assert _get(base + "/healthz")[0] == 503
+    health.stale_after = 60
+    health.beat()
+    assert _get(base + "/healthz")[0] == 200
+
+
+def test_metrics_endpoint_is_prometheus_text_on_its_own_port(served):
+    _, base, metrics_base = served
+    code, body = _get(metrics_base + "/metrics")
+    assert code == 200
+    assert 'aifleet_build_info{version="' in body
+    assert "# TYPE aifleet_reconcile_duration_seconds histogram" in body
+    assert "_created" not in body
+    assert _get(base + "/metrics")[0] == 404  # health port serves no metrics, and the reverse:
+    assert _get(metrics_base + "/readyz")[0] == 404
+
+
+def test_port_in_use_is_a_warning_not_a_crash(caplog):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        servers = Servers(Health(), health_port=port, metrics_port=0, host="127.0.0.1")
+        servers.start()
+        assert servers.ports == []
+        assert f"port {port}" in caplog.text
+
+
+# --- permissions: one list for the preflight and the chart ---------------------------------------------------
+
+
+def _chart_namespaced_rules() -> list[dict]:
+    """The rules block of the chart's _helpers.tpl (plain YAML between define and end)."""
+    text = (ROOT / "charts" / "aifleet-operator" / "templates" / "_helpers.tpl").read_text()
+    block = re.search(r'{{- define "aifleet-operator.namespacedRules" -}}\n(.*?){{- end }}', text, re.S).group(1)
+    return yaml.safe_load(block)
+
+
+def test_chart_rules_are_the_operators_permission_list():
+    assert _chart_namespaced_rules() == permissions.as_rbac_rules(permissions.NAMESPACED_RULES)
+
+
+def test_no_wildcards_no_delete_no_pods():
+    for rule in [*permissions.NAMESPACED_RULES, permissions.CRD_RULE, permissions.peering_rule(True),
+                 permissions.peering_rule(False)]:
+        assert "*" not in rule.verbs and "*" not in rule.resource and "*" != rule.group
+        assert "delete" not in rule.verbs and "deletecollection" not in rule.verbs
+        assert rule.plural not in ("pods", "namespaces", "nodes", "roles", "clusterroles")
+
+
+def test_checks_per_scope():
+    namespaced = permissions.checks(["a", "b"], peering=True)
+    assert {c.namespace for c in namespaced} == {"a", "b"}, "namespaced mode needs nothing cluster-wide"
+    assert any(c.resource == "kopfpeerings" for c in namespaced)
+    assert not any(c.resource in ("customresourcedefinitions", "clusterkopfpeerings") for c in namespaced)
+
+    clusterwide = permissions.checks([], peering=True)
+    assert {c.namespace for c in clusterwide} == {""}
+    assert any(c.resource == "customresourcedefinitions" and c.verb == "watch" for c in clusterwide)
+    assert any(c.resource == "clusterkopfpeerings" and c.verb == "patch" for c in clusterwide)
+    assert not any(c.resource == "kopfpeerings" for c in clusterwide)
+    assert not any("peering" in c.resource for c in permissions.checks([], peering=False))
+
+
+def test_missing_permissions_are_summarized_in_one_line():
+    missing = [c for c in permissions.checks(["a"], peering=False) if c.resource == "secrets"]
+    line = permissions.summarize(missing)
+    assert line == "get,list,watch,create,patch secrets in namespace a"
+    scale = [c for c in permissions.checks([], peering=False) if c.subresource == "scale"]
+    assert permissions.summarize(scale) == "patch deployments/scale.apps cluster-wide"
