@@ -24,3 +24,4 @@ cluster-down:
 
 crd: setup
 	.venv/bin/aifleet crd > crds/aifleet.dev_aiservices.yaml
+	cp crds/aifleet.dev_aiservices.yaml charts/aifleet-operator/crds/aifleet.dev_aiservices.yaml

@@ -93,14 +93,14 @@ def field_large(rng: random.Random) -> tuple[list[float], list[float]]:
 TRACES = {"diurnal": diurnal, "spike": spike, "ramp": ramp, "noisy_flat": noisy_flat, "field_large": field_large}
 
 
-def main() -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
+def main(out: Path = OUT) -> None:
+    out.mkdir(parents=True, exist_ok=True)
     for name, make in TRACES.items():
         # One RNG per trace, seeded from the trace's name: adding a trace never changes the others.
         rng = random.Random(f"{SEED}:{name}")
         times, rps = make(rng)
-        write_trace(OUT / f"{name}.csv", times, rps)
-        print(f"{OUT / f'{name}.csv'}: {len(times)} rows, {min(rps):.0f}..{max(rps):.0f} rps")
+        write_trace(out / f"{name}.csv", times, rps)
+        print(f"{out / f'{name}.csv'}: {len(times)} rows, {min(rps):.0f}..{max(rps):.0f} rps")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -57,6 +58,27 @@ def render(helm_bin: str, values: dict[str, Any] | None = None, *, release: str 
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+# Tests that run their own operator process create their namespaces with this prefix. A suite-wide operator
+# (the `operator` fixture) must not act there, or it races the operator under test: run it with
+# `--namespace '!e2e-own-*'` (kopf's namespace patterns).
+OWN_PREFIX = "e2e-own-"
+
+
+@contextlib.contextmanager
+def namespaces(*prefixes: str, labels: dict[str, str] | None = None):
+    """Fresh namespaces for a test that runs its own operator; deleted afterwards (without waiting)."""
+    names = [unique(f"{OWN_PREFIX}{p}") for p in prefixes]
+    try:
+        for name in names:
+            kubectl("create", "namespace", name)
+            if labels:
+                kubectl("label", "namespace", name, *[f"{k}={v}" for k, v in labels.items()])
+        yield names
+    finally:
+        for name in names:
+            kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 def service_account_kubeconfig(sa: str, namespace: str, path: Path, duration: str = "1h") -> Path:

@@ -31,6 +31,7 @@ from chart_support import (
     helm_bin,  # noqa: F401 - session fixture
     http_get,
     log_lines,
+    namespaces,
     render,
     service_account_kubeconfig,
     set_args,
@@ -66,20 +67,6 @@ SCOPES = {
         "podLabels": {"team": "ops"},
     },
 }
-
-
-@contextlib.contextmanager
-def namespaces(*prefixes: str, labels: dict[str, str] | None = None):
-    names = [unique(f"e2e-{p}") for p in prefixes]
-    try:
-        for name in names:
-            kubectl("create", "namespace", name)
-            if labels:
-                kubectl("label", "namespace", name, *[f"{k}={v}" for k, v in labels.items()])
-        yield names
-    finally:
-        for name in names:
-            kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 @contextlib.contextmanager

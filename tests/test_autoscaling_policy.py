@@ -255,7 +255,7 @@ def test_not_ready_pods_of_a_fresh_scale_up_are_not_removed():
 def test_bad_metrics_hold_and_never_scale_down(sample, kind):
     d = decide(obs(sample, 12), AutoscalerState(initialized=True, consecutive_failures=4), spec(), T0)
     assert (d.desired_replicas, d.act, d.reason_code, d.metric_error) == (12, False, "MetricsUnavailable", kind)
-    assert d.reason == f"metrics {kind} (5 consecutive failures): holding 12 replicas"
+    assert d.reason == f"metrics {kind}: holding 12 replicas"
     assert d.state.consecutive_failures == 5
     assert to_status(d).consecutive_metric_failures == 5
 
@@ -274,7 +274,7 @@ def test_fallback_after_n_failures_never_below_current():
         state = d.state
         kinds.append((d.desired_replicas, d.reason_code))
     assert kinds == [(8, "MetricsUnavailable"), (8, "MetricsUnavailable"), (20, "Fallback")]
-    assert d.reason == "metrics failed (3 consecutive failures): fallback 8 -> 20 replicas"
+    assert d.reason == "metrics failed: fallback 8 -> 20 replicas"
     d = decide(obs(Sample.failure("failed"), 30), state, sp, T0 + 60)
     assert (d.desired_replicas, d.act) == (30, False)  # fallback 20 < current 30: hold
 

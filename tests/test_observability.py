@@ -179,3 +179,11 @@ def test_missing_permissions_are_summarized_in_one_line():
     assert line == "get,list,watch,create,patch secrets in namespace a"
     scale = [c for c in permissions.checks([], peering=False) if c.subresource == "scale"]
     assert permissions.summarize(scale) == "patch deployments/scale.apps cluster-wide"
+
+
+def test_namespace_patterns_need_namespace_listing_and_cluster_wide_checks():
+    checks = permissions.checks(["!e2e-own-*"], peering=False)
+    assert {c.namespace for c in checks} == {""}
+    assert any(c.resource == "namespaces" and c.verb == "list" for c in checks)
+    assert not any(c.resource == "namespaces" for c in permissions.checks(["team-a"], peering=False))
+    assert not any(c.resource == "namespaces" for c in permissions.checks([], peering=False))

@@ -291,7 +291,10 @@ def _on_missing_metrics(
 ) -> Decision:
     """Missing or bad RPS: never shrink because of it. Hold, or after N failures go to the fallback."""
     policy = spec.on_missing_metrics
-    what = f"metrics {kind} ({failures} consecutive failure{'s' if failures != 1 else ''})"
+    # The count is shown only while it matters (counting towards a fallback): a message that changes on every
+    # poll of a long outage would turn every poll into a status write.
+    counting = policy.action == "Fallback" and failures < policy.failures_before_fallback
+    what = f"metrics {kind} ({failures} of {policy.failures_before_fallback} failures before fallback)" if counting else f"metrics {kind}"
     if policy.action == "Fallback" and failures >= policy.failures_before_fallback and policy.fallback_replicas is not None:
         fb = policy.fallback_replicas
         goal = fb if policy.allow_fallback_below_current else max(fb, cur)

@@ -29,7 +29,7 @@ READINESS_CHECKS = ("preflight", "kopf", "watching")
 class Health:
     def __init__(self, stale_after: float = 60.0) -> None:
         self._lock = threading.Lock()
-        self._checks: dict[str, tuple[bool, str]] = {name: (False, "pending") for name in READINESS_CHECKS}
+        self._checks: dict[str, tuple[bool, str]] = {name: (False, "not checked yet") for name in READINESS_CHECKS}
         self._beat = time.monotonic()
         self.stale_after = stale_after
 

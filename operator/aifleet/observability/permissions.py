@@ -23,6 +23,7 @@ from typing import Iterable, Sequence
 _CHILDREN = (
     ("", "serviceaccounts"),
     ("", "configmaps"),
+    ("", "services"),
     ("apps", "deployments"),
     ("apps", "statefulsets"),
     ("policy", "poddisruptionbudgets"),
@@ -54,7 +55,6 @@ NAMESPACED_RULES: tuple[Rule, ...] = (
     Rule("aifleet.dev", "aiservices/status", ("patch",), "report status and conditions"),
     *(Rule(group, plural, ("list", "watch", "create", "patch"),
            "watch the children it owns and server-side-apply them") for group, plural in _CHILDREN),
-    Rule("", "services", ("list", "watch", "patch"), "mutation"),
     Rule("", "secrets", ("get", "list", "watch", "create", "patch"),
          "watch and apply generated Secrets (config, passwords); read the user Secrets a spec references"),
     Rule("apps", "deployments/scale", ("patch",), "the operator autoscaling engine sets Triton's replicas"),
@@ -70,17 +70,30 @@ def peering_rule(clusterwide: bool) -> Rule:
                 "high availability: kopf peering keep-alives (--peering)")
 
 
+NAMESPACES_RULE = Rule("", "namespaces", ("list", "watch"),
+                       "kopf resolves namespace patterns (--namespace 'team-*') against the namespaces that exist",
+                       cluster_scoped=True)
+
+
+def is_pattern(namespace: str) -> bool:
+    """kopf namespace patterns: globs, negations, comma lists ("team-*", "!kube-*", "a,b")."""
+    return any(c in namespace for c in "*?!,[")
+
+
 CRD_RULE = Rule("apiextensions.k8s.io", "customresourcedefinitions", ("list", "watch"),
                 "kopf follows CRDs appearing and changing while it runs (all-namespaces mode only)",
                 cluster_scoped=True)
 
 
-def required_rules(*, clusterwide: bool, peering: bool) -> list[Rule]:
+def required_rules(*, clusterwide: bool, peering: bool, patterns: bool = False) -> list[Rule]:
     """The rules the operator needs in one scope: namespaced rules apply per watched namespace
-    (or cluster-wide when ``clusterwide``), rules with ``cluster_scoped`` need a ClusterRole."""
+    (or cluster-wide when ``clusterwide``), rules with ``cluster_scoped`` need a ClusterRole.
+    ``patterns``: --namespace globs, which kopf resolves by listing namespaces (the chart takes exact names)."""
     rules = list(NAMESPACED_RULES)
-    if clusterwide:
+    if clusterwide or patterns:
         rules.append(CRD_RULE)
+    if patterns:
+        rules.append(NAMESPACES_RULE)
     if peering:
         rules.append(peering_rule(clusterwide))
     return rules
@@ -106,11 +119,13 @@ class Check:
 
 
 def checks(namespaces: Sequence[str], *, peering: bool) -> list[Check]:
-    """All (verb, resource, namespace) triples to verify for a watch scope: empty ``namespaces`` = all."""
+    """All (verb, resource, namespace) triples to verify for a watch scope: empty ``namespaces`` = all.
+    With patterns among them the set of namespaces is open, so the namespaced rules are checked cluster-wide."""
     clusterwide = not namespaces
+    patterns = any(is_pattern(n) for n in namespaces)
     out: list[Check] = []
-    for rule in required_rules(clusterwide=clusterwide, peering=peering):
-        scopes: Iterable[str] = [""] if (clusterwide or rule.cluster_scoped) else namespaces
+    for rule in required_rules(clusterwide=clusterwide, peering=peering, patterns=patterns):
+        scopes: Iterable[str] = [""] if (clusterwide or patterns or rule.cluster_scoped) else namespaces
         for namespace in scopes:
             for verb in rule.verbs:
                 out.append(Check(verb, rule.group, rule.plural, rule.subresource, namespace, rule.why))

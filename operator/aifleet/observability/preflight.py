@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -47,9 +48,15 @@ def _reason(exc: BaseException) -> str:
             return f"HTTP {exc.status}: {json.loads(exc.body).get('message') or exc.reason}"
         except (TypeError, ValueError, AttributeError):
             return f"HTTP {exc.status}: {exc.reason}"
-    text = str(exc).strip().splitlines()
-    reason = text[-1] if text else type(exc).__name__
-    return f"{type(exc).__name__}: {reason}"[:300]
+    text = str(exc).strip()
+    # urllib3 wraps the cause several times; the socket error says it best ("[Errno 111] Connection refused").
+    errno = re.search(r"\[Errno -?\d+\] [^'\")\\]+", text)
+    if errno:
+        return errno.group(0).strip()
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return "TLS certificate verify failed (wrong CA in the kubeconfig?)"
+    lines = text.splitlines()
+    return f"{type(exc).__name__}: {lines[-1] if lines else ''}"[:300]
 
 
 def _who(api: kubernetes.client.ApiClient) -> str:
@@ -137,7 +144,9 @@ def run(
         except Exception as exc:  # noqa: BLE001
             return Result(False, "credentials",
                           f"no Kubernetes credentials: not in a pod and no usable kubeconfig ({_reason(exc)})")
-        api = kubernetes.client.ApiClient(kubernetes.client.Configuration.get_default_copy())
+        configuration = kubernetes.client.Configuration.get_default_copy()
+        configuration.retries = 0  # the preflight retries by itself; no urllib3 warning per attempt
+        api = kubernetes.client.ApiClient(configuration)
     host = api.configuration.host
     try:
         kubernetes.client.VersionApi(api).get_code(_request_timeout=TIMEOUT)
@@ -163,7 +172,7 @@ def run(
                       f"{who} lacks {len(missing)} permission(s) the operator needs: "
                       f"{permissions.summarize(missing)} (grant them: the Helm chart's RBAC does)", missing)
 
-    if peering:
+    if peering and not any(permissions.is_pattern(n) for n in namespaces):
         try:
             problem = _peering_object_missing(api, namespaces, peering)
         except Exception as exc:  # noqa: BLE001

@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass, field
 
 from ..api import GROUP, PLURAL
-from . import metrics, preflight
+from . import metrics, permissions, preflight
 from .health import Health, Servers
 
 log = logging.getLogger("aifleet.operator")
@@ -115,9 +115,9 @@ async def _operate(options: RunOptions, health: Health) -> None:
                      extra={"peering": options.peering, "priority": options.priority})
         settings = kopf.OperatorSettings()
         settings.peering.lifetime = options.peering_lifetime
-        if options.namespaces:
-            # Namespaced mode needs no cluster-wide read: no runtime scan of CRDs and namespaces (kopf would
-            # list both cluster-wide); the preflight has already waited for the CRD.
+        if options.namespaces and not any(permissions.is_pattern(n) for n in options.namespaces):
+            # Exact namespaces need no cluster-wide read: no runtime scan of CRDs and namespaces (kopf would
+            # list both cluster-wide); the preflight has already waited for the CRD. Patterns keep the scan.
             settings.scanning.disabled = True
         started = asyncio.Event()
         insights = _insights()

@@ -160,7 +160,7 @@ def _tick(snapshot: dict, lookup, memo: kopf.Memo, body: kopf.Body, poll_due: bo
     if ais is not None and ais.spec.autoscaling.engine == "operator":
         poll_interval = float(ais.spec.autoscaling.poll_interval_seconds)
         memory = memo.autoscalers.memory(ais.metadata.namespace, ais.metadata.name)
-        decision = autoscale(ais, lookup, memo.kube, memo.autoscalers, emit) if poll_due else memory.decision
+        decision = autoscale(ais, lookup, memo.kube, memo.autoscalers, memo.applied, emit) if poll_due else memory.decision
 
     def topics(ais: AIService, secret: dict | None):
         return memo.topics.sync(ais, secret, emit)

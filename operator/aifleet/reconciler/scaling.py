@@ -7,6 +7,7 @@ HPA-style conditions (AbleToScale, ScalingActive, ScalingLimited).
 from __future__ import annotations
 
 import base64
+import copy
 import logging
 import threading
 import time
@@ -21,7 +22,7 @@ from ..autoscaler.sample import Sample
 from ..clients.kube import Kube
 from ..renderer.common import Names
 from .conditions import condition
-from .observed import Lookup
+from .observed import AppliedCache, Lookup
 
 log = logging.getLogger("aifleet.autoscaler")
 
@@ -96,7 +97,19 @@ def observe(ais: AIService, lookup: Lookup, source: MetricSource) -> Observation
     )
 
 
-def autoscale(ais: AIService, lookup: Lookup, kube: Kube, autoscalers: Autoscalers, emit: Emit) -> Decision | None:
+def _remember_resize(applied: AppliedCache, deployment: dict[str, Any], replicas: int, scale: dict[str, Any]) -> None:
+    """The watch will bring the resized Deployment soon; until then, a reconcile must not mistake the old
+    replica count for the truth and put it back."""
+    resized = copy.deepcopy(deployment)
+    resized["spec"]["replicas"] = replicas
+    resized["metadata"]["resourceVersion"] = scale["metadata"]["resourceVersion"]
+    resized.setdefault("kind", "Deployment")
+    applied.remember(resized)
+
+
+def autoscale(
+    ais: AIService, lookup: Lookup, kube: Kube, autoscalers: Autoscalers, applied: AppliedCache, emit: Emit
+) -> Decision | None:
     """One poll of the operator engine. Returns the decision, which the status reports."""
     memory = autoscalers.memory(ais.metadata.namespace, ais.metadata.name)
     try:
@@ -111,7 +124,9 @@ def autoscale(ais: AIService, lookup: Lookup, kube: Kube, autoscalers: Autoscale
     memory.state, memory.decision = decision.state, decision
     ref = f"{ais.metadata.namespace}/{ais.metadata.name}"
     if decision.act and decision.desired_replicas != decision.current_replicas:
-        kube.scale("Deployment", ais.metadata.namespace, Names(ais.metadata.name).triton, decision.desired_replicas)
+        name = Names(ais.metadata.name).triton
+        scale = kube.scale("Deployment", ais.metadata.namespace, name, decision.desired_replicas)
+        _remember_resize(applied, lookup("Deployment", ais.metadata.namespace, name), decision.desired_replicas, scale)
         up = decision.desired_replicas > decision.current_replicas
         emit("Normal", "ScaledUp" if up else "ScaledDown", decision.reason)
         log.info(

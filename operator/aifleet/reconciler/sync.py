@@ -262,7 +262,9 @@ def reconcile(
         return outcome
 
     secrets = read_secrets(ais, lookup, kube)
-    replicas = (lookup("Deployment", ais.metadata.namespace, Names(ais.metadata.name).triton) or {}).get("spec", {}).get("replicas")
+    fleet = Names(ais.metadata.name).triton
+    live_fleet = applied.newest("Deployment", ais.metadata.namespace, fleet, lookup("Deployment", ais.metadata.namespace, fleet))
+    replicas = (live_fleet or {}).get("spec", {}).get("replicas")
     rendered = render_all(ais, replicas=replicas, secrets=secrets)
     outcome.waiting_on_user = bool(rendered.problems)
     create_generated(rendered.create_once, lookup, kube, applied, emit)
