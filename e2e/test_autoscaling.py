@@ -11,6 +11,7 @@ import copy
 import math
 import sys
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -72,6 +73,13 @@ def apply(doc: dict) -> None:
 
 def ais(namespace: str) -> dict:
     return get_json("aiservice", "chat", "-n", namespace)
+
+
+def instant_queries(prometheus) -> float:
+    """How many instant queries Prometheus has answered, from its own /metrics (it does not scrape itself here)."""
+    text = urllib.request.urlopen(f"{prometheus.url}/metrics", timeout=5).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("prometheus_http_requests_total{") and 'handler="/api/v1/query"' in line)
 
 
 def replicas(namespace: str) -> int:
@@ -168,3 +176,27 @@ def test_hpa_engine_hands_over_to_the_real_hpa_controller(operator, traffic_ns, 
     wait_for("ScalingActive mirrored from the HPA",
              lambda: (c := condition(ais(traffic_ns), "ScalingActive")) and c["reason"] in
              {x["reason"] for x in get_json("hpa", "chat-triton", "-n", traffic_ns)["status"]["conditions"]}, timeout=60)
+
+
+def test_default_query_is_answered_by_one_batched_query(operator, traffic_ns, prometheus, triton, tmp_path):
+    """No query in the spec: every service's RPS comes from one query per poll, not one query per service."""
+    services = ["chat"] + [f"quiet{i}" for i in range(5)]
+    for name in services:
+        doc = chat(traffic_ns, prometheus.url)
+        doc["metadata"]["name"] = name
+        del doc["spec"]["autoscaling"]["metrics"]["query"]
+        apply(doc)
+    wait_for("a settled fleet", lambda: replicas(traffic_ns) == 1 or None, timeout=90)
+    with harness.LoadGenerator(tmp_path / "load", [triton.http_url], [(50, 90)], workers=8):
+        wait_for("the batched query to report the traffic",
+                 lambda: (ais(traffic_ns)["status"].get("currentRPS") or 0) > 20 or None, timeout=60)
+        wait_for("a scale-up on it", lambda: replicas(traffic_ns) > 1 or None, timeout=4 * POLL)
+        before, started = instant_queries(prometheus), time.monotonic()
+        time.sleep(4 * POLL)
+        queries = instant_queries(prometheus) - before
+        polls = (time.monotonic() - started) / POLL
+    per_service = queries / polls / len(services)
+    assert per_service < 0.5, f"{queries} queries in {polls:.1f} polls for {len(services)} services"
+    for name in services[1:]:
+        status = get_json("aiservice", name, "-n", traffic_ns)["status"]["autoscaling"]
+        assert status["lastMetricError"] == "empty", "a service without traffic series must read as empty, not zero"

@@ -72,7 +72,7 @@ def test_get_and_describe_speak_to_people(operator, namespace):
     assert "aiservice.aifleet.dev/sentiment" in kubectl("get", "all", "-n", namespace)
     described = kubectl("describe", "aiservice", "sentiment", "-n", namespace)
     assert "Conditions:" in described and "Ready" in described
-    assert "created Deployment sentiment-triton" in described, described
+    assert "created ServiceAccount sentiment-triton, Service sentiment-triton, Deployment sentiment-triton" in " ".join(described.split()), described
 
 
 def test_drift_is_put_back(operator, namespace):

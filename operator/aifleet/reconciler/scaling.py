@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..api import AIService
+from ..autoscaler.batching import BatchingSource
 from ..autoscaler.metrics import MetricSource, PrometheusSource
 from ..autoscaler.policy import Decision, Observation, decide, is_paused, to_status
 from ..api.autoscaling import AutoscalerState
@@ -53,17 +54,19 @@ class Autoscalers:
         with self._lock:
             self._memory.pop((namespace, name), None)
 
-    def source(self, ais: AIService, kube: Kube) -> MetricSource:
+    def source(self, ais: AIService, kube: Kube) -> BatchingSource:
         metrics = ais.spec.autoscaling.metrics
         token = _bearer_token(ais, kube)
         key = (metrics.address, metrics.timeout_seconds, metrics.insecure_skip_tls_verify, hash(token))
         with self._lock:
             if key not in self._sources:
-                self._sources[key] = self._source_factory(
-                    metrics.address,
-                    timeout_seconds=metrics.timeout_seconds,
-                    bearer_token=token,
-                    insecure_skip_tls_verify=metrics.insecure_skip_tls_verify,
+                self._sources[key] = BatchingSource(
+                    self._source_factory(
+                        metrics.address,
+                        timeout_seconds=metrics.timeout_seconds,
+                        bearer_token=token,
+                        insecure_skip_tls_verify=metrics.insecure_skip_tls_verify,
+                    )
                 )
             return self._sources[key]
 
@@ -80,13 +83,18 @@ def _bearer_token(ais: AIService, kube: Kube) -> str | None:
     return base64.b64decode(data[ref.key]).decode().strip()
 
 
-def observe(ais: AIService, lookup: Lookup, source: MetricSource) -> Observation | None:
+def observe(ais: AIService, lookup: Lookup, source: BatchingSource) -> Observation | None:
     deployment = lookup("Deployment", ais.metadata.namespace, Names(ais.metadata.name).triton)
     if deployment is None:
         return None
-    metrics = ais.spec.autoscaling.metrics
+    scaling = ais.spec.autoscaling
+    metrics = scaling.metrics
     ns, name = ais.metadata.namespace, ais.metadata.name
-    rps = source.query(metrics.rendered_query(ns, name))
+    if metrics.query is None:
+        # Half a poll: every service sees data no older than that, and the batch is fetched at most twice a poll.
+        rps = source.service_rps(ns, name, max_age=scaling.poll_interval_seconds / 2)
+    else:
+        rps = source.query(metrics.rendered_query(ns, name))
     queue = source.query(metrics.queue.rendered_query(ns, name)) if metrics.queue else None
     return Observation(
         rps=rps,
