@@ -4,8 +4,9 @@
 #   kind load docker-image aifleet-operator:0.1.0      # or push it to your registry
 #   helm install aifleet charts/aifleet-operator --set image.repository=aifleet-operator
 #
-# Runs as UID/GID 65532 with nothing to write but /tmp (the chart mounts an emptyDir there and sets a
-# read-only root filesystem), so it passes the Pod Security Standard `restricted`.
+# Needs BuildKit (`RUN --mount`; the default builder since Docker 23). Runs as UID/GID 65532 with nothing to
+# write but /tmp (the chart mounts an emptyDir there and sets a read-only root filesystem), so it passes the Pod
+# Security Standard `restricted`.
 
 FROM python:3.11-slim AS build
 WORKDIR /src

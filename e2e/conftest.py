@@ -49,7 +49,8 @@ def artifacts(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def operator(crd, artifacts):
-    proc = OperatorProcess(artifacts / "operator")
+    # Tests that run an operator of their own (chart, HA, preflight) use namespaces `e2e-own-*`.
+    proc = OperatorProcess(artifacts / "operator", extra_args=["--namespace", "!e2e-own-*"])
     proc.start()
     yield proc
     proc.stop()

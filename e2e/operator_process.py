@@ -29,7 +29,7 @@ class OperatorProcess:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "aifleet.cli", "run", "--health-port", "0", *self.extra_args],
+            [sys.executable, "-m", "aifleet.cli", "run", "--health-port", "0", "--metrics-port", "0", *self.extra_args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=self.env,

@@ -70,13 +70,39 @@ SCOPES = {
 
 
 @contextlib.contextmanager
-def installed(helm_bin: str, release: str, namespace: str, values: dict, *, wait: bool = True):
-    args = ["install", release, str(CHART), "-n", namespace, *set_args(values), "--timeout", "120s"]
-    helm(helm_bin, *args, *(["--wait"] if wait else []), timeout=180)
+def installed(helm_bin: str, release: str, namespace: str, values: dict):
+    helm(helm_bin, "install", release, str(CHART), "-n", namespace, *set_args(values), timeout=180)
     try:
         yield
     finally:
         helm(helm_bin, "uninstall", release, "-n", namespace, "--wait", "--timeout", "60s", check=False)
+
+
+def operator_pods_up(release: str, namespace: str, replicas: int) -> list[dict]:
+    """The chart's operator pods are admitted and scheduled; on KWOK nodes (no containers run) also Running and
+    Ready, and the Deployment available. On a cluster with real kubelets (kind) the image may not be loaded, so
+    only admission and scheduling are asserted there."""
+
+    def pods() -> list[dict] | None:
+        items = json.loads(kubectl("get", "pods", "-n", namespace, "-l", f"app.kubernetes.io/instance={release}",
+                                   "-o", "json"))["items"]
+        return items if len(items) == replicas and all(p["spec"].get("nodeName") for p in items) else None
+
+    found = wait_until(f"{replicas} scheduled operator pod(s)", pods, timeout=60)
+    node = get_json("node", found[0]["spec"]["nodeName"])
+    if ((node or {}).get("metadata", {}).get("annotations") or {}).get("kwok.x-k8s.io/node") == "fake":
+        name = f"{release}-aifleet-operator"
+        wait_until("the Deployment available", lambda: (get_json("deployment", name, "-n", namespace)["status"]
+                                                         .get("availableReplicas") == replicas), timeout=60)
+        found = pods()
+        assert all(p["status"]["phase"] == "Running" for p in found), found
+    return found
+
+
+def stop_operator_pods(release: str, namespace: str) -> None:
+    """One operator at a time: the chart's pod (a real one on kind when the image is loaded) makes way for the
+    operator process the test watches."""
+    kubectl("scale", "deployment", f"{release}-aifleet-operator", "-n", namespace, "--replicas=0")
 
 
 def kinds(docs: list[dict]) -> dict[str, list[dict]]:
@@ -213,8 +239,8 @@ def test_namespaced_install_least_privilege_reconciles_minimal_to_ready(helm_bin
     with namespaces("ops", "watched", "other") as (ops, watched, other), \
             installed(helm_bin, release, ops, {"watchNamespaces": [watched]}):
         sa = f"{release}-aifleet-operator"
-        deployment = get_json("deployment", sa, "-n", ops)
-        assert deployment["status"].get("availableReplicas") == 1, "the operator pod was not scheduled/Running"
+        operator_pods_up(release, ops, 1)
+        stop_operator_pods(release, ops)
         assert not kubectl("get", "clusterrole,clusterrolebinding", "-l", f"app.kubernetes.io/instance={release}",
                            "-o", "name").strip(), "namespaced mode must create nothing cluster-wide"
 
@@ -267,13 +293,41 @@ def test_namespaced_install_least_privilege_reconciles_minimal_to_ready(helm_bin
             wait_until(f"AIService {watched}/{name} Ready",
                        lambda: is_true(get_json("aiservice", name, "-n", watched), "Ready"), timeout=90)
             mine = applied_children(proc.logs())
-            assert f"Deployment/{name}-triton" in mine, f"another operator did the work? this one applied {mine}"
+            events = json.loads(kubectl("get", "events", "-n", watched, "--field-selector",
+                                        f"involvedObject.kind=AIService,involvedObject.name={name}", "-o", "json"))
+            assert events["items"], "no events were posted for the AIService"
+            # Never below min: raising minReplicas resizes the fleet, metrics or not.
+            kubectl("patch", "aiservice", name, "-n", watched, "--type=merge",
+                    "-p", '{"spec": {"autoscaling": {"minReplicas": 2}}}')
+            wait_until("Triton scaled to the new minimum", lambda: (get_json("deployment", f"{name}-triton", "-n",
+                       watched)["spec"]["replicas"] == 2), timeout=60)
+            assert f"Deployment/{name}-triton" in mine, (
+                f"this operator applied only {mine}: another operator did the work (a suite-wide operator must "
+                f"skip the tests' own namespaces: --namespace '!e2e-own-*')")
+
+            # The data plane and the hpa engine too: a user Secret read (get), a generated Secret (create), config
+            # Secrets, a StatefulSet and a HorizontalPodAutoscaler applied. Kafka topics go to the Kafka admin API, not Kubernetes, so they are left out.
+            data = unique("lp-data")
+            kubectl("create", "secret", "generic", f"{data}-db", "-n", watched, "--from-literal=password=s3cret")
+            manifest["metadata"]["name"] = data
+            manifest["spec"]["pgbouncer"] = {"databaseHost": "postgres.databases.svc", "databaseName": "chat",
+                                             "user": "chat", "passwordSecretRef": {"name": f"{data}-db",
+                                                                                   "key": "password"}}
+            manifest["spec"]["redis"] = {"maxMemory": "256mb"}
+            manifest["spec"]["autoscaling"]["engine"] = "hpa"
+            kubectl("apply", "-f", "-", input=yaml.safe_dump(manifest))
+            wait_until(f"AIService {watched}/{data} Ready",
+                       lambda: is_true(get_json("aiservice", data, "-n", watched), "Ready"), timeout=90)
+            mine = applied_children(proc.logs())
+            assert {f"Deployment/{data}-pgbouncer", f"StatefulSet/{data}-redis",
+                    f"HorizontalPodAutoscaler/{data}-triton"} <= mine, mine
+            assert any(c.startswith("Secret/") for c in mine), mine
 
             code, text = http_get(f"http://127.0.0.1:{metrics_port}/metrics")
             assert code == 200 and "aifleet_ready 1.0" in text
 
             # Deletion goes through: the operator removes its finalizer with its own identity.
-            kubectl("delete", "aiservice", name, "-n", watched, "--timeout=60s")
+            kubectl("delete", "aiservice", name, data, "-n", watched, "--timeout=60s")
 
             log = audit_log()
             if log is not None:
@@ -283,8 +337,8 @@ def test_namespaced_install_least_privilege_reconciles_minimal_to_ready(helm_bin
                 denials = [(e["verb"], e.get("objectRef"), e["responseStatus"]["code"]) for e in events
                            if e["responseStatus"]["code"] in (401, 403)]
                 assert not denials, f"the operator was denied: {denials}"
-                used = {(e["verb"], (e.get("objectRef") or {}).get("resource"),
-                         (e.get("objectRef") or {}).get("subresource", "")) for e in events}
+                used = {(e["verb"], (e.get("objectRef") or {}).get("resource") or e.get("requestURI", ""),
+                         (e.get("objectRef") or {}).get("subresource") or "") for e in events}
                 (artifacts / f"least-privilege-{release}" / "used-permissions.json").write_text(
                     json.dumps(sorted(used), indent=1))
         finally:
@@ -297,6 +351,8 @@ def test_all_namespaces_install_rbac(helm_bin, cluster, tmp_path):
     release = unique("cw")
     with namespaces("ops") as (ops,), installed(helm_bin, release, ops, {}):
         sa = f"{release}-aifleet-operator"
+        operator_pods_up(release, ops, 1)
+        stop_operator_pods(release, ops)  # an all-namespaces operator must not act on other tests' objects
         (role,) = [json.loads(kubectl("get", "clusterrole", sa, "-o", "json"))]
         assert role["rules"] == permissions.as_rbac_rules(permissions.required_rules(clusterwide=True, peering=False))
         assert can_i(["list", "secrets"], sa, ops, "--all-namespaces")
@@ -318,8 +374,8 @@ def test_ha_install_has_peering_and_its_rbac(helm_bin, cluster, tmp_path):
     with namespaces("ops", "watched") as (ops, watched), \
             installed(helm_bin, release, ops, {"replicaCount": 2, "watchNamespaces": [watched]}):
         sa = f"{release}-aifleet-operator"
+        operator_pods_up(release, ops, 2)
         deployment = get_json("deployment", sa, "-n", ops)
-        assert deployment["status"].get("availableReplicas") == 2
         args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
         assert f"--peering={sa}" in args and "--priority=random" in args
         assert get_json("kopfpeering", sa, "-n", watched) is not None, "the peering object is missing"
@@ -342,10 +398,6 @@ def test_restricted_pod_security_admits_the_operator_pod(helm_bin, cluster):
                           check=False)
         assert "violates PodSecurity" in refused and '"restricted:latest"' in refused, refused
         with installed(helm_bin, release, ns, {"watchNamespaces": [ns]}):
-            name = f"{release}-aifleet-operator"
-            pods = json.loads(kubectl("get", "pods", "-n", ns, "-l", f"app.kubernetes.io/instance={release}",
-                                      "-o", "json"))["items"]
-            assert len(pods) == 1 and pods[0]["status"]["phase"] == "Running", pods
+            operator_pods_up(release, ns, 1)  # admitted by PodSecurity `restricted`, then scheduled
             warnings = kubectl("get", "events", "-n", ns, "--field-selector", "reason=FailedCreate", "-o", "name")
             assert not warnings.strip(), warnings
-            assert get_json("deployment", name, "-n", ns)["status"].get("availableReplicas") == 1

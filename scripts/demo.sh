@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one-command demo: a real local control plane (built from the official Kubernetes Go modules, KWOK
-# for GPU nodes), the aifleet operator, and an example AIService that comes up Ready.
+# for GPU nodes), the aifleet operator, an example AIService that comes up Ready, then real traffic against
+# a real Triton server and the fleet scaling up and back down with it.
 #
 #   AIFLEET_DEMO_KEEP=1 scripts/demo.sh   leaves everything running (stop with `make cluster-down`)
 set -euo pipefail
@@ -50,3 +51,7 @@ say "kubectl get all -n demo"
 kubectl get all -n demo
 say "kubectl describe aiservice sentiment -n demo (conditions and events)"
 kubectl describe aiservice sentiment -n demo | sed -n '/Conditions:/,$p'
+
+say "Real traffic: PyTriton + Prometheus on loopback, the fleet follows the load"
+bash e2e/services/install.sh >/dev/null
+.venv/bin/python scripts/demo_traffic.py

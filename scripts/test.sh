@@ -10,6 +10,7 @@ scripts/pytest.sh tests -q
 
 bash e2e/services/install.sh
 bash e2e/cluster/build.sh >/dev/null
+bash e2e/tools/build-helm.sh >/dev/null
 
 artifacts="${AIFLEET_E2E_ARTIFACTS:-$ROOT/e2e/.state/artifacts}"
 mkdir -p "$artifacts"

@@ -151,12 +151,42 @@ def test_chart_rules_are_the_operators_permission_list():
     assert _chart_namespaced_rules() == permissions.as_rbac_rules(permissions.NAMESPACED_RULES)
 
 
-def test_no_wildcards_no_delete_no_pods():
+def test_no_wildcards_no_pods_and_delete_only_to_replace_statefulsets():
     for rule in [*permissions.NAMESPACED_RULES, permissions.CRD_RULE, permissions.peering_rule(True),
                  permissions.peering_rule(False)]:
         assert "*" not in rule.verbs and "*" not in rule.resource and "*" != rule.group
-        assert "delete" not in rule.verbs and "deletecollection" not in rule.verbs
+        assert "deletecollection" not in rule.verbs
+        assert ("delete" in rule.verbs) == (rule.resource == "statefulsets"), rule
         assert rule.plural not in ("pods", "namespaces", "nodes", "roles", "clusterroles")
+
+
+def _rendered_kinds() -> set[str]:
+    """Every kind the renderer can produce: its templates, and manifests built in Python (generated Secrets)."""
+    renderer = ROOT / "operator" / "aifleet" / "renderer"
+    kinds = set()
+    for template in renderer.glob("templates/*.j2"):
+        kinds |= set(re.findall(r"^kind: (\w+)", template.read_text(), re.M))
+    for module in renderer.glob("*.py"):
+        kinds |= set(re.findall(r'"kind": "(\w+)"', module.read_text()))
+    return kinds
+
+
+def test_child_verbs_follow_what_the_operator_watches_and_renders():
+    """list+watch for every child kind (kopf indexes them), create+patch exactly for the kinds the renderer
+    produces (server-side apply), and the two documented extras. A new template of a new kind fails here until
+    permissions.py (and so the chart) grants it."""
+    from aifleet.clients.kinds import CHILD_KINDS
+
+    rendered = _rendered_kinds()
+    assert {"Deployment", "Service", "Secret", "StatefulSet", "HorizontalPodAutoscaler"} <= rendered
+    extras = {"secrets": {"get"}, "statefulsets": {"delete"}}
+    by_resource = {(r.group, r.resource): set(r.verbs) for r in permissions.NAMESPACED_RULES}
+    for kind in CHILD_KINDS:
+        verbs = {"list", "watch"} | ({"create", "patch"} if kind.kind in rendered else set())
+        assert by_resource[(kind.group, kind.plural)] == verbs | extras.get(kind.plural, set()), kind
+    reconciler = "".join(p.read_text() for p in (ROOT / "operator" / "aifleet" / "reconciler").glob("*.py"))
+    assert 'kube.get("Secret"' in reconciler, "secrets get is granted for reading referenced Secrets"
+    assert "kube.delete(" in reconciler, "statefulsets delete is granted for the StatefulSet replacement"
 
 
 def test_checks_per_scope():

@@ -84,9 +84,9 @@ High availability: more than one replica runs kopf peering.
 {{/*
 The rules the operator needs in every namespace it watches. They mirror
 operator/aifleet/observability/permissions.py (the operator's preflight checks the same list), and
-e2e/test_chart.py asserts the two are equal. Least privilege: no wildcards, no get where list+watch
-suffice (kopf and the reconciler read from watch caches), no delete (owner references and the garbage
-collector remove children), no pods.
+tests/test_observability.py and e2e/test_chart.py assert the two are equal. Least privilege: no wildcards,
+no get where list+watch suffice (kopf and the reconciler read from watch caches), no delete but the one
+StatefulSet replacement (owner references and the garbage collector remove children), no pods.
 */}}
 {{- define "aifleet-operator.namespacedRules" -}}
 # AIServices: kopf watches them and adds/removes its finalizer and bookkeeping annotations.
@@ -101,18 +101,21 @@ collector remove children), no pods.
 - apiGroups: [""]
   resources: ["serviceaccounts"]
   verbs: ["list", "watch", "create", "patch"]
+# Watched as a child kind; no child is a ConfigMap, so never written.
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["list", "watch", "create", "patch"]
+  verbs: ["list", "watch"]
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["list", "watch", "create", "patch"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["list", "watch", "create", "patch"]
+# delete (with propagation Orphan) replaces a StatefulSet whose volumeClaimTemplates changed, keeping its pods
+# and volumes for the new one to adopt.
 - apiGroups: ["apps"]
   resources: ["statefulsets"]
-  verbs: ["list", "watch", "create", "patch"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["list", "watch", "create", "patch"]

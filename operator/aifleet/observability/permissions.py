@@ -17,17 +17,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-# Kinds the operator owns (see clients/kinds.py): kopf lists and watches them (index + event handlers), and the
-# reconciler server-side-applies them. A server-side apply that creates the object is authorized as `create`
-# as well as `patch` by the API server, so both are needed.
+# Kinds the operator owns (see clients/kinds.py): kopf lists and watches each (index + event handlers). The
+# kinds the renderer produces are server-side-applied too; an apply that creates the object is authorized as
+# `create` as well as `patch` by the API server, so both are needed. tests/test_observability.py derives the
+# rendered kinds from the renderer and checks this table against them.
+WATCH = ("list", "watch")
+APPLY = ("list", "watch", "create", "patch")
 _CHILDREN = (
-    ("", "serviceaccounts"),
-    ("", "configmaps"),
-    ("", "services"),
-    ("apps", "deployments"),
-    ("apps", "statefulsets"),
-    ("policy", "poddisruptionbudgets"),
-    ("autoscaling", "horizontalpodautoscalers"),
+    ("", "serviceaccounts", APPLY, "watch the children it owns and server-side-apply them"),
+    ("", "configmaps", WATCH, "watched as a child kind; no child is a ConfigMap, so never written"),
+    ("", "services", APPLY, "watch the children it owns and server-side-apply them"),
+    ("apps", "deployments", APPLY, "watch the children it owns and server-side-apply them"),
+    ("apps", "statefulsets", APPLY + ("delete",),
+     "server-side-apply; delete with propagation Orphan replaces a StatefulSet whose volumeClaimTemplates "
+     "changed, keeping its pods and volumes"),
+    ("policy", "poddisruptionbudgets", APPLY, "watch the children it owns and server-side-apply them"),
+    ("autoscaling", "horizontalpodautoscalers", APPLY, "watch the children it owns and server-side-apply them"),
 )
 PEERING_GROUP = "kopf.dev"
 
@@ -53,8 +58,7 @@ NAMESPACED_RULES: tuple[Rule, ...] = (
     Rule("aifleet.dev", "aiservices", ("list", "watch", "patch"),
          "watch AIServices; kopf adds and removes its finalizer and bookkeeping annotations"),
     Rule("aifleet.dev", "aiservices/status", ("patch",), "report status and conditions"),
-    *(Rule(group, plural, ("list", "watch", "create", "patch"),
-           "watch the children it owns and server-side-apply them") for group, plural in _CHILDREN),
+    *(Rule(group, plural, verbs, why) for group, plural, verbs, why in _CHILDREN),
     Rule("", "secrets", ("get", "list", "watch", "create", "patch"),
          "watch and apply generated Secrets (config, passwords); read the user Secrets a spec references"),
     Rule("apps", "deployments/scale", ("patch",), "the operator autoscaling engine sets Triton's replicas"),

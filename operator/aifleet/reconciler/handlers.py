@@ -21,6 +21,7 @@ import kopf
 
 from ..api import GROUP, PLURAL, VERSION, AIService
 from ..clients.kinds import CHILD_KINDS, Kind
+from ..observability import metrics
 from ..clients.kube import Kube, KubeError
 from ..renderer.common import INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from .observed import AppliedCache, trim
@@ -114,17 +115,22 @@ async def worker(
             trigger.clear()
             wait = RESYNC_SECONDS
             try:
-                poll_due = time.monotonic() >= next_poll
+                started = time.monotonic()
+                poll_due = started >= next_poll
                 tick = await asyncio.to_thread(_tick, copy.deepcopy(dict(body)), lookup, memo, body, poll_due)
                 now = time.monotonic()
+                metrics.record_reconcile("changed" if tick.changed else "unchanged", now - started)
                 if tick.poll_interval is not None:
                     if poll_due:
-                        next_poll = now + tick.poll_interval
+                        # No Deployment to decide for yet: look again shortly rather than a whole poll later.
+                        next_poll = now + (tick.poll_interval if tick.polled else 1.0)
                     wait = min(wait, next_poll - now)
                 if tick.wake_in is not None:
                     wait = min(wait, tick.wake_in)
                 failures = 0
             except Exception as exc:  # noqa: BLE001 - one bad object must not stop its worker
+                metrics.record_reconcile("error", time.monotonic() - started)
+                metrics.record_error(exc)
                 failures += 1
                 wait = min(MAX_BACKOFF_SECONDS, 2.0**failures)
                 log.warning(
@@ -139,11 +145,14 @@ async def worker(
         if stopped.reason and stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED:
             memo.autoscalers.forget(namespace, name)
             memo.topics.forget(namespace, name)
+            metrics.forget(namespace, name)
 
 
 @dataclass(frozen=True)
 class Tick:
     poll_interval: float | None  # the operator engine's poll interval, when it runs
+    polled: bool  # a decision was made (not before the fleet's Deployment exists)
+    changed: bool  # something was written
     wake_in: float | None  # come back this soon for another engine (Kafka retries)
 
 
@@ -158,11 +167,14 @@ def _tick(snapshot: dict, lookup, memo: kopf.Memo, body: kopf.Body, poll_due: bo
     """One pass for one AIService: autoscale when due, then reconcile everything."""
     emit = _emitter(body)
     ais = parse(snapshot)
-    decision, poll_interval, wake_in = None, None, None
+    decision, poll_interval, wake_in, polled = None, None, None, False
     if ais is not None and ais.spec.autoscaling.engine == "operator":
         poll_interval = float(ais.spec.autoscaling.poll_interval_seconds)
         memory = memo.autoscalers.memory(ais.metadata.namespace, ais.metadata.name)
-        decision = autoscale(ais, lookup, memo.kube, memo.autoscalers, memo.applied, emit) if poll_due else memory.decision
+        if poll_due:
+            decision = autoscale(ais, lookup, memo.kube, memo.autoscalers, memo.applied, emit)
+            polled = decision is not None
+        decision = decision or memory.decision
 
     def topics(ais: AIService, secret: dict | None):
         return memo.topics.sync(ais, secret, emit)
@@ -173,7 +185,8 @@ def _tick(snapshot: dict, lookup, memo: kopf.Memo, body: kopf.Body, poll_due: bo
         wake_in = None if due is None else max(1.0, due - time.monotonic())
     if outcome.waiting_on_user:
         wake_in = min(wake_in or USER_RECHECK_SECONDS, USER_RECHECK_SECONDS)
-    return Tick(poll_interval, wake_in)
+    changed = bool(outcome.applied or outcome.status_written or (decision is not None and decision.act and polled))
+    return Tick(poll_interval, polled, changed, wake_in)
 
 
 def _deletes_topics(spec: kopf.Spec, **_: Any) -> bool:

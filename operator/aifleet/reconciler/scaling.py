@@ -21,6 +21,7 @@ from ..autoscaler.policy import Decision, Observation, decide, is_paused, to_sta
 from ..api.autoscaling import AutoscalerState
 from ..autoscaler.sample import Sample
 from ..clients.kube import Kube
+from ..observability import metrics
 from ..renderer.common import Names
 from .conditions import condition
 from .observed import AppliedCache, Lookup
@@ -131,11 +132,15 @@ def autoscale(
     decision = decide(observation, memory.state, ais.spec.autoscaling, time.time())
     memory.state, memory.decision = decision.state, decision
     ref = f"{ais.metadata.namespace}/{ais.metadata.name}"
+    metrics.record_desired(ais.metadata.namespace, ais.metadata.name, decision.desired_replicas)
+    if decision.metric_error:
+        metrics.record_metric_failure(decision.metric_error)
     if decision.act and decision.desired_replicas != decision.current_replicas:
         name = Names(ais.metadata.name).triton
         scale = kube.scale("Deployment", ais.metadata.namespace, name, decision.desired_replicas)
         _remember_resize(applied, lookup("Deployment", ais.metadata.namespace, name), decision.desired_replicas, scale)
         up = decision.desired_replicas > decision.current_replicas
+        metrics.record_scale("up" if up else "down", ais.metadata.namespace, ais.metadata.name, decision.desired_replicas)
         emit("Normal", "ScaledUp" if up else "ScaledDown", decision.reason)
         log.info(
             "scaled",
