@@ -127,3 +127,24 @@ def test_missing_secret_is_reported_naming_the_field(operator, namespace, kafka)
     assert "PoolerDegraded" in events
     db_secret(namespace)  # the user fixes it: the pooler comes up without touching the AIService
     wait_ready(namespace)
+
+
+def test_large_example_becomes_ready(operator, namespace, kafka):
+    """examples/large.yaml as shipped, but for what this machine's one-broker Kafka needs: its address and a
+    replication factor of 1."""
+    docs = list(yaml.safe_load_all((ROOT / "examples" / "large.yaml").read_text()))
+    for doc in docs:
+        doc["metadata"]["namespace"] = namespace
+        if doc["kind"] == "AIService":
+            doc["spec"]["kafka"]["bootstrapServers"] = kafka.bootstrap
+            for topic in doc["spec"]["kafka"]["topics"]:
+                topic["replicationFactor"] = 1
+    kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
+    obj = wait_for("the large example to be Ready",
+                   lambda: (o := get_json("aiservice", "chat", "-n", namespace)) and is_true(o, "Ready") and o, timeout=240)
+    assert obj["status"]["readyReplicas"] >= 20, "minReplicas 20"
+    gpu_pods = [p for p in get_json("pods", "-n", namespace, "-l", "app.kubernetes.io/name=triton")["items"]
+                if p["status"].get("phase") == "Running"]
+    assert len(gpu_pods) >= 20 and all(p["spec"]["nodeName"].startswith("kwok-gpu-") for p in gpu_pods)
+    topic = KafkaAdmin(kafka.bootstrap, timeout=5).describe(["chat.requests", "chat.requests.dlq"])
+    assert topic["chat.requests"].partitions == 50 and topic["chat.requests.dlq"].partitions == 50

@@ -172,3 +172,15 @@ def test_quiet_resync_writes_nothing(operator, namespace):
     final = ais(namespace, "sentiment")
     assert final["metadata"]["resourceVersion"] == poked["metadata"]["resourceVersion"], "status was rewritten with no change"
     assert condition(final, "Ready")["lastTransitionTime"] == condition(obj, "Ready")["lastTransitionTime"]
+
+
+def test_kubectl_scale_sets_the_floor(operator, namespace):
+    """The scale subresource maps to minReplicas: `kubectl scale` raises the fleet's floor, within maxReplicas."""
+    apply(MINIMAL, namespace)
+    wait_ready(namespace, "sentiment")
+    kubectl("scale", "aiservice", "sentiment", "-n", namespace, "--replicas=3")
+    assert ais(namespace, "sentiment")["spec"]["autoscaling"]["minReplicas"] == 3
+    wait_for("the fleet to grow to the new floor",
+             lambda: get_json("deployment", "sentiment-triton", "-n", namespace)["spec"]["replicas"] == 3 or None)
+    refused = kubectl("scale", "aiservice", "sentiment", "-n", namespace, "--replicas=9", check=False)
+    assert "minReplicas must be <= maxReplicas" in refused, refused

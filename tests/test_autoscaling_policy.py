@@ -21,6 +21,7 @@ from aifleet.api.autoscaling import (
     ScaleDownRules,
     ScaleUpRules,
     ScalingPolicy,
+    TimedValue,
     render_query,
 )
 from aifleet.autoscaler.policy import Observation, decide, is_paused, lookahead_horizon, to_status
@@ -371,6 +372,95 @@ def test_lookahead_does_not_extrapolate_a_finished_step():
     flat_for_a_horizon = ds[8 + 4 + 5:]
     assert all(d.projected_rps is None or d.projected_rps <= 10000 for d in flat_for_a_horizon)
     assert ds[-1].desired_replicas == 100  # the surplus forecast expired; the measured 100 remain
+
+
+def _ramp_then_flat(sp, start, slope, up_polls, flat_polls):
+    rates = [start + slope * 15 * i for i in range(up_polls)] + [start + slope * 15 * (up_polls - 1)] * flat_polls
+    state, cur, ds = AutoscalerState(), math.ceil(start / sp.target_rps_per_pod), []
+    for i, r in enumerate(rates):
+        d = decide(obs(r, cur), state, sp, T0 + 15 * i)
+        state, cur = d.state, d.desired_replicas
+        ds.append(d)
+    return rates[-1], ds
+
+
+def test_forecast_pods_within_the_band_are_released_at_the_horizon_not_held_by_the_window():
+    """The ramp stops at 8850 rps; the forecast bought ~96 pods, within 10% of the 89 the traffic needs.
+    HPA's band relative to the current 96 would answer "no change", record 96 as a measured
+    recommendation and the scale-down window would hold the forecast's pods for 5 minutes."""
+    sp = spec(max_replicas=200, lookahead=LookaheadSpec(enabled=True))
+    final, ds = _ramp_then_flat(sp, start=6000, slope=10.0, up_polls=20, flat_polls=20)
+    need = math.ceil(final / 100)
+    peak = max(d.desired_replicas for d in ds)
+    assert peak > need and final / (peak * 100) >= 0.9  # the forecast fleet is inside the tolerance band
+    flat = ds[20:]
+    released = next(i for i, d in enumerate(flat) if d.desired_replicas == need)
+    assert released * 15 <= lookahead_horizon(sp) + 60  # at the horizon (plus the trend fading), not 300 s
+    assert all(d.desired_replicas >= need for d in flat)  # never below what the traffic asks for
+    assert all(r.replicas <= need for r in flat[-1].state.recommendations if r.t >= T0 + 15 * 20)
+
+
+def test_without_lookahead_the_band_is_hpas_relative_to_current_replicas():
+    sp = spec(max_replicas=200)
+    for la in (None, LookaheadSpec(enabled=True, mode="Preview")):
+        s = sp if la is None else spec(max_replicas=200, lookahead=la)
+        d = decide(obs(8850, 96), AutoscalerState(initialized=True), s, T0)
+        assert d.reactive_replicas == 96 and d.desired_replicas == 96
+
+
+@pytest.mark.parametrize("lookahead", [LookaheadSpec(enabled=False), LookaheadSpec(enabled=True, mode="Preview")])
+def test_without_acting_lookahead_decisions_equal_hpa_sync_step_for_step(lookahead):
+    from aifleet.autoscaler.hpa import HPAState, hpa_sync
+
+    # a slow scale-down policy keeps the fleet above its recommendations for a while: HPA's band is then
+    # still relative to the current replicas
+    down = ScaleDownRules(policies=[ScalingPolicy(type="Pods", value=2, period_seconds=60)])
+    sp = spec(target_rps_per_pod=10, max_replicas=300, scale_down=down, lookahead=lookahead)
+    rates = [100 + 900 * math.sin(i / 25) ** 2 + 60 * math.sin(i * 1.7) for i in range(400)]
+    state, hstate, cur, hcur = AutoscalerState(initialized=True), HPAState(), 10, 10
+    for i, r in enumerate(rates):
+        now = T0 + 15 * i
+        d = decide(obs(r, cur), state, sp, now)
+        h = hpa_sync(r, hcur, hcur, 1, 300, 10, hstate, now, scale_down=down)
+        state, hstate, cur, hcur = d.state, h.state, d.desired_replicas, h.desired
+        assert cur == hcur, i
+
+
+def test_newest_forecast_supersedes_an_older_higher_one():
+    sp = spec(max_replicas=500, lookahead=LookaheadSpec(enabled=True))
+    ds = ramp(sp, slope=10.0, start_rps=2000, n=12)
+    state = ds[-1].state
+    stale_high = TimedValue(t=T0 + 15 * 11 - 15, value=40000.0)  # an older forecast, still within its horizon
+    state = state.model_copy(update={"lookahead_floor": [stale_high, *state.lookahead_floor[-1:]]})
+    cur = ds[-1].desired_replicas
+    d = decide(obs(2000 + 10 * 15 * 12, cur), state, sp, T0 + 15 * 12)
+    assert d.projected_rps is not None and d.desired_replicas == math.ceil(d.projected_rps / 100) < 400
+
+
+def test_lookahead_projects_the_slope_less_one_corrected_standard_error():
+    sp = spec(max_replicas=500, lookahead=LookaheadSpec(enabled=True))
+    noise = [0, 40, -30, 20, -40, 30, -10, 25, -35, 15, 5, -20, 35, -25, 10, -5, 30, -40, 20, 0, -15]
+    state, cur = AutoscalerState(), 30
+    times, rates = [], []
+    for i, n in enumerate(noise):
+        t, r = T0 + 15 * i, 3000 + 4.0 * 15 * i + n
+        d = decide(obs(r, cur), state, sp, t)
+        state, cur = d.state, d.desired_replicas
+        times.append(t), rates.append(r)
+    keep = [(t, r) for t, r in zip(times, rates) if t > times[-1] - 300]
+    x = [t - keep[0][0] for t, _ in keep]
+    y = [r for _, r in keep]
+    n = len(x)
+    mx, my = sum(x) / n, sum(y) / n
+    sxx = sum((a - mx) ** 2 for a in x)
+    slope = sum((a - mx) * (b - my) for a, b in zip(x, y)) / sxx
+    se = math.sqrt(sum((b - my - slope * (a - mx)) ** 2 for a, b in zip(x, y)) / (n - 2) / sxx)
+    assert slope > 4 * se  # clearly rising
+    horizon = lookahead_horizon(sp)
+    before = [r for t, r in zip(times, rates) if t <= times[-1] - horizon][-1]
+    growth = min((slope - 2 * se) * horizon, rates[-1] - before)
+    assert d.projected_rps == pytest.approx(rates[-1] + growth, rel=1e-9)
+    assert d.projected_rps < rates[-1] + slope * horizon
 
 
 def test_state_is_small_and_serialisable():

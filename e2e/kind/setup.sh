@@ -5,7 +5,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 nodes="$here/../cluster/manifests/nodes"
 KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
-GPU_NODES="${AIFLEET_NODES:-4}"
+GPU_NODES="${AIFLEET_NODES:-8}"  # enough for examples/large.yaml
 CPU_NODES="${AIFLEET_CPU_NODES:-2}"
 
 release="https://github.com/kubernetes-sigs/kwok/releases/download/$KWOK_VERSION"

@@ -871,8 +871,9 @@ class Kafka(Service):
             # Kafka cluster ids are 16 random bytes, base64url without padding.
             id_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
         res = subprocess.run(
-            self._java("kafka.tools.StorageTool", "format", "-t", id_file.read_text().strip(),
-                       "-c", str(self.props_path), "--ignore-formatted"),
+            # `--cluster-id=ID`, not `-t ID`: a base64url id may start with "-" and read as an option.
+            self._java("kafka.tools.StorageTool", "format", f"--cluster-id={id_file.read_text().strip()}",
+                       f"--config={self.props_path}", "--ignore-formatted"),
             capture_output=True, text=True, timeout=120)
         if res.returncode != 0:
             raise ServiceError(f"kafka storage format failed:\n{res.stdout}\n{res.stderr}")

@@ -5,7 +5,10 @@ No I/O and no clock: the caller reads metrics and pods, passes `now`, acts on th
 
 Pipeline (HPA-compatible where HPA has a notion, see `hpa.py`):
   1. paused annotation -> report only; replicas outside [min, max] -> corrected first.
-  2. RPS -> reactive proposal ceil(rps / target), "no change" inside the tolerance band.
+  2. RPS -> reactive proposal ceil(rps / target), "no change" inside the tolerance band. The band is
+     HPA's, relative to the current replicas; with look-ahead acting it is relative to the fleet the
+     measured traffic alone holds (`_measured_fleet`), so forecast pods never become a measured
+     recommendation that the scale-down window would hold for 5 minutes.
      The total RPS is used, not a per-pod average, so pods that are still loading models neither
      dilute the signal (HPA's Pods-metric weakness) nor count as capacity: they are capacity
      `podStartupSeconds` from now, which is why the look-ahead projects that far.
@@ -13,10 +16,11 @@ Pipeline (HPA-compatible where HPA has a notion, see `hpa.py`):
   4. optional look-ahead -> linear trend of recent RPS projected podStartup + poll seconds ahead
      (pods ordered now serve from then until the next decision's pods arrive). Only a clearly
      rising trend counts, and never more growth than the last horizon showed (so a step is not
-     extrapolated). The forecast is a floor on scale-up with no tolerance band (the trend test is
-     the noise filter; with the band a rising fleet runs 10% hot before anything moves) and it
-     expires when its horizon has passed instead of entering the scale-down window. Preview
-     computes and reports it without acting.
+     extrapolated). The slope projected is the fitted one less one (correlation-corrected) standard
+     error: what the data is confident of. The forecast is a floor on scale-up with no tolerance
+     band (the trend test is the noise filter; with the band a rising fleet runs 10% hot before
+     anything moves). The latest forecast supersedes earlier ones and lasts until its horizon has
+     passed; it never enters the scale-down window. Preview computes and reports it without acting.
   5. stabilization windows, rate policies, [min, max] and the ScalingLimited reason (hpa.py).
   6. bad metrics never scale down: hold, or after N failures the fallback, never below current
      unless the spec allows it.
@@ -131,7 +135,7 @@ def decide(obs: Observation, state: AutoscalerState, spec: AutoscalingSpec, now:
 
     # -- proposals --------------------------------------------------------------------------
     target = spec.target_rps_per_pod
-    reactive = external_per_pod_replicas(rps, target, cur, spec.tolerance) if rps is not None else None
+    reactive = _reactive_replicas(rps, cur, _measured_fleet(state, cur, spec), spec) if rps is not None else None
     queue_prop = _queue_replicas(queue, cur, spec) if queue is not None else None
     projected, la_prop = _lookahead(samples, rps, now, spec) if rps is not None else (None, None)
     common.update(reactive_replicas=reactive, queue_replicas=queue_prop, projected_rps=projected, lookahead_replicas=la_prop)
@@ -151,7 +155,10 @@ def decide(obs: Observation, state: AutoscalerState, spec: AutoscalingSpec, now:
     if projected is not None and spec.lookahead.mode == "Act":
         forecasts.append(TimedValue.model_construct(t=now, value=projected))
     state = state.model_copy(update={"lookahead_floor": forecasts})
-    strongest = max(forecasts, key=lambda f: f.value, default=None)
+    # The newest forecast, made on the most data, supersedes the older ones still within their horizon
+    # (the max of them bought pods for trends the newer data no longer shows). Without a new one
+    # (the trend test failed this poll) the last forecast holds until its horizon has passed.
+    strongest = forecasts[-1] if forecasts else None
     floor = ceil_replicas(strongest.value / target) if strongest is not None else None
     forecast_in = int(strongest.t + horizon - now) if strongest is not None else 0
 
@@ -211,6 +218,41 @@ def _clamp(x: int, lo: int, hi: int) -> int:
     return max(lo, min(hi, x))
 
 
+def _measured_fleet(state: AutoscalerState, cur: int, spec: AutoscalingSpec) -> int:
+    """The fleet the measured traffic alone holds: what the RPS tolerance band means by "no change".
+
+    HPA's band answers "no change" relative to the current replicas. Once a forecast has raised the
+    fleet above what the measurements asked for, "no change" relative to that records the forecast's
+    pods as a measured recommendation, and the scale-down window then holds them for 5 minutes after
+    the forecast expired. So while look-ahead acts, the band is taken against the largest recommendation the scale-down
+    window held at the last poll (the stabilized measured-only size), never above the current
+    replicas. Look-ahead off or Preview: exactly `cur`, as HPA. The queue signal keeps `cur`: queue
+    length and latency measure the fleet that actually runs, forecast pods included.
+    """
+    recs = state.recommendations
+    if not (spec.lookahead.enabled and spec.lookahead.mode == "Act") or not recs:
+        return cur
+    last = recs[-1].t
+    cutoff = last - spec.scale_down.stabilization_window_seconds
+    held = max(r.replicas for r in recs if r.t > cutoff or r.t == last)
+    return min(cur, max(held, spec.min_replicas))
+
+
+def _reactive_replicas(rps: float, cur: int, measured: int, spec: AutoscalingSpec) -> int:
+    """HPA's proposal, with "no change" meaning the measured fleet rather than forecast pods.
+
+    With `measured == cur` (look-ahead off, or not above the measurements) this is exactly HPA's
+    answer. Above it, it is HPA's answer for the measured fleet, but never below what the traffic
+    needs right now, ceil(rps / target), up to the current replicas: dropping pods while the measured
+    traffic already fills them would be a scale-down with the fleet above target.
+    """
+    target = spec.target_rps_per_pod
+    proposal = external_per_pod_replicas(rps, target, measured, spec.tolerance)
+    if measured < cur:
+        proposal = max(proposal, min(cur, ceil_replicas(rps / target)))
+    return proposal
+
+
 def _remember_rps(samples: list[TimedValue], rps: Optional[float], now: float, spec: AutoscalingSpec) -> list[TimedValue]:
     if not spec.lookahead.enabled:
         return []
@@ -235,12 +277,13 @@ def _queue_replicas(queue: float, cur: int, spec: AutoscalingSpec) -> int:
 # Successive polls (15 s apart) of a rate over a 1-minute window share most of their data, so their
 # noise is strongly correlated and the textbook standard error of the slope is about sqrt(60/15) = 2
 # times too small. "Clearly rising" is therefore 2 standard errors of the corrected kind: 4 naive ones.
-TREND_SIGNIFICANCE = 4.0
+SE_CORRECTION = 2.0
+TREND_SIGNIFICANCE = 2 * SE_CORRECTION
 
 
-def _trend(samples: list[TimedValue], now: float, window: int) -> Optional[tuple[float, float]]:
-    """Least-squares slope (rps/s) and fitted level at `now`, when the slope is clearly positive, so
-    that noise on a flat line does not buy pods."""
+def _trend(samples: list[TimedValue], now: float, window: int) -> Optional[tuple[float, float, float]]:
+    """Least-squares slope (rps/s), fitted level at `now` and the slope's naive standard error, when the
+    slope is clearly positive, so that noise on a flat line does not buy pods."""
     pts = [(s.t, s.value) for s in samples if s.t > now - window]
     n = len(pts)
     if n < 3:
@@ -261,7 +304,7 @@ def _trend(samples: list[TimedValue], now: float, window: int) -> Optional[tuple
         return None
     if slope <= 0 or slope <= TREND_SIGNIFICANCE * se:
         return None
-    return slope, level
+    return slope, level, se
 
 
 def _lookahead(samples: list[TimedValue], rps: float, now: float, spec: AutoscalingSpec) -> tuple[Optional[float], Optional[int]]:
@@ -270,7 +313,10 @@ def _lookahead(samples: list[TimedValue], rps: float, now: float, spec: Autoscal
     trend = _trend(samples, now, spec.lookahead.window_seconds)
     if trend is None:
         return None, None
-    slope, _ = trend
+    slope, _, se = trend
+    # Project the growth the data is confident of: the slope less one corrected standard error (still
+    # positive: the trend test asked for two).
+    slope -= SE_CORRECTION * se
     horizon = lookahead_horizon(spec)
     # Start from what is measured: the fitted line ends above the data right after a step.
     # Never forecast more growth over the next horizon than the last horizon actually showed. A step
