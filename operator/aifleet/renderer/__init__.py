@@ -7,8 +7,11 @@ Same input, same output, byte for byte: the reconciler compares these against th
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -65,11 +68,41 @@ def placeholder_secrets(ais: AIService) -> dict[str, dict[str, Any]]:
     return out
 
 
+_CACHE_SIZE = 4096
+_cache: "OrderedDict[str, Rendered]" = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _cache_key(ais: AIService, replicas: int | None, secrets: Mapping[str, Any] | None) -> str:
+    text = json.dumps([ais.model_dump(mode="json", by_alias=True), replicas, secrets], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def render_all(
     ais: AIService, *, replicas: int | None = None, secrets: Mapping[str, dict[str, Any] | None] | None = None
 ) -> Rendered:
     """Every child of `ais`, in apply order. `replicas` is the fleet size observed in the cluster, if any;
-    `secrets` are the referenced Secrets as read from the cluster (None: use placeholders, for offline use)."""
+    `secrets` are the referenced Secrets as read from the cluster (None: use placeholders, for offline use).
+
+    Results are memoised by input: a resync re-renders every AIService, and the same input gives the same
+    output. Callers must not mutate what they get back.
+    """
+    key = _cache_key(ais, replicas, secrets)
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    rendered = _render_all(ais, replicas, secrets)
+    with _cache_lock:
+        _cache[key] = rendered
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return rendered
+
+
+def _render_all(
+    ais: AIService, replicas: int | None, secrets: Mapping[str, dict[str, Any] | None] | None
+) -> Rendered:
     dataplane = render_dataplane(ais, placeholder_secrets(ais) if secrets is None else secrets)
     manifests = render_inference(ais, initial_replicas(ais, replicas)) + render_hpa(ais) + dataplane.manifests
     manifests = [_stamp(owned(ais, m)) for m in manifests]
@@ -82,5 +115,5 @@ def render_all(
 
 
 def render(ais: AIService, *, replicas: int | None = None) -> list[dict[str, Any]]:
-    """The manifests alone, with placeholder credentials: what `aifleet render` prints."""
-    return render_all(ais, replicas=replicas).manifests
+    """The manifests alone, with placeholder credentials: what `aifleet render` prints (a fresh copy)."""
+    return copy.deepcopy(render_all(ais, replicas=replicas).manifests)

@@ -68,6 +68,10 @@ def owner_reference(ais: AIService) -> dict[str, Any]:
     }
 
 
+# libyaml's loader parses our templates about ten times faster than the pure-Python one.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 @functools.cache
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
@@ -81,7 +85,7 @@ def _environment() -> jinja2.Environment:
 def from_template(template: str, **context: Any) -> dict[str, Any]:
     """Render one YAML template to a manifest. Values go through `tojson`, so quoting cannot break YAML."""
     text = _environment().get_template(template).render(**context)
-    return yaml.safe_load(text)
+    return yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader, the C one when libyaml is there
 
 
 def owned(ais: AIService, manifest: dict[str, Any]) -> dict[str, Any]:
