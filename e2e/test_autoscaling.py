@@ -106,16 +106,18 @@ def test_fleet_follows_real_traffic(operator, traffic_ns, prometheus, triton, tm
         assert seen
     finally:
         report = load.wait()
+    load_end = time.monotonic()
     assert report["steps"][0]["achieved_rps"] > 60, report
 
-    # Down: as HPA, the fleet may step down to the highest recommendation of the window while traffic
-    # declines, but it reaches min only after a full window of calm.
-    wait_for("the operator to see the traffic stop", lambda: (ais(traffic_ns)["status"].get("currentRPS") or 0) < 1 or None, timeout=40)
-    calm_since = time.monotonic()
-    while time.monotonic() - calm_since < SCALE_DOWN_WINDOW - POLL - 2:
-        assert replicas(traffic_ns) > 1, "gave capacity back before the scale-down window of calm"
-        time.sleep(1)
-    wait_for("replicas to fall back to min after the window", lambda: replicas(traffic_ns) == 1 or None, timeout=SCALE_DOWN_WINDOW + 3 * POLL)
+    # Down: the peak recommendation stays in the scale-down window for its full length after the traffic
+    # stopped, so nothing is given back before that; then the fleet returns to min.
+    peak = replicas(traffic_ns)
+    while time.monotonic() - load_end < SCALE_DOWN_WINDOW - POLL - 1:
+        assert replicas(traffic_ns) == peak, "gave capacity back inside the scale-down window"
+        time.sleep(0.5)
+    wait_for("replicas to fall back to min after the window", lambda: replicas(traffic_ns) == 1 or None,
+             timeout=SCALE_DOWN_WINDOW + 4 * POLL, interval=0.5)
+    assert time.monotonic() - load_end >= SCALE_DOWN_WINDOW - 1, "reached min before a full window of calm"
     events = kubectl("get", "events", "-n", traffic_ns, "--field-selector", "reason=ScaledDown", "-o", "jsonpath={.items[*].message}")
     assert "-> 1 replicas" in events, events
 

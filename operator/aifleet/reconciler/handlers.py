@@ -9,7 +9,9 @@ the periodic resync, and a quiet resync makes no API calls at all.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import copy
+import math
 import logging
 import os
 import time
@@ -36,7 +38,8 @@ log = logging.getLogger("aifleet.handlers")
 # AIFLEET_RESYNC_SECONDS: shorter resyncs make "a quiet resync writes nothing" measurable in minutes (benchmarks).
 RESYNC_SECONDS = float(os.environ.get("AIFLEET_RESYNC_SECONDS", "300"))
 MAX_BACKOFF_SECONDS = 300.0
-USER_RECHECK_SECONDS = 10.0  # how soon a fix the user makes (e.g. creating a missing Secret) is noticed
+USER_RECHECK_SECONDS = 10.0
+WORKER_THREADS = 32  # how soon a fix the user makes (e.g. creating a missing Secret) is noticed
 MANAGED = {MANAGED_BY_LABEL: MANAGED_BY}
 
 
@@ -61,6 +64,15 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     memo.triggers = Triggers()
     memo.autoscalers = Autoscalers()
     memo.topics = TopicsEngine()
+
+
+@kopf.on.startup()
+async def size_worker_threads(**_: Any) -> None:
+    # Workers hand their blocking API calls to the loop's default executor; its default (CPUs + 4 threads)
+    # would queue a thousand AIServices behind six threads.
+    asyncio.get_running_loop().set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="aifleet")
+    )
 
 
 def _register_child(kind: Kind) -> None:
@@ -123,7 +135,7 @@ async def worker(
                 if tick.poll_interval is not None:
                     if poll_due:
                         # No Deployment to decide for yet: look again shortly rather than a whole poll later.
-                        next_poll = now + (tick.poll_interval if tick.polled else 1.0)
+                        next_poll = now + (aligned_delay(tick.poll_interval) if tick.polled else 1.0)
                     wait = min(wait, next_poll - now)
                 if tick.wake_in is not None:
                     wait = min(wait, tick.wake_in)
@@ -146,6 +158,14 @@ async def worker(
             memo.autoscalers.forget(namespace, name)
             memo.topics.forget(namespace, name)
             metrics.forget(namespace, name)
+
+
+def aligned_delay(interval: float) -> float:
+    """Seconds to the next multiple of `interval` on the wall clock. Every AIService with the same poll interval
+    polls at the same moments, so one batched Prometheus query answers all of them and each acts within one
+    poll of the data changing."""
+    now = time.time()
+    return (math.floor(now / interval) + 1) * interval - now
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from .conditions import condition
 from .observed import AppliedCache, Lookup
 
 log = logging.getLogger("aifleet.autoscaler")
+BATCH_MAX_AGE_SECONDS = 3.0
 
 Emit = Callable[[str, str, str], None]
 
@@ -92,8 +93,9 @@ def observe(ais: AIService, lookup: Lookup, source: BatchingSource) -> Observati
     metrics = scaling.metrics
     ns, name = ais.metadata.namespace, ais.metadata.name
     if metrics.query is None:
-        # Half a poll: every service sees data no older than that, and the batch is fetched at most twice a poll.
-        rps = source.service_rps(ns, name, max_age=scaling.poll_interval_seconds / 2)
+        # Services poll at the same aligned moments (see handlers.aligned_delay): the first one fetches the batch,
+        # the others of that moment reuse it.
+        rps = source.service_rps(ns, name, max_age=min(BATCH_MAX_AGE_SECONDS, scaling.poll_interval_seconds / 2))
     else:
         rps = source.query(metrics.rendered_query(ns, name))
     queue = source.query(metrics.queue.rendered_query(ns, name)) if metrics.queue else None
