@@ -291,6 +291,12 @@ log "etcd ready ($((SECONDS - t0))s)"
 # rejects loopback addresses, and advertising a non-loopback one would invite
 # in-cluster clients to dial off-loopback. Nothing in this cluster runs real
 # pods, so the Service simply has no endpoints.
+#
+# Aggregation layer: the --requestheader-*/--proxy-client-* flags (front-proxy
+# PKI above) let an APIService such as a custom-metrics adapter be served.
+# --enable-aggregator-routing must stay off (the default): an adapter on
+# loopback is reached through an ExternalName Service for `localhost`, which
+# the aggregator resolves only without it (e2e/test_hpa_adapter.py).
 start kube-apiserver "$BIN/kube-apiserver" \
   --bind-address=127.0.0.1 \
   --advertise-address=127.0.0.1 \

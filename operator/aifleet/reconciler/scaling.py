@@ -208,21 +208,25 @@ def operator_status(decision: Decision | None) -> tuple[dict[str, Any], list[dic
 
 
 def hpa_status(hpa: dict[str, Any] | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Mirror the HorizontalPodAutoscaler's own view (the `hpa` engine)."""
+    """Mirror the HorizontalPodAutoscaler's own view (the `hpa` engine).
+
+    The HPA knows only the per-pod average over the pods that report the metric, so the fleet's total RPS
+    is not reported (average x replicas overstates it right after a scale-up); the average is, in the message.
+    """
     if hpa is None:
         return {}, [condition("ScalingActive", None, "HPANotCreated", "the HorizontalPodAutoscaler does not exist yet")]
     status = hpa.get("status") or {}
-    rps = None
+    average = None
     for metric in status.get("currentMetrics") or []:
-        average = ((metric.get("pods") or {}).get("current") or {}).get("averageValue")
-        if average is not None:
-            from kubernetes.utils import parse_quantity
-
-            rps = round(float(parse_quantity(average)) * (status.get("currentReplicas") or 0), 2)
+        average = ((metric.get("pods") or {}).get("current") or {}).get("averageValue") or average
     fields = {
         "desiredReplicas": status.get("desiredReplicas"),
-        "currentRPS": rps,
         "lastScaleTime": status.get("lastScaleTime"),
+        "autoscaling": {
+            "desiredReplicas": status.get("desiredReplicas"),
+            "message": f"HorizontalPodAutoscaler: {average} rps per pod on average over the pods that report it"
+            if average is not None else "HorizontalPodAutoscaler: no metric value yet",
+        },
     }
     conditions = [
         condition(c["type"], c.get("status") == "True" if c.get("status") in ("True", "False") else None,
