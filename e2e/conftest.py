@@ -12,6 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "services"))
 
 from kube import kubectl, wait_for  # noqa: E402
 from operator_process import OperatorProcess  # noqa: E402
@@ -63,6 +64,15 @@ def namespace(cluster, request):
     kubectl("create", "namespace", name)
     yield name
     kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory):
+    """A real Prometheus per test module, scraping every second the targets a test sets."""
+    import harness
+
+    with harness.Prometheus(tmp_path_factory.mktemp("prometheus"), scrape_interval="1s", sd_refresh="1s") as prom:
+        yield prom
 
 
 def ensure_running(proc: OperatorProcess) -> None:

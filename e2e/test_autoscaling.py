@@ -41,12 +41,6 @@ def traffic_ns(cluster):
 
 
 @pytest.fixture(scope="module")
-def prometheus(tmp_path_factory):
-    with harness.Prometheus(tmp_path_factory.mktemp("prometheus"), scrape_interval="1s", sd_refresh="1s") as prom:
-        yield prom
-
-
-@pytest.fixture(scope="module")
 def triton(tmp_path_factory, prometheus, traffic_ns):
     with harness.TritonServer(tmp_path_factory.mktemp("triton")) as server:
         # As Prometheus' kubernetes_sd would label a pod of the fleet `chat`.

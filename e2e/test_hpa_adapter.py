@@ -86,12 +86,6 @@ def fleet_ns(cluster):
 
 
 @pytest.fixture(scope="module")
-def prometheus(tmp_path_factory):
-    with harness.Prometheus(tmp_path_factory.mktemp("prometheus"), scrape_interval="1s", sd_refresh="1s") as prom:
-        yield prom
-
-
-@pytest.fixture(scope="module")
 def triton(tmp_path_factory, prometheus):
     with harness.TritonServer(tmp_path_factory.mktemp("triton")) as server:
         yield server
