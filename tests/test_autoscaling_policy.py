@@ -258,7 +258,7 @@ def test_bad_metrics_hold_and_never_scale_down(sample, kind):
     assert (d.desired_replicas, d.act, d.reason_code, d.metric_error) == (12, False, "MetricsUnavailable", kind)
     assert d.reason == f"metrics {kind}: holding 12 replicas"
     assert d.state.consecutive_failures == 5
-    assert to_status(d).consecutive_metric_failures == 5
+    assert d.state.consecutive_failures == 5 and to_status(d).last_metric_error == kind
 
 
 def test_a_good_sample_resets_the_failure_count():

@@ -370,7 +370,6 @@ class AutoscalingStatus(ApiModel):
     limited: Optional[LimitReason] = Field(None, description="What capped the last decision, as HPA's ScalingLimited reasons.")
     last_scale_time: Optional[str] = Field(None, description="When the fleet was last resized (RFC 3339).")
     last_scale_reason: Optional[str] = Field(None, description="Why the fleet was last resized.")
-    consecutive_metric_failures: int = Field(0, ge=0, description="Polls in a row whose RPS was missing or bad.")
     last_metric_error: Optional[Literal["missing", "stale", "empty", "failed", "nan", "invalid"]] = Field(
         None, description="Kind of the last metric failure."
     )

@@ -461,7 +461,6 @@ def to_status(decision: Decision) -> AutoscalingStatus:
         limited=decision.limited,
         last_scale_time=rfc3339(st.last_scale_time) if st.last_scale_time is not None else None,
         last_scale_reason=st.last_scale_reason,
-        consecutive_metric_failures=st.consecutive_failures,
         last_metric_error=decision.metric_error,  # type: ignore[arg-type]
         paused=decision.paused,
     )

@@ -182,9 +182,9 @@ def operator_status(decision: Decision | None) -> tuple[dict[str, Any], list[dic
             condition("ScalingActive", None, "Initializing", waiting),
             condition("ScalingLimited", False, "DesiredWithinRange", ""),
         ]
+    # No field here may carry a CRD default the report leaves out: the API server would fill it in on every
+    # write, the next comparison would differ, and every poll would turn into a status patch.
     report = to_status(decision).to_wire()
-    # A counter that grows every poll of an outage would turn each poll into a write; the condition says it.
-    report.pop("consecutiveMetricFailures", None)
     fields = {
         "desiredReplicas": decision.desired_replicas,
         "currentRPS": None if decision.rps is None else round(decision.rps, 2),
