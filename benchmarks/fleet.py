@@ -1,7 +1,10 @@
 """Fleet benchmark: the operator at fleet scale on a REAL API server, measured from the outside.
 
-    .venv/bin/python benchmarks/fleet.py [--services 100,1000] [--label before] [--profile]
-                                         [--out benchmarks/results/fleet.md]
+    .venv/bin/python benchmarks/fleet.py [--services 100,1000] [--label after] [--profile] [--baseline]
+                                         [--out benchmarks/results/fleet.md] [--operator-src DIR]
+    .venv/bin/python benchmarks/fleet.py --render-only      # rebuild the table from the saved runs
+
+~11 minutes with the defaults (+~5 with --baseline) on the 2-core dev machine.
 
 Starts what it needs (its own local control plane from e2e/cluster, unless --kubeconfig names a running one;
 a real Prometheus from the e2e harness; a fake Triton /metrics endpoint that Prometheus scrapes) and runs the
@@ -125,8 +128,8 @@ def rfc3339(ts: str) -> float:
 
 
 def run(cmd: list[str], env: Optional[dict] = None, timeout: float = 120, check: bool = True,
-        input: Optional[str] = None) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, input=input)
+        input: Optional[str] = None, cwd: Optional[Path] = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, input=input, cwd=cwd)
     if check and proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
     return proc
@@ -336,6 +339,37 @@ class Audit:
         return out
 
 
+def status_changes(before: dict[tuple, dict], after: dict[tuple, dict]) -> dict[tuple, set[str]]:
+    """Per AIService, which status fields differ between two snapshots (conditions by type, autoscaling by key)."""
+    out: dict[tuple, set[str]] = {}
+    for key in set(before) | set(after):
+        a, b = before.get(key) or {}, after.get(key) or {}
+        changed: set[str] = set()
+        for f in set(a) | set(b):
+            if f == "conditions":
+                ca = {c.get("type"): c for c in a.get(f) or []}
+                cb = {c.get("type"): c for c in b.get(f) or []}
+                changed |= {f"conditions[{t}]" for t in set(ca) | set(cb) if ca.get(t) != cb.get(t)}
+            elif isinstance(a.get(f), dict) and isinstance(b.get(f), dict):
+                changed |= {f"{f}.{k}" for k in set(a[f]) | set(b[f]) if a[f].get(k) != b[f].get(k)}
+            elif a.get(f) != b.get(f):
+                changed.add(f)
+        if changed:
+            out[key] = changed
+    return out
+
+
+def why_written(changes: dict[tuple, set[str]], writes_per_object: collections.Counter) -> dict:
+    """Writes on objects whose status did not change at all between the window's ends are no-op writes (a lower
+    bound: an object that changed may also have had no-op writes)."""
+    fields = collections.Counter(f for fs in changes.values() for f in fs)
+    return {
+        "objects_status_changed": len(changes),
+        "status_fields_changed": dict(fields.most_common(8)),
+        "writes_on_unchanged_objects": sum(n for k, n in writes_per_object.items() if k not in changes),
+    }
+
+
 def by_verb(reqs: Iterable[Req]) -> dict[str, int]:
     return dict(collections.Counter(r.verb for r in reqs).most_common())
 
@@ -434,7 +468,7 @@ class Profiler:
         exe = Path(sys.executable).with_name("py-spy")
         self.proc = subprocess.Popen(
             [str(exe), "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw", "--output", str(out),
-             "--nonblocking"],
+             "--nonblocking", "--threads"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
 
@@ -471,13 +505,43 @@ def summarize_profile(path: Path, top: int = 15) -> dict:
         count = int(n)
         frames = stack.split(";")
         total += count
-        threads[frames[0].split(" ")[0] if frames else "?"] += count
+        threads[frames[0]] += count  # --threads: the first frame names the thread
         fr = [_frame(f) for f in frames[1:]] or ["?"]
         self_c[fr[-1]] += count
         for f in set(fr):
             incl[f] += count
     share = lambda c: [(k, v, round(100 * v / total, 1)) for k, v in c.most_common(top)]  # noqa: E731
-    return {"samples": total, "self": share(self_c), "inclusive": share(incl), "threads": len(threads)}
+    busy = sorted(threads.values(), reverse=True)
+    return {"samples": total, "self": share(self_c), "inclusive": share(incl), "threads_seen": len(threads),
+            "busiest_threads_pct": [round(100 * v / total, 1) for v in busy[:8]], "categories": categorize(path, total)}
+
+
+CATEGORIES = [  # (label, frame-name prefix anywhere in the stack); a sample may count in several
+    ("YAML parsing of rendered templates (yaml.safe_load)", ("safe_load ",)),
+    ("jinja2 get_template (stat of the template file per call: auto_reload)", ("Environment.get_template ",)),
+    ("config_hash (json.dumps + sha256 per child)", ("config_hash ",)),
+    ("status PATCH round trip (Kube.patch_status)", ("Kube.patch_status ",)),
+    ("child apply/create (Kube.apply, Kube.create)", ("Kube.apply ", "Kube.create ")),
+    ("copy.deepcopy", ("deepcopy ",)),
+    ("logging", ("Logger._log ",)),
+]
+
+
+def categorize(path: Path, total: int) -> dict[str, float]:
+    counts: collections.Counter = collections.Counter()
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not stack or not n.isdigit():
+            continue
+        frames = stack.split(";")
+        for label, prefixes in CATEGORIES:
+            if any(f.startswith(prefixes) for f in frames):
+                counts[label] += int(n)
+        if frames[-1].startswith("EpollSelector.select "):
+            counts["event loop idle (EpollSelector.select)"] += int(n)
+        elif any(f.startswith("BaseEventLoop.run_forever ") for f in frames):
+            counts["event loop busy: kopf watches, indexes, handlers, posting"] += int(n)
+    return {k: round(100 * v / max(1, total), 1) for k, v in counts.most_common()}
 
 
 # ------------------------------------------------------------------------ Prometheus and a fake Triton
@@ -585,6 +649,16 @@ class Cluster:
         proc = run(["bash", str(script / "up.sh")], env=self.env, timeout=600)
         self.started = "already up" not in proc.stderr
 
+    def kcm_qps(self) -> str:
+        """The controller manager's client QPS: it bounds how fast 1,000 Deployments can roll out at all."""
+        pid_file = self.kubeconfig.parent / "pids" / "kube-controller-manager.pid"
+        try:
+            args = Path(f"/proc/{pid_file.read_text().strip()}/cmdline").read_bytes().decode().split("\0")
+        except (OSError, ValueError):
+            return "?"
+        qps = next((a.split("=", 1)[1] for a in args if a.startswith("--kube-api-qps=")), "20 (default)")
+        return qps
+
     def down(self) -> None:
         if self.started and not self.args.keep_cluster:
             say("cluster: down.sh --purge")
@@ -678,12 +752,16 @@ class Bench:
             raise SystemExit(f"no audit log at {self.cluster.audit_path} (pass --audit-log)")
         version = self.admin.get("/version") or {}
         self.results["kubernetes"] = version.get("gitVersion", "?")
+        self.results["controller_manager_qps"] = self.cluster.kcm_qps()
         env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
         self.kenv = env
         self.cleanup_namespaces(initial=True)
         run(["kubectl", "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds" / "aifleet.dev_aiservices.yaml")],
             env=env)
-        run(["kubectl", "wait", "--for=condition=Established", "crd/aiservices.aifleet.dev", "--timeout=60s"], env=env)
+        crd = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/aiservices.aifleet.dev"
+        if not wait("the CRD to be Established", lambda: conditions(self.admin.get(crd) or {}).get("Established") == "True",
+                    60, interval=0.5):
+            raise RuntimeError("the AIService CRD never became Established")
         self.make_identity(env)
         self.check_capacity()
         prom_dir = self.workdir / "prometheus"
@@ -718,18 +796,26 @@ class Bench:
         say(f"identity: {OP_USER} (cluster-admin via ClusterRoleBinding aifleet-bench-operator), token 2h")
 
     def check_capacity(self) -> None:
-        nodes = (self.admin.get("/api/v1/nodes") or {}).get("items", [])
-        pods = sum(int(n["status"].get("allocatable", {}).get("pods", 0)) for n in nodes
-                   if not n["spec"].get("taints") and not n["spec"].get("unschedulable"))
+        need = max(self.sizes) + 25
+
+        def capacity() -> int:
+            nodes = (self.admin.get("/api/v1/nodes") or {}).get("items", [])
+            return sum(int(n["status"].get("allocatable", {}).get("pods", 0)) for n in nodes
+                       if not n["spec"].get("taints") and not n["spec"].get("unschedulable"))
+
+        # Fresh KWOK nodes carry the not-ready taint for a moment.
+        wait("untainted node capacity", lambda: capacity() >= need, 60, interval=2)
+        pods = capacity()
         self.results["untainted_pod_capacity"] = pods
-        if pods < max(self.sizes) + 25:
+        if pods < need:
             say(f"WARNING: untainted nodes hold {pods} pods, the benchmark needs {max(self.sizes) + 25}: "
                 "some AIServices will not turn Ready (start the cluster with more AIFLEET_CPU_NODES)")
 
     def start_operator(self) -> None:
-        log = self.out_dir / f"fleet-operator-{self.args.label}.log"
+        log = self.log_dir / "operator.log"
         t0 = time.time()
         off = self.audit.offset()
+        self.results["git"] = git_info(Path(self.args.operator_src).resolve() if self.args.operator_src else ROOT)
         self.operator = Operator(self.op_kubeconfig, log, self.args.resync, self.args.operator_src)
         self.sampler = ProcSampler(self.operator.pid)
         say(f"operator: pid {self.operator.pid}: {shlex.join(self.operator.cmd)} (AIFLEET_RESYNC_SECONDS="
@@ -862,16 +948,12 @@ class Bench:
         off = self.audit.offset()
         prof = None
         if self.args.profile and last:
-            prof = Profiler(self.operator.pid, self.out_dir / f"fleet-profile-{self.args.label}-converge.txt")
+            prof = Profiler(self.operator.pid, self.log_dir / "profile-converge.txt")
             self.profiles.append(prof)
         t0 = time.time()
         create_s = self.create_many(objs)
         say(f"converge {n}: created in {create_s:.1f}s")
-        dumped = []
-
         def progress() -> str:
-            if prof is not None and not dumped and time.time() - t0 > 30:
-                dumped.append(self.py_spy_dump("converge"))
             return (f"{ais.count_true('ready', keys)}/{n} Ready, {deps.count_true('available', keys)}/{n} "
                     f"Deployments available, operator {proc_stat(self.operator.pid).get('rss_mb', 0):.0f} MiB")
 
@@ -911,8 +993,6 @@ class Bench:
         }
         if profile:
             res["profile"] = profile
-        if dumped and dumped[0]:
-            res["py_spy_dump"] = dumped[0]
         self.results["phases"][f"converge_{n}"] = res
         self.untrack(deps)
         self.ais_tracker = ais
@@ -923,21 +1003,53 @@ class Bench:
             self.cleanup_namespaces(phase)
             time.sleep(5)
         else:
-            self.fleet_keys, self.fleet_nss = keys, nss
+            self.fleet_keys, self.fleet_nss, self.fleet_phase = keys, nss, phase
 
-    def py_spy_dump(self, tag: str) -> Optional[dict]:
-        exe = Path(sys.executable).with_name("py-spy")
-        try:
-            out = run([str(exe), "dump", "--pid", str(self.operator.pid), "--nonblocking"], timeout=60).stdout
-        except Exception as exc:  # noqa: BLE001
-            say(f"py-spy dump failed: {exc}")
-            return None
-        path = self.out_dir / f"fleet-pyspy-dump-{self.args.label}-{tag}.txt"
-        path.write_text(out)
-        threads = re.findall(r'^Thread \d+ \((\w+)\): "([^"]*)"', out, re.M)
-        states = collections.Counter(s for s, _ in threads)
-        names = collections.Counter(re.sub(r"_\d+$", "_N", n) for _, n in threads)
-        return {"threads": len(threads), "states": dict(states), "names": dict(names.most_common(6)), "file": path.name}
+    def phase_baseline(self, n: int) -> None:
+        """The cluster's floor: the operator's four children for N services applied directly by a fast client
+        (no operator involved; relabelled so the operator's watches ignore them), then until all Deployments
+        are available. What the controller-manager, scheduler and KWOK need, whatever the operator does."""
+        phase = "baseline"
+        nss = [f"fleet-base-{k}" for k in range(self.args.namespaces)]
+        say(f"baseline {n}: applying the same 4 children for {n} services directly (no operator)")
+        self.create_namespaces(nss, phase)
+        template = self.workdir / "template.yaml"
+        template.write_text(yaml.safe_dump(aiservice("fleet-tmpl", "svc-tmpl", phase, self.prom.url, self.args.poll)))
+        rendered = run([sys.executable, "-m", "aifleet.cli", "render", str(template)], cwd=ROOT).stdout
+        text = json.dumps([m for m in yaml.safe_load_all(rendered) if m]).replace(
+            '"app.kubernetes.io/managed-by": "aifleet"', '"app.kubernetes.io/managed-by": "fleet-baseline"')
+        manifests = []
+        for i in range(n):
+            manifests += json.loads(text.replace("svc-tmpl", f"svc-{i:04d}").replace("fleet-tmpl", nss[i % len(nss)]))
+        kinds = {m["kind"] for m in manifests}
+        paths = {kind: CHILDREN[kind][0] for kind in kinds if kind in CHILDREN}
+        manifests = [m for m in manifests if m["kind"] in paths]
+        deps = self.track(Tracker(self.admin, "/apis/apps/v1/deployments", {"available": deployment_available},
+                                  key=ais_key_of_deployment, labelSelector="app.kubernetes.io/managed-by=fleet-baseline"))
+        keys = {(nss[i % len(nss)], f"svc-{i:04d}") for i in range(n)}
+        t0 = time.time()
+
+        def apply(m: dict) -> None:
+            path = paths[m["kind"]].format(ns=m["metadata"]["namespace"]) + "/" + m["metadata"]["name"]
+            self.admin.request("PATCH", path, m, content_type="application/apply-patch+yaml",
+                               fieldManager="fleet-baseline", force="true")
+
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(apply, manifests))
+        applied_s = time.time() - t0
+        done = wait(f"{n} baseline Deployments available", lambda: deps.count_true("available", keys) == n,
+                    self.args.converge_timeout or max(180.0, n * 0.6), interval=0.5,
+                    progress=lambda: f"{deps.count_true('available', keys)}/{n}")
+        avail = [deps.first_true["available"][k] - t0 for k in keys if k in deps.first_true["available"]]
+        self.untrack(deps)
+        self.results["phases"][f"baseline_{n}"] = {
+            "n": n, "children": len(manifests), "applied_s": applied_s, "converged": done,
+            "all_available_s": max(avail) if done else None, "available": len(avail),
+        }
+        say(f"baseline {n}: {len(manifests)} children applied in {applied_s:.1f}s; all Deployments available in "
+            f"{max(avail) if done else 'n/a'}s")
+        self.cleanup_namespaces(phase)
+        time.sleep(5)
 
     def phase_quiet(self) -> None:
         n = len(self.fleet_keys)
@@ -945,11 +1057,10 @@ class Bench:
         say(f"quiet: settling {settle:g}s, then {window:g}s ({window / self.args.resync:.1f} resync periods of "
             f"{self.args.resync:g}s) with nothing changing")
         time.sleep(settle)
-        sample = sorted(self.fleet_keys)[:: max(1, n // 20)]
-        before = {k: (self.admin.get(ais_path(*k)) or {}).get("status") for k in sample}
+        before = self.status_snapshot()
         prof = None
         if self.args.profile:
-            prof = Profiler(self.operator.pid, self.out_dir / f"fleet-profile-{self.args.label}-quiet.txt")
+            prof = Profiler(self.operator.pid, self.log_dir / "profile-quiet.txt")
             self.profiles.append(prof)
         q0, own0 = self.prom.query_requests(), BenchPrometheus.own_queries
         cpu0 = proc_stat(self.operator.pid)["cpu_s"]
@@ -960,13 +1071,7 @@ class Bench:
         cpu = proc_stat(self.operator.pid)["cpu_s"] - cpu0
         q1, own1 = self.prom.query_requests(), BenchPrometheus.own_queries
         profile = prof.stop() if prof else None
-        after = {k: (self.admin.get(ais_path(*k)) or {}).get("status") for k in sample}
-        changed_keys = collections.Counter()
-        for k in sample:
-            a, b = before[k] or {}, after[k] or {}
-            for field_ in set(a) | set(b):
-                if a.get(field_) != b.get(field_):
-                    changed_keys[field_] += 1
+        changes = status_changes(before, self.status_snapshot())
         time.sleep(1.0)
         op = [r for r in self.audit.read(off, t0, t1) if r.user == OP_USER]
         writes = [r for r in op if r.verb in WRITE_VERBS]
@@ -982,13 +1087,18 @@ class Bench:
             "prometheus_queries": q1 - q0 - (own1 - own0),
             "prometheus_queries_per_min": (q1 - q0 - (own1 - own0)) / (t1 - t0) * 60,
             "query_log": self.query_log_summary(qlog0, t0, t1),
-            "status_fields_changed_in_sample": dict(changed_keys), "status_sample": len(sample),
+            **why_written(changes, per_object),
         }
         if profile:
             res["profile"] = profile
         self.results["phases"]["quiet"] = res
         say(f"quiet: operator writes {len(writes)} ({fmt_counts(res['operator_writes_by_target'])}), events "
             f"{res['events_by_operator']}, Prometheus {res['prometheus_queries_per_min']:.0f} queries/min")
+
+    def status_snapshot(self) -> dict[tuple, dict]:
+        """Every AIService of the fleet's status, in one list call."""
+        items = (self.admin.get(ais_path(), labelSelector=f"{BENCH_LABEL}={self.fleet_phase}") or {}).get("items", [])
+        return {(i["metadata"]["namespace"], i["metadata"]["name"]): i.get("status") or {} for i in items}
 
     def query_log_summary(self, offset: int, t0: float, t1: float) -> dict:
         if not self.prom.query_log.exists():
@@ -1046,6 +1156,7 @@ class Bench:
         within = sum(1 for x in lags if x <= poll + slack)
         # steady traffic
         window = self.args.steady
+        before = self.status_snapshot()
         q0, own0 = self.prom.query_requests(), BenchPrometheus.own_queries
         cpu0 = proc_stat(self.operator.pid)["cpu_s"]
         off, t0 = self.audit.offset(), time.time()
@@ -1054,10 +1165,12 @@ class Bench:
         t1 = time.time()
         q1, own1 = self.prom.query_requests(), BenchPrometheus.own_queries
         cpu = proc_stat(self.operator.pid)["cpu_s"] - cpu0
+        changes = status_changes(before, self.status_snapshot())
         time.sleep(1.0)
         op = [r for r in self.audit.read(off, t0, t1) if r.user == OP_USER]
         writes = [r for r in op if r.verb in WRITE_VERBS]
         res = {
+            **why_written(changes, collections.Counter((r.namespace, r.name) for r in writes)),
             "n": n, "poll_s": poll, "slack_s": slack,
             "series_visible_after_s": t_vis - t_step,
             "decided_within_one_poll": within, "decided_at_all": len(lags),
@@ -1080,15 +1193,20 @@ class Bench:
     def execute(self) -> None:
         self.out_dir = Path(self.args.out).resolve().parent
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir = Path(self.args.log_dir or f"/tmp/aifleet-fleet-logs/{self.args.label}").resolve()
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.results["logs"] = str(self.log_dir)
         started = time.time()
         self.results.update(machine_info())
         self.results["command"] = shlex.join([Path(sys.executable).name, *sys.argv])
-        self.results["git"] = git_info(Path(self.args.operator_src).resolve() if self.args.operator_src else ROOT)
+
         try:
             self.setup()
             self.start_operator()
             if self.args.latency_runs > 0:
                 self.phase_latency()
+            if self.args.baseline:
+                self.phase_baseline(max(self.sizes))
             for i, n in enumerate(self.sizes):
                 self.phase_converge(n, last=i == len(self.sizes) - 1)
             if self.args.quiet > 0:
@@ -1097,11 +1215,16 @@ class Bench:
                 self.phase_autoscale()
             if self.operator and not self.operator.alive():
                 self.results["operator_exited"] = self.operator.proc.returncode
+        except BaseException as exc:
+            self.results["error"] = f"{type(exc).__name__}: {exc}"[:500]
+            raise
         finally:
             self.results["load_after"] = os.getloadavg()
             self.results["duration_s"] = time.time() - started
-            self.teardown()
-        self.report()
+            try:
+                self.teardown()
+            finally:
+                self.report()  # whatever was measured, even when a phase failed
 
     def teardown(self) -> None:
         for p in self.profiles:
@@ -1157,21 +1280,31 @@ def _version(dist: str) -> str:
 
 
 def git_info(src: Path = ROOT) -> str:
+    """The operator code the run used: commit, plus which operator files differ from it (and a digest of the diff)."""
     try:
         head = run(["git", "-C", str(src), "rev-parse", "--short", "HEAD"]).stdout.strip()
-        dirty = run(["git", "-C", str(src), "status", "--porcelain", "--", "operator"]).stdout.strip()
-        return head + (" + uncommitted changes in operator/" if dirty else "")
+    except Exception:  # noqa: BLE001 - e.g. an exported tree (git archive) for --operator-src
+        return f"tree {src}"
+    try:
+        import hashlib
+
+        files = run(["git", "-C", str(src), "diff", "HEAD", "--name-only", "--", "operator"]).stdout.split()
+        if not files:
+            return head
+        digest = hashlib.sha256(run(["git", "-C", str(src), "diff", "HEAD", "--", "operator"]).stdout.encode()).hexdigest()[:8]
+        return f"{head} + uncommitted {', '.join(f.removeprefix('operator/aifleet/') for f in files)} (diff {digest})"
     except Exception:  # noqa: BLE001
-        return "?"
+        return head
 
 
-def load_runs(directory: Path, current: dict) -> list[dict]:
+def load_runs(directory: Path, current: Optional[dict]) -> list[dict]:
     runs = {}
     for p in sorted(directory.glob("fleet-*.json"), key=lambda p: p.stat().st_mtime):
         with contextlib.suppress(Exception):
             r = json.loads(p.read_text())
             runs[r["label"]] = r
-    runs[current["label"]] = json.loads(json.dumps(current, default=str))
+    if current is not None:
+        runs[current["label"]] = json.loads(json.dumps(current, default=str))
     order = sorted(runs, key=lambda l: (l != "before", l != "after", l))
     return [runs[l] for l in order]
 
@@ -1207,6 +1340,8 @@ def render_markdown(runs: list[dict]) -> str:
         rows.append(("bulk create by the benchmark (16 threads, no client rate limit)", "", lambda r, c=c: _s(c(r).get("create_s"), digits=1)))
         rows.append(("all children applied by the operator (audit: its last 201)", "", lambda r, c=c: _s(c(r).get("all_children_s"), digits=1)))
         rows.append(("all Triton Deployments available (controller-manager, scheduler, KWOK)", "", lambda r, c=c: _s(c(r).get("all_available_s"), digits=1)))
+        rows.append(("… floor without the operator: same children applied directly → all available", "",
+                     lambda r, n=n: (lambda b: f"{_s(b.get('all_available_s'), digits=1)} (applied in {b.get('applied_s', 0):.1f} s)" if b else "not run (`--baseline`)")(ph(r, f"baseline_{n}"))))
         target = "< 120 s" if n == 1000 else ""
         rows.append(("**all `Ready`** (from the first create)", target,
                      lambda r, c=c, n=n: mark((c(r).get("all_ready_s") or 1e9) < 120 if n == 1000 and c(r) else None,
@@ -1215,12 +1350,15 @@ def render_markdown(runs: list[dict]) -> str:
         rows.append(("Ready after its Deployment turned available, p50 / p99", "", lambda r, c=c: f"{_s(c(r).get('ready_after_available_p50_s'), digits=1)} / {_s(c(r).get('ready_after_available_p99_s'), digits=1)}"))
         rows.append(("operator CPU seconds / peak RSS / peak threads", "", lambda r, c=c: f"{_s(c(r).get('operator_cpu_s'), digits=1)} / {_s(c(r).get('operator_peak_rss_mb'), 'MiB', 0)} / {_s(c(r).get('operator_peak_threads'), '')}" if c(r) else "—"))
         rows.append(("API requests by the operator, by verb (audit)", "", lambda r, c=c: f"{c(r).get('operator_requests', 0):,}: {fmt_counts(c(r).get('operator_by_verb', {}))}" if c(r) else "—"))
+        rows.append(("operator writes per AIService (audit) / Events per AIService", "", lambda r, c=c, n=n: f"{sum(v for k, v in c(r).get('operator_writes', {}).items()) / n:.1f} / {c(r).get('events_by_operator', 0) / n:.1f}" if c(r) else "—"))
         rows.append(("API requests by all users, by verb (audit)", "", lambda r, c=c: f"{c(r).get('all_requests', 0):,}: {fmt_counts(c(r).get('all_by_verb', {}), 5)}" if c(r) else "—"))
         rows.append(("Events created by the operator (Events API; not in the audit log)", "", lambda r, c=c: _s(c(r).get("events_by_operator"), "")))
     q = lambda r: ph(r, "quiet")  # noqa: E731
     rows.append((f"**Quiet, {big:,} converged, nothing changing**", "", lambda r: f"{q(r).get('window_s', 0):.0f} s = {q(r).get('window_s', 0) / (q(r).get('resync_s') or 1):.1f} resyncs of {q(r).get('resync_s', 0):g} s" if q(r) else "—"))
     rows.append(("**writes by the operator** (create/update/patch/delete, audit)", "0",
                  lambda r: mark(q(r).get("operator_writes") == 0, f"{q(r).get('operator_writes', 0):,} ({fmt_counts(q(r).get('operator_writes_by_target', {}), 4)}) on {q(r).get('objects_written', 0):,} objects") if q(r) else "—"))
+    rows.append(("… of which on AIServices whose status did not change at all (no-op writes)", "0",
+                 lambda r: f"{q(r)['writes_on_unchanged_objects']:,} (status changed on {q(r)['objects_status_changed']:,}: {fmt_counts(q(r)['status_fields_changed'], 3)})" if "writes_on_unchanged_objects" in q(r) else "—"))
     rows.append(("Events created by the operator", "0", lambda r: mark(q(r).get("events_by_operator") == 0, _s(q(r).get("events_by_operator"), "")) if q(r) else "—"))
     rows.append(("operator CPU seconds per minute while quiet", "", lambda r: _s(q(r).get("operator_cpu_s_per_min"), "s/min", 1)))
     rows.append(("Prometheus queries/min while quiet (no series: every poll is `empty`)", "", lambda r: _s(q(r).get("prometheus_queries_per_min"), "", 0)))
@@ -1231,6 +1369,8 @@ def render_markdown(runs: list[dict]) -> str:
     rows.append(("decision lag after the series appeared, p50 / p99 / max", "≤ poll", lambda r: f"{_s(a(r).get('decision_lag_p50_s'), digits=1)} / {_s(a(r).get('decision_lag_p99_s'), digits=1)} / {_s(a(r).get('decision_lag_max_s'), digits=1)}"))
     rows.append(("Prometheus queries/min, steady traffic (its own request counter)", "", lambda r: _s(a(r).get("prometheus_queries_per_min"), "", 0)))
     rows.append(("operator writes/min under steady traffic", "", lambda r: f"{_s(a(r).get('operator_writes_per_min'), '', 0)} ({fmt_counts(a(r).get('operator_writes_by_target', {}), 3)})" if a(r) else "—"))
+    rows.append(("… status fields that changed under steady traffic (objects)", "",
+                 lambda r: f"{fmt_counts(a(r)['status_fields_changed'], 3)} ({a(r)['objects_status_changed']:,} objects; {a(r)['writes_on_unchanged_objects']:,} writes on unchanged ones)" if "status_fields_changed" in a(r) else "—"))
     rows.append(("operator CPU seconds per minute, steady traffic", "", lambda r: _s(a(r).get("operator_cpu_s_per_min"), "s/min", 1)))
 
     head = "| | target | " + " | ".join(r["label"] for r in runs) + " |"
@@ -1238,9 +1378,12 @@ def render_markdown(runs: list[dict]) -> str:
     for r in runs:
         load = ", ".join(f"{x:.1f}" for x in (r.get("load_before") or []))
         lines.append(f"- **{r['label']}**: {r.get('date')}; {r.get('nproc')} cores, {r.get('mem_gib')} GiB (shared, "
-                     f"load average {load} at the start); Kubernetes {r.get('kubernetes')}; Python {r.get('python')}, "
+                     f"load average {load} at the start); Kubernetes {r.get('kubernetes')} (controller-manager client QPS "
+                     f"{r.get('controller_manager_qps', '?')}); Python {r.get('python')}, "
                      f"kopf {r.get('kopf')}; aifleet {r.get('git')}; run took {r.get('duration_s', 0) / 60:.1f} min; "
                      f"`{r.get('command')}`")
+        if r.get("error"):
+            lines.append(f"  - **stopped early**: {r['error']}")
     lines += ["", head, "| --- | --- | " + " | ".join("---" for _ in runs) + " |"]
     for name, target, fn in rows:
         cells = []
@@ -1273,15 +1416,11 @@ def detail_lines(r: dict) -> list[str]:
         if name.startswith("converge_"):
             out.append(f"- {name}: busiest users {fmt_counts(p.get('top_users', {}), 8)}; operator writes "
                        f"{fmt_counts(p.get('operator_writes', {}), 8)}")
-            if p.get("py_spy_dump"):
-                d = p["py_spy_dump"]
-                out.append(f"- {name}: py-spy dump 30 s in: {d['threads']} threads ({d['states']}), by name "
-                           f"{d['names']} ({d['file']})")
     q = phases.get("quiet") or {}
     if q:
         out.append(f"- quiet: operator requests {fmt_counts(q.get('operator_requests_by_verb', {}), 8)}; at most "
-                   f"{q.get('writes_per_object_max')} writes to one object; status fields that actually changed in a "
-                   f"sample of {q.get('status_sample')}: {q.get('status_fields_changed_in_sample') or 'none'}; "
+                   f"{q.get('writes_per_object_max')} writes to one object; status fields that changed: "
+                   f"{q.get('status_fields_changed', q.get('status_fields_changed_in_sample')) or 'none'}; "
                    f"Prometheus query log: {q.get('query_log')}")
     a = phases.get("autoscale") or {}
     if a:
@@ -1291,7 +1430,10 @@ def detail_lines(r: dict) -> list[str]:
     for name, p in phases.items():
         prof = p.get("profile") if isinstance(p, dict) else None
         if prof:
-            out.append(f"- py-spy profile, {name} ({prof['samples']:,} samples of running threads):")
+            out.append(f"- py-spy profile, {name} ({prof['samples']:,} samples of running threads, "
+                       f"{prof.get('threads_seen', '?')} threads seen):")
+            if prof.get("categories"):
+                out.append("  - where: " + "; ".join(f"{k} {v}%" for k, v in prof["categories"].items()))
             out.append("  - self: " + "; ".join(f"{k} {pc}%" for k, _, pc in prof["self"][:10]))
             out.append("  - inclusive: " + "; ".join(f"{k} {pc}%" for k, _, pc in prof["inclusive"][:14]))
     return out
@@ -1306,6 +1448,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--audit-log", help="its API server's audit log (default: audit.log next to --kubeconfig)")
     parser.add_argument("--cluster-dir", help=f"state dir of the cluster to start (default $AIFLEET_CLUSTER_DIR or "
                                               f"{DEFAULTS['AIFLEET_CLUSTER_DIR']})")
+    parser.add_argument("--log-dir", help="operator log and raw py-spy profiles (default /tmp/aifleet-fleet-logs/LABEL)")
     parser.add_argument("--keep-cluster", action="store_true", help="leave the cluster it started running")
     parser.add_argument("--namespaces", type=int, default=10)
     parser.add_argument("--latency-runs", type=int, default=20)
@@ -1318,11 +1461,22 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="seconds added to the poll for 'decided within one poll' (our 1 s visibility probe, "
                              "the status write, the watch)")
     parser.add_argument("--converge-timeout", type=float, default=None, help="seconds (default max(180, 0.6 s x N))")
+    parser.add_argument("--baseline", action="store_true",
+                        help="also measure the cluster's floor: the same children for the largest N applied directly, "
+                             "no operator, until all Deployments are available (~5 more minutes)")
     parser.add_argument("--operator-src", help="run the operator from this checkout (e.g. a git worktree of another "
                                                "commit) instead of this one")
     parser.add_argument("--profile", action="store_true", help="py-spy the operator during the largest convergence "
                                                                "and the quiet phase (perturbs the figures a little)")
+    parser.add_argument("--render-only", action="store_true",
+                        help="only rebuild --out from the fleet-*.json results next to it (no cluster, no run)")
     args = parser.parse_args(argv)
+    if args.render_only:
+        out = Path(args.out)
+        runs = load_runs(out.parent, None)
+        out.write_text(render_markdown(runs))
+        print(out.read_text())
+        return 0
     if args.quiet is None:
         args.quiet = 3 * args.resync + 5
     bench = Bench(args)

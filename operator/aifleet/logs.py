@@ -33,3 +33,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # kopf logs "Handler ... succeeded" for every watch event of every object: thousands of lines a minute at
+    # fleet scale. Its warnings and errors still come through.
+    if logging.getLevelName(level.upper()) != logging.DEBUG:
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)

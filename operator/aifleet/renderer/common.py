@@ -79,6 +79,7 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
+        auto_reload=False,  # templates ship with the package; no stat() of the file on every render
     )
 
 
