@@ -12,7 +12,7 @@ from aifleet.api.crd import crd
 from aifleet.autoscaler.policy import Observation, decide
 from aifleet.api.autoscaling import AutoscalerState
 from aifleet.autoscaler.sample import Sample
-from aifleet.reconciler.sync import build_status
+from aifleet.reconciler.sync import build_status, component_states
 from aifleet.renderer import render_all
 from conftest import EXAMPLES
 
@@ -49,5 +49,6 @@ def test_written_status_survives_defaulting_unchanged():
     lookup = lambda kind, ns, name: deployment if kind == "Deployment" else None  # noqa: E731
     for sample in (Sample.of(42.0, 1000.0), Sample.failure("empty"), Sample.failure("failed")):
         decision = decide(Observation(rps=sample, current_replicas=2, ready_replicas=2), AutoscalerState(), ais.spec.autoscaling, 1000.0)
-        status = build_status(ais, lookup, {}, "2026-01-01T00:00:00Z", render_all(ais), decision)
+        states = component_states(ais, lookup, render_all(ais), None)
+        status = build_status(ais, lookup, {}, "2026-01-01T00:00:00Z", states, decision)
         assert apply_defaults(status, _status_schema()) == status

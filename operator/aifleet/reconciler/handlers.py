@@ -22,7 +22,7 @@ from typing import Any
 import kopf
 
 from ..api import GROUP, PLURAL, VERSION, AIService
-from ..clients.kinds import CHILD_KINDS, Kind
+from ..clients.kinds import BY_KIND, CHILD_KINDS, Kind
 from ..observability import metrics
 from ..clients.kube import Kube, KubeError
 from ..renderer.common import INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
@@ -105,7 +105,7 @@ def on_aiservice_event(namespace: str, name: str, type: str | None, memo: kopf.M
 
 def _lookup(indexes: dict[str, Any]):
     def lookup(kind: str, namespace: str, name: str) -> dict | None:
-        index = indexes.get(index_id(next(k for k in CHILD_KINDS if k.kind == kind)))
+        index = indexes.get(index_id(BY_KIND[kind]))
         for obj in index.get((namespace, name), []) if index is not None else []:
             return obj
         return None

@@ -85,10 +85,8 @@ def _bearer_token(ais: AIService, kube: Kube) -> str | None:
     return base64.b64decode(data[ref.key]).decode().strip()
 
 
-def observe(ais: AIService, lookup: Lookup, source: BatchingSource) -> Observation | None:
-    deployment = lookup("Deployment", ais.metadata.namespace, Names(ais.metadata.name).triton)
-    if deployment is None:
-        return None
+def read_metrics(ais: AIService, source: BatchingSource) -> tuple[Sample, Sample | None]:
+    """This service's RPS and, if configured, its queue signal."""
     scaling = ais.spec.autoscaling
     metrics = scaling.metrics
     ns, name = ais.metadata.namespace, ais.metadata.name
@@ -99,13 +97,7 @@ def observe(ais: AIService, lookup: Lookup, source: BatchingSource) -> Observati
     else:
         rps = source.query(metrics.rendered_query(ns, name))
     queue = source.query(metrics.queue.rendered_query(ns, name)) if metrics.queue else None
-    return Observation(
-        rps=rps,
-        current_replicas=deployment.get("spec", {}).get("replicas", 0),
-        ready_replicas=(deployment.get("status") or {}).get("readyReplicas", 0),
-        queue=queue,
-        paused=is_paused(ais.metadata.annotations),
-    )
+    return rps, queue
 
 
 def _remember_resize(applied: AppliedCache, deployment: dict[str, Any], replicas: int, scale: dict[str, Any]) -> None:
@@ -122,14 +114,22 @@ def autoscale(
     ais: AIService, lookup: Lookup, kube: Kube, autoscalers: Autoscalers, applied: AppliedCache, emit: Emit
 ) -> Decision | None:
     """One poll of the operator engine. Returns the decision, which the status reports."""
+    fleet = Names(ais.metadata.name).triton
+    deployment = lookup("Deployment", ais.metadata.namespace, fleet)
+    if deployment is None:
+        return None
     memory = autoscalers.memory(ais.metadata.namespace, ais.metadata.name)
     try:
-        source = autoscalers.source(ais, kube)
-        observation = observe(ais, lookup, source)
-    except LookupError as exc:
-        observation = _failed_observation(ais, lookup, str(exc))
-    if observation is None:
-        return None
+        rps, queue = read_metrics(ais, autoscalers.source(ais, kube))
+    except LookupError as exc:  # the bearer token's Secret is missing: a metric failure, said in words
+        rps, queue = Sample.failure("failed", str(exc)), None
+    observation = Observation(
+        rps=rps,
+        current_replicas=deployment.get("spec", {}).get("replicas", 0),
+        ready_replicas=(deployment.get("status") or {}).get("readyReplicas", 0),
+        queue=queue,
+        paused=is_paused(ais.metadata.annotations),
+    )
     previous = memory.decision
     decision = decide(observation, memory.state, ais.spec.autoscaling, time.time())
     memory.state, memory.decision = decision.state, decision
@@ -138,9 +138,8 @@ def autoscale(
     if decision.metric_error:
         metrics.record_metric_failure(decision.metric_error)
     if decision.act and decision.desired_replicas != decision.current_replicas:
-        name = Names(ais.metadata.name).triton
-        scale = kube.scale("Deployment", ais.metadata.namespace, name, decision.desired_replicas)
-        _remember_resize(applied, lookup("Deployment", ais.metadata.namespace, name), decision.desired_replicas, scale)
+        scale = kube.scale("Deployment", ais.metadata.namespace, fleet, decision.desired_replicas)
+        _remember_resize(applied, deployment, decision.desired_replicas, scale)
         up = decision.desired_replicas > decision.current_replicas
         metrics.record_scale("up" if up else "down", ais.metadata.namespace, ais.metadata.name, decision.desired_replicas)
         emit("Normal", "ScaledUp" if up else "ScaledDown", decision.reason)
@@ -156,18 +155,6 @@ def autoscale(
     elif was_failing and not decision.metric_error:
         emit("Normal", "MetricsRecovered", f"rps readable again: {decision.reason}")
     return decision
-
-
-def _failed_observation(ais: AIService, lookup: Lookup, detail: str) -> Observation | None:
-    deployment = lookup("Deployment", ais.metadata.namespace, Names(ais.metadata.name).triton)
-    if deployment is None:
-        return None
-    return Observation(
-        rps=Sample.failure("failed", detail),
-        current_replicas=deployment.get("spec", {}).get("replicas", 0),
-        ready_replicas=(deployment.get("status") or {}).get("readyReplicas", 0),
-        paused=is_paused(ais.metadata.annotations),
-    )
 
 
 # --- status: pure ------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from ..clients.kube import Kube, KubeError
 from ..renderer import CONFIG_HASH, Rendered, render_all
 from ..renderer import pgbouncer as pgbouncer_renderer
 from ..renderer import redis as redis_renderer
-from ..renderer.common import Names, selector_labels
+from ..renderer.common import Names, selector_labels, service_host
 from ..renderer.dataplane import dataplane_endpoints, secret_names
 from ..topics.reconcile import TopicsResult
 from .conditions import (
@@ -146,7 +146,7 @@ def read_secrets(ais: AIService, lookup: Lookup, kube: Kube) -> dict[str, dict[s
 
 def endpoints(ais: AIService, topics: TopicsResult | None) -> dict[str, Any]:
     ns, names = ais.metadata.namespace, Names(ais.metadata.name)
-    host = f"{names.triton}.{ns}.svc"
+    host = service_host(names.triton, ns)
     out = {"http": f"http://{host}:8000", "grpc": f"{host}:8001", "metrics": f"http://{host}:8002/metrics"}
     out.update(dataplane_endpoints(ais))
     if topics is not None and topics.topics:
@@ -199,13 +199,13 @@ def build_status(
     lookup: Lookup,
     previous: Mapping[str, Any],
     now: str,
-    rendered: Rendered,
+    states: dict[str, ComponentState],
     decision: Decision | None = None,
     topics: TopicsResult | None = None,
 ) -> dict[str, Any]:
-    """The status block, computed purely from the spec, the observed children and the engines' last results."""
+    """The status block, computed purely from the spec, the component states, the observed children and the
+    engines' last results."""
     deployment = lookup("Deployment", ais.metadata.namespace, Names(ais.metadata.name).triton)
-    states = component_states(ais, lookup, rendered, topics)
     scaling_fields, scaling_conditions = scaling_report(ais, lookup, decision)
     conditions = (
         summary_conditions(states, None)
@@ -294,8 +294,9 @@ def reconcile(
 
     kafka_secret = secrets.get(ais.spec.kafka.credentials_secret) if ais.spec.kafka and ais.spec.kafka.credentials_secret else None
     topic_result = topics(ais, kafka_secret) if topics is not None else None
-    status = build_status(ais, lookup, previous, now, rendered, decision, topic_result)
-    _report_problems(previous, component_states(ais, lookup, rendered, topic_result), emit)
+    states = component_states(ais, lookup, rendered, topic_result)
+    status = build_status(ais, lookup, previous, now, states, decision, topic_result)
+    _report_problems(previous, states, emit)
     patch = _changed(previous, status)
     if patch:
         kube.patch_status(ais.metadata.namespace, ais.metadata.name, patch)

@@ -37,6 +37,11 @@ class Names:
         return f"{self.base}-redis"
 
 
+def service_host(service: str, namespace: str) -> str:
+    """The in-cluster DNS name clients use for one of our Services."""
+    return f"{service}.{namespace}.svc"
+
+
 def selector_labels(ais: AIService, component: str) -> dict[str, str]:
     """The immutable subset used in Deployment selectors: never add to it."""
     return {

@@ -19,6 +19,7 @@ from urllib.parse import quote
 from ..api import AIService
 from ..api.data import PgBouncerSpec
 from .components import image_tag, resources
+from .common import service_host as common_service_host
 from .common import Names, common_labels, from_template, selector_labels
 from .secretdata import config_checksum, decode_key, encode_data, secret_ref_problem
 
@@ -39,7 +40,7 @@ def connection_secret_name(ais: AIService) -> str:
 
 
 def service_host(ais: AIService) -> str:
-    return f"{Names(ais.metadata.name).pgbouncer}.{ais.metadata.namespace}.svc"
+    return common_service_host(Names(ais.metadata.name).pgbouncer, ais.metadata.namespace)
 
 
 def wanted(ais: AIService) -> PgBouncerSpec | None:

@@ -16,6 +16,7 @@ from typing import Any
 from ..api import AIService
 from ..api.data import RedisSpec, SecretKeyRef, parse_maxmemory
 from .components import image_tag, resources
+from .common import service_host as common_service_host
 from .common import Names, common_labels, from_template, selector_labels
 from .secretdata import config_checksum, decode_key, encode_data, secret_ref_problem
 
@@ -51,7 +52,7 @@ def generated_secret_name(ais: AIService) -> str:
 
 
 def service_host(ais: AIService) -> str:
-    return f"{Names(ais.metadata.name).redis}.{ais.metadata.namespace}.svc"
+    return common_service_host(Names(ais.metadata.name).redis, ais.metadata.namespace)
 
 
 def wanted(ais: AIService) -> RedisSpec | None:

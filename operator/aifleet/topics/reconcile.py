@@ -23,7 +23,7 @@ from typing import Any, Literal, Protocol
 from ..api.data import KafkaSpec
 from ..clients.kafka import KafkaAdminError
 from ..renderer.secretdata import decode_key
-from .plan import DesiredTopic, TopicPlan, TopicState, desired_topics, plan_topics
+from .plan import DesiredTopic, TopicPlan, TopicState, plan_topics
 
 FINALIZER = "aifleet.dev/kafka-topics"
 SKIP_CLEANUP_ANNOTATION = "aifleet.dev/skip-topic-cleanup"
