@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kube import kubectl
+from kube import build_tool, kubectl
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "charts" / "aifleet-operator"
@@ -28,11 +28,8 @@ BUILD_HELM = ROOT / "e2e" / "tools" / "build-helm.sh"
 
 @pytest.fixture(scope="session")
 def helm_bin() -> str:
-    """Helm built from its Go module (cached after the first build; a cold build takes a few minutes)."""
-    proc = subprocess.run(["bash", str(BUILD_HELM)], capture_output=True, text=True, timeout=1800)
-    if proc.returncode != 0:
-        pytest.fail(f"e2e/tools/build-helm.sh failed:\n{proc.stderr[-3000:]}")
-    return proc.stdout.strip().splitlines()[-1]
+    """Helm built from its Go module."""
+    return build_tool(BUILD_HELM)
 
 
 def helm(helm_bin: str, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess:

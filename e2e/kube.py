@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 T = TypeVar("T")
@@ -14,6 +15,15 @@ class KubectlError(RuntimeError):
     def __init__(self, args: list[str], code: int, stderr: str) -> None:
         super().__init__(f"kubectl {' '.join(args)} exited {code}: {stderr.strip()}")
         self.stderr = stderr
+
+
+def build_tool(script: Path) -> str:
+    """Run one of e2e/tools/build-*.sh (cached after the first build; a cold build takes minutes) and return
+    the path of the binary it prints last."""
+    proc = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=1800)
+    if proc.returncode != 0:
+        raise AssertionError(f"{script.name} failed:\n{proc.stderr[-3000:]}")
+    return proc.stdout.strip().splitlines()[-1]
 
 
 def kubectl(*args: str, input: str | None = None, check: bool = True, timeout: float = 60) -> str:

@@ -33,7 +33,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kube import condition, get_json, is_true, kubectl, wait_for
+from kube import build_tool, condition, get_json, is_true, kubectl, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "services"))
 import harness  # noqa: E402
@@ -68,11 +68,8 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def adapter_bin() -> str:
-    """prometheus-adapter built from its Go module (cached after the first build; a cold build takes minutes)."""
-    proc = subprocess.run(["bash", str(BUILD_ADAPTER)], capture_output=True, text=True, timeout=1800)
-    if proc.returncode != 0:
-        pytest.fail(f"e2e/tools/build-adapter.sh failed:\n{proc.stderr[-3000:]}")
-    return proc.stdout.strip().splitlines()[-1]
+    """prometheus-adapter built from its Go module."""
+    return build_tool(BUILD_ADAPTER)
 
 
 @pytest.fixture(scope="module")
