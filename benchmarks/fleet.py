@@ -56,14 +56,13 @@ import re
 import shlex
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
@@ -75,7 +74,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "e2e" / "services"))
-from harness import Prometheus, free_port  # noqa: E402
+from harness import Prometheus  # noqa: E402
 
 try:  # the engine's own batch expression, so "visible in Prometheus" means what the operator would see
     from aifleet.autoscaler.metrics import BATCH_RPS_QUERY
@@ -458,6 +457,28 @@ class Operator:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
         self.log.close()
+
+
+@dataclass
+class Window:
+    """What the operator did during one observed window (see Bench.observe_window)."""
+
+    t0: float
+    t1: float
+    cpu_s: float
+    prometheus_queries: float
+    operator_requests: list
+    writes: list
+    status_changes: dict
+    query_log: dict
+    profile: object = None
+
+    @property
+    def seconds(self) -> float:
+        return self.t1 - self.t0
+
+    def per_min(self, count: float) -> float:
+        return count / self.seconds * 60
 
 
 class Profiler:
@@ -1057,43 +1078,53 @@ class Bench:
         say(f"quiet: settling {settle:g}s, then {window:g}s ({window / self.args.resync:.1f} resync periods of "
             f"{self.args.resync:g}s) with nothing changing")
         time.sleep(settle)
+        w = self.observe_window(window, profile_name="profile-quiet.txt")
+        writes = w.writes
+        per_object = collections.Counter((r.namespace, r.name) for r in writes)
+        res = {
+            "n": n, "window_s": w.seconds, "resync_s": self.args.resync, "poll_s": self.args.poll,
+            "operator_writes": len(writes), "operator_writes_by_target": writes_by_target(w.operator_requests),
+            "operator_requests_by_verb": by_verb(w.operator_requests),
+            "objects_written": len(per_object),
+            "writes_per_object_max": max(per_object.values()) if per_object else 0,
+            "events_by_operator": self.events_by_operator(since=w.t0 - 1),
+            "operator_cpu_s": w.cpu_s, "operator_cpu_s_per_min": w.per_min(w.cpu_s),
+            "prometheus_queries": w.prometheus_queries,
+            "prometheus_queries_per_min": w.per_min(w.prometheus_queries),
+            "query_log": w.query_log,
+            **why_written(w.status_changes, per_object),
+        }
+        if w.profile:
+            res["profile"] = w.profile
+        self.results["phases"]["quiet"] = res
+        say(f"quiet: operator writes {len(writes)} ({fmt_counts(res['operator_writes_by_target'])}), events "
+            f"{res['events_by_operator']}, Prometheus {res['prometheus_queries_per_min']:.0f} queries/min")
+
+    def observe_window(self, seconds: float, profile_name: str | None = None) -> "Window":
+        """Watch the operator for `seconds` with nothing driven by the benchmark: its CPU, its requests from the
+        audit log, the Prometheus queries it caused, and which status fields changed."""
         before = self.status_snapshot()
         prof = None
-        if self.args.profile:
-            prof = Profiler(self.operator.pid, self.log_dir / "profile-quiet.txt")
+        if self.args.profile and profile_name:
+            prof = Profiler(self.operator.pid, self.log_dir / profile_name)
             self.profiles.append(prof)
         q0, own0 = self.prom.query_requests(), BenchPrometheus.own_queries
         cpu0 = proc_stat(self.operator.pid)["cpu_s"]
         off, t0 = self.audit.offset(), time.time()
         qlog0 = self.prom.query_log.stat().st_size if self.prom.query_log.exists() else 0
-        time.sleep(window)
+        time.sleep(seconds)
         t1 = time.time()
         cpu = proc_stat(self.operator.pid)["cpu_s"] - cpu0
         q1, own1 = self.prom.query_requests(), BenchPrometheus.own_queries
         profile = prof.stop() if prof else None
         changes = status_changes(before, self.status_snapshot())
-        time.sleep(1.0)
+        time.sleep(1.0)  # the audit log is written asynchronously
         op = [r for r in self.audit.read(off, t0, t1) if r.user == OP_USER]
-        writes = [r for r in op if r.verb in WRITE_VERBS]
-        per_object = collections.Counter((r.namespace, r.name) for r in writes)
-        res = {
-            "n": n, "window_s": t1 - t0, "resync_s": self.args.resync, "poll_s": self.args.poll,
-            "operator_writes": len(writes), "operator_writes_by_target": writes_by_target(op),
-            "operator_requests_by_verb": by_verb(op),
-            "objects_written": len(per_object),
-            "writes_per_object_max": max(per_object.values()) if per_object else 0,
-            "events_by_operator": self.events_by_operator(since=t0 - 1) ,
-            "operator_cpu_s": cpu, "operator_cpu_s_per_min": cpu / (t1 - t0) * 60,
-            "prometheus_queries": q1 - q0 - (own1 - own0),
-            "prometheus_queries_per_min": (q1 - q0 - (own1 - own0)) / (t1 - t0) * 60,
-            "query_log": self.query_log_summary(qlog0, t0, t1),
-            **why_written(changes, per_object),
-        }
-        if profile:
-            res["profile"] = profile
-        self.results["phases"]["quiet"] = res
-        say(f"quiet: operator writes {len(writes)} ({fmt_counts(res['operator_writes_by_target'])}), events "
-            f"{res['events_by_operator']}, Prometheus {res['prometheus_queries_per_min']:.0f} queries/min")
+        return Window(
+            t0=t0, t1=t1, cpu_s=cpu, prometheus_queries=q1 - q0 - (own1 - own0), operator_requests=op,
+            writes=[r for r in op if r.verb in WRITE_VERBS], status_changes=changes,
+            query_log=self.query_log_summary(qlog0, t0, t1), profile=profile,
+        )
 
     def status_snapshot(self) -> dict[tuple, dict]:
         """Every AIService of the fleet's status, in one list call."""
@@ -1155,33 +1186,20 @@ class Bench:
         slack = self.args.decision_slack
         within = sum(1 for x in lags if x <= poll + slack)
         # steady traffic
-        window = self.args.steady
-        before = self.status_snapshot()
-        q0, own0 = self.prom.query_requests(), BenchPrometheus.own_queries
-        cpu0 = proc_stat(self.operator.pid)["cpu_s"]
-        off, t0 = self.audit.offset(), time.time()
-        qlog0 = self.prom.query_log.stat().st_size if self.prom.query_log.exists() else 0
-        time.sleep(window)
-        t1 = time.time()
-        q1, own1 = self.prom.query_requests(), BenchPrometheus.own_queries
-        cpu = proc_stat(self.operator.pid)["cpu_s"] - cpu0
-        changes = status_changes(before, self.status_snapshot())
-        time.sleep(1.0)
-        op = [r for r in self.audit.read(off, t0, t1) if r.user == OP_USER]
-        writes = [r for r in op if r.verb in WRITE_VERBS]
+        w = self.observe_window(self.args.steady)
         res = {
-            **why_written(changes, collections.Counter((r.namespace, r.name) for r in writes)),
+            **why_written(w.status_changes, collections.Counter((r.namespace, r.name) for r in w.writes)),
             "n": n, "poll_s": poll, "slack_s": slack,
             "series_visible_after_s": t_vis - t_step,
             "decided_within_one_poll": within, "decided_at_all": len(lags),
             "decision_lag_p50_s": pct(lags, 50), "decision_lag_p99_s": pct(lags, 99),
             "decision_lag_max_s": max(lags, default=None),
-            "steady_window_s": t1 - t0,
-            "prometheus_queries_per_min": (q1 - q0 - (own1 - own0)) / (t1 - t0) * 60,
-            "operator_writes_per_min": len(writes) / (t1 - t0) * 60,
-            "operator_writes_by_target": writes_by_target(op),
-            "operator_cpu_s_per_min": cpu / (t1 - t0) * 60,
-            "query_log": self.query_log_summary(qlog0, t0, t1),
+            "steady_window_s": w.seconds,
+            "prometheus_queries_per_min": w.per_min(w.prometheus_queries),
+            "operator_writes_per_min": w.per_min(len(w.writes)),
+            "operator_writes_by_target": writes_by_target(w.operator_requests),
+            "operator_cpu_s_per_min": w.per_min(w.cpu_s),
+            "query_log": w.query_log,
         }
         self.results["phases"]["autoscale"] = res
         say(f"autoscale: {within}/{n} decided within one poll ({poll}s + {slack:g}s slack); lag p50 "
