@@ -727,6 +727,11 @@ def scaling_active(obj: dict) -> bool:
     return conditions(obj).get("ScalingActive") == "True"
 
 
+def scaling_settled(obj: dict) -> bool:
+    """The engine has judged the metrics: True, or False after the warm-up (still Unknown while it waits)."""
+    return conditions(obj).get("ScalingActive") in ("True", "False")
+
+
 def deployment_available(obj: dict) -> bool:
     return (obj.get("status") or {}).get("availableReplicas", 0) >= 1
 
@@ -959,7 +964,7 @@ class Bench:
         self.create_namespaces(nss, phase)
         objs = [aiservice(nss[i % len(nss)], f"svc-{i:04d}", phase, self.prom.url, self.args.poll) for i in range(n)]
         keys = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in objs}
-        ais = self.track(Tracker(self.admin, ais_path(), {"ready": is_ready, "active": scaling_active},
+        ais = self.track(Tracker(self.admin, ais_path(), {"ready": is_ready, "active": scaling_active, "settled": scaling_settled},
                                  labelSelector=f"{BENCH_LABEL}={phase}"))
         deps = self.track(Tracker(self.admin, "/apis/apps/v1/deployments", {"available": deployment_available},
                                   key=ais_key_of_deployment, labelSelector=MANAGED))
@@ -1075,8 +1080,15 @@ class Bench:
     def phase_quiet(self) -> None:
         n = len(self.fleet_keys)
         settle, window = self.args.settle, self.args.quiet
-        say(f"quiet: settling {settle:g}s, then {window:g}s ({window / self.args.resync:.1f} resync periods of "
-            f"{self.args.resync:g}s) with nothing changing")
+        # Nothing scrapes these fleets yet, so each AIService's ScalingActive turns False once its warm-up
+        # (spec.autoscaling.metrics.warmupSeconds, 120 s after the fleet turned available) is over: a real
+        # change, written once. "Quiet" starts after it.
+        keys, started = set(self.fleet_keys), time.monotonic()
+        wait("ScalingActive judged on all (warm-up over)", lambda: self.ais_tracker.count_true("settled", keys) == n,
+             300, interval=0.5, progress=lambda: f"{self.ais_tracker.count_true('settled', keys)}/{n}", every=15)
+        warmup_wait = time.monotonic() - started
+        say(f"quiet: warm-ups over after {warmup_wait:.0f}s; settling {settle:g}s, then {window:g}s "
+            f"({window / self.args.resync:.1f} resync periods of {self.args.resync:g}s) with nothing changing")
         time.sleep(settle)
         w = self.observe_window(window, profile_name="profile-quiet.txt")
         writes = w.writes

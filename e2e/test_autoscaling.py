@@ -177,10 +177,12 @@ def test_hpa_engine_hands_over_to_the_real_hpa_controller(operator, traffic_ns, 
 def test_default_query_is_answered_by_one_batched_query(operator, traffic_ns, prometheus, triton, tmp_path):
     """No query in the spec: every service's RPS comes from one query per poll, not one query per service."""
     services = ["chat"] + [f"quiet{i}" for i in range(5)]
-    for name in services:
+    for name in services + ["new"]:
         doc = chat(traffic_ns, prometheus.url)
         doc["metadata"]["name"] = name
         del doc["spec"]["autoscaling"]["metrics"]["query"]
+        if name != "new":  # "new" keeps the default warm-up: its empty answers are not failures yet
+            doc["spec"]["autoscaling"]["metrics"]["warmupSeconds"] = 0
         apply(doc)
     wait_for("a settled fleet", lambda: replicas(traffic_ns) == 1 or None, timeout=90)
     with harness.LoadGenerator(tmp_path / "load", [triton.http_url], [(50, 90)], workers=8):
@@ -196,3 +198,8 @@ def test_default_query_is_answered_by_one_batched_query(operator, traffic_ns, pr
     for name in services[1:]:
         status = get_json("aiservice", name, "-n", traffic_ns)["status"]["autoscaling"]
         assert status["lastMetricError"] == "empty", "a service without traffic series must read as empty, not zero"
+    fresh = get_json("aiservice", "new", "-n", traffic_ns)
+    assert condition(fresh, "ScalingActive")["reason"] == "WaitingForMetrics", fresh["status"]
+    warned = kubectl("get", "events", "-n", traffic_ns, "--field-selector",
+                     "reason=MetricsUnavailable,involvedObject.name=new", "-o", "name")
+    assert not warned.strip(), "a fleet that was never scraped yet is no metrics outage"

@@ -266,6 +266,36 @@ def test_a_good_sample_resets_the_failure_count():
     assert d.state.consecutive_failures == 0
 
 
+def test_a_new_fleet_without_series_is_waiting_not_failing():
+    sp = spec(on_missing_metrics=OnMissingMetrics(action="Fallback", fallback_replicas=20, failures_before_fallback=1))
+    state = AutoscalerState()
+    for i in range(5):  # however often it polls during the warm-up: no failure, no fallback
+        d = decide(obs(Sample.failure("empty"), 3, warming_up=True), state, sp, T0 + 15 * i)
+        state = d.state
+        assert (d.desired_replicas, d.act, d.reason_code, d.metric_error) == (3, False, "WaitingForMetrics", None)
+    assert d.state.consecutive_failures == 0
+    assert d.reason == "waiting for the fleet's first metrics: holding 3 replicas"
+
+
+@pytest.mark.parametrize(
+    "sample,warming_up,measured_before",
+    [
+        (Sample.failure("empty"), False, False),  # warm-up over: an empty answer is an outage
+        (Sample.failure("empty"), True, True),  # it had series before: they went missing
+        (Sample.failure("failed"), True, False),  # Prometheus itself failing is reported at once
+    ],
+)
+def test_only_a_fresh_fleets_empty_answer_waits(sample, warming_up, measured_before):
+    state = AutoscalerState(initialized=True, measured=measured_before)
+    d = decide(obs(sample, 3, warming_up=warming_up), state, spec(), T0)
+    assert (d.reason_code, d.metric_error, d.state.consecutive_failures) == ("MetricsUnavailable", sample.error, 1)
+
+
+def test_a_first_sample_ends_the_warm_up():
+    d = decide(obs(250, 3, warming_up=True), AutoscalerState(), spec(), T0)
+    assert d.state.measured
+
+
 def test_fallback_after_n_failures_never_below_current():
     sp = spec(on_missing_metrics=OnMissingMetrics(action="Fallback", fallback_replicas=20, failures_before_fallback=3))
     state = AutoscalerState(initialized=True)

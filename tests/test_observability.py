@@ -48,10 +48,12 @@ def test_scale_decisions_and_desired_replicas_gauge_removed_when_the_aiservice_g
     observability.record_scale("up", "ns1", "svc", 43)
     assert sample("aifleet_scaling_decisions_total", direction="up") == up + 1
     assert sample("aifleet_desired_replicas", namespace="ns1", name="svc") == 43
-    observability.record_desired("ns1", "svc", 40)
+    observability.record_desired("ns1", "svc", 40, 398.7)
     assert sample("aifleet_desired_replicas", namespace="ns1", name="svc") == 40
+    assert sample("aifleet_observed_rps", namespace="ns1", name="svc") == 398.7
     observability.forget("ns1", "svc")
     assert sample("aifleet_desired_replicas", namespace="ns1", name="svc") is None
+    assert sample("aifleet_observed_rps", namespace="ns1", name="svc") is None
     observability.forget("ns1", "svc")  # twice is fine
 
 

@@ -149,6 +149,16 @@ class MetricsSpec(ApiModel):
     stale_after_seconds: int = Field(
         120, ge=5, le=3600, description="A sample older than this many seconds counts as missing."
     )
+    warmup_seconds: int = Field(
+        120,
+        ge=0,
+        le=3600,
+        description=(
+            "How long after the fleet turns available an empty result means 'not scraped yet' rather than a "
+            "failure: no MetricsUnavailable warning and no failure counted until then, or until the first "
+            "series has been read. Prometheus needs a scrape interval or two before rate() answers for new pods."
+        ),
+    )
     auth_secret_ref: Optional[SecretKeyRef] = Field(
         None, description="Secret holding a bearer token for Prometheus. The token is never logged."
     )
@@ -331,6 +341,7 @@ class AutoscalerState(ApiModel):
         default_factory=list, description="Recent look-ahead forecasts (projected RPS); each holds until its horizon has passed."
     )
     consecutive_failures: int = Field(0, ge=0, description="Polls in a row whose RPS was missing or bad.")
+    measured: bool = Field(False, description="An RPS sample has been read at least once (the warm-up is over).")
     last_scale_up_time: Optional[float] = Field(None, description="Unix time of the last scale-up.")
     last_scale_time: Optional[float] = Field(None, description="Unix time of the last resize.")
     last_scale_reason: Optional[str] = Field(None, description="Why the last resize happened.")
@@ -347,6 +358,7 @@ ReasonCode = Literal[
     "Stabilized",
     "Limited",
     "MetricsUnavailable",
+    "WaitingForMetrics",
     "Fallback",
     "Paused",
     "OutOfRange",

@@ -54,6 +54,7 @@ class Observation:
     ready_replicas: Optional[int] = None  # None: all current replicas are ready
     queue: Optional[Sample] = None
     paused: bool = False
+    warming_up: bool = False  # the fleet has not been available for `metrics.warmupSeconds` yet
 
 
 @dataclass(frozen=True)
@@ -111,9 +112,14 @@ def decide(obs: Observation, state: AutoscalerState, spec: AutoscalingSpec, now:
     stale_after = spec.metrics.stale_after_seconds
     rps_sample = obs.rps.checked(now, stale_after)
     rps = rps_sample.value if rps_sample.ok else None
-    failures = 0 if rps is not None else state.consecutive_failures + 1
+    # A new fleet has no series until Prometheus has scraped its ready pods (a rate() needs two scrapes):
+    # that is not an outage, so it neither warns nor counts towards the fallback.
+    waiting = rps is None and rps_sample.error == "empty" and obs.warming_up and not state.measured
+    failures = 0 if rps is not None else state.consecutive_failures + (0 if waiting else 1)
     samples = _remember_rps(state.rps_samples, rps, now, spec)
-    state = state.model_copy(update={"consecutive_failures": failures, "rps_samples": samples})
+    state = state.model_copy(
+        update={"consecutive_failures": failures, "rps_samples": samples, "measured": state.measured or rps is not None}
+    )
 
     qspec = spec.metrics.queue
     queue: Optional[float] = None
@@ -162,6 +168,11 @@ def decide(obs: Observation, state: AutoscalerState, spec: AutoscalingSpec, now:
     floor = ceil_replicas(strongest.value / target) if strongest is not None else None
     forecast_in = int(strongest.t + horizon - now) if strongest is not None else 0
 
+    if not candidates and waiting:
+        return Decision(
+            desired_replicas=cur, act=False, reason=f"waiting for the fleet's first metrics: holding {cur} replicas",
+            reason_code="WaitingForMetrics", limited=None, state=state, **{**common, "metric_error": None},
+        )
     if not candidates:
         return _on_missing_metrics(rps_sample.error or "missing", failures, cur, state, spec, now, common)
 

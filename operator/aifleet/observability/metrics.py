@@ -73,6 +73,12 @@ DESIRED_REPLICAS = Gauge(
     ["namespace", "name"],
     registry=REGISTRY,
 )
+OBSERVED_RPS = Gauge(
+    "aifleet_observed_rps",
+    "The requests per second the autoscaler read for an AIService at its last poll (exact; the status rounds to the tolerance)",
+    ["namespace", "name"],
+    registry=REGISTRY,
+)
 METRIC_FAILURES = Counter(
     "aifleet_metric_query_failures_total",
     "Failed reads of the traffic metric (Prometheus), by kind",
@@ -126,11 +132,13 @@ def record_error(exc_or_reason: BaseException | str) -> None:
         log.debug("record_error failed", exc_info=True)
 
 
-def record_desired(namespace: str, name: str, desired: int | None) -> None:
-    """The autoscaler's current wish for one AIService (also without a change of replicas)."""
+def record_desired(namespace: str, name: str, desired: int | None, rps: float | None = None) -> None:
+    """The autoscaler's current wish for one AIService (also without a change of replicas) and the RPS it read."""
     try:
         if desired is not None:
             DESIRED_REPLICAS.labels(namespace=namespace, name=name).set(desired)
+        if rps is not None:
+            OBSERVED_RPS.labels(namespace=namespace, name=name).set(rps)
     except Exception:  # noqa: BLE001
         log.debug("record_desired failed", exc_info=True)
 
@@ -154,12 +162,13 @@ def record_metric_failure(kind: str) -> None:
 
 def forget(namespace: str, name: str) -> None:
     """The AIService is gone: drop its per-object series."""
-    try:
-        DESIRED_REPLICAS.remove(namespace, name)
-    except KeyError:
-        pass
-    except Exception:  # noqa: BLE001
-        log.debug("forget failed", exc_info=True)
+    for gauge in (DESIRED_REPLICAS, OBSERVED_RPS):
+        try:
+            gauge.remove(namespace, name)
+        except KeyError:
+            pass
+        except Exception:  # noqa: BLE001
+            log.debug("forget failed", exc_info=True)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 from ..api import AIService
@@ -38,7 +39,8 @@ class ScalingMemory:
     (a fresh state waits a full scale-down window before shrinking), and quiet polls write nothing."""
 
     state: AutoscalerState
-    decision: Decision | None = None
+    decision: Decision | None = None  # the last one made
+    shown: Decision | None = None  # the one the status reports: see `shown_decision`
 
 
 class Autoscalers:
@@ -100,6 +102,20 @@ def read_metrics(ais: AIService, source: BatchingSource) -> tuple[Sample, Sample
     return rps, queue
 
 
+def warming_up(deployment: dict[str, Any], warmup_seconds: float, now: float) -> bool:
+    """Whether the fleet has not yet been available for `warmup_seconds` (its Available condition)."""
+    for cond in (deployment.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Available":
+            if cond.get("status") != "True":
+                return True
+            try:
+                since = datetime.strptime(cond["lastTransitionTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+            except (KeyError, TypeError, ValueError):
+                return False
+            return now - since.timestamp() < warmup_seconds
+    return True
+
+
 def _remember_resize(applied: AppliedCache, deployment: dict[str, Any], replicas: int, scale: dict[str, Any]) -> None:
     """The watch will bring the resized Deployment soon; until then, a reconcile must not mistake the old
     replica count for the truth and put it back."""
@@ -123,18 +139,21 @@ def autoscale(
         rps, queue = read_metrics(ais, autoscalers.source(ais, kube))
     except LookupError as exc:  # the bearer token's Secret is missing: a metric failure, said in words
         rps, queue = Sample.failure("failed", str(exc)), None
+    now = time.time()
     observation = Observation(
         rps=rps,
         current_replicas=deployment.get("spec", {}).get("replicas", 0),
         ready_replicas=(deployment.get("status") or {}).get("readyReplicas", 0),
         queue=queue,
         paused=is_paused(ais.metadata.annotations),
+        warming_up=warming_up(deployment, ais.spec.autoscaling.metrics.warmup_seconds, now),
     )
     previous = memory.decision
-    decision = decide(observation, memory.state, ais.spec.autoscaling, time.time())
+    decision = decide(observation, memory.state, ais.spec.autoscaling, now)
     memory.state, memory.decision = decision.state, decision
     ref = f"{ais.metadata.namespace}/{ais.metadata.name}"
-    metrics.record_desired(ais.metadata.namespace, ais.metadata.name, decision.desired_replicas)
+    memory.shown = shown_decision(decision, memory.shown, ais.spec.autoscaling.tolerance)
+    metrics.record_desired(ais.metadata.namespace, ais.metadata.name, decision.desired_replicas, decision.rps)
     if decision.metric_error:
         metrics.record_metric_failure(decision.metric_error)
     if decision.act and decision.desired_replicas != decision.current_replicas:
@@ -159,6 +178,36 @@ def autoscale(
 
 # --- status: pure ------------------------------------------------------------------------------------
 
+# What a decision decided, as opposed to the readings it was made on.
+_DECIDED = ("desired_replicas", "current_replicas", "act", "reason_code", "limited", "reactive_replicas",
+            "lookahead_replicas", "queue_replicas", "metric_error", "paused")
+_READINGS = ("rps", "projected_rps", "queue")
+
+
+def _close(new: float | None, shown: float | None, tolerance: float) -> bool:
+    if new is None or shown is None:
+        return new is shown
+    return abs(new - shown) <= tolerance * max(abs(shown), 1.0)
+
+
+def shown_decision(new: Decision, shown: Decision | None, tolerance: float) -> Decision:
+    """The decision the status reports: the new one, unless it decided exactly what the shown one did and its
+    readings (RPS, forecast, queue) moved by no more than the scaling tolerance.
+
+    Under steady traffic the RPS differs in the last digits on every poll; writing it each time would be one
+    status patch per AIService per poll for nothing anyone acts on. The exact value is in the operator's
+    `aifleet_observed_rps` metric.
+    """
+    if shown is None or new.act:
+        return new
+    if any(getattr(new, f) != getattr(shown, f) for f in _DECIDED):
+        return new
+    if (new.state.last_scale_time, new.state.last_scale_reason) != (shown.state.last_scale_time, shown.state.last_scale_reason):
+        return new
+    if not all(_close(getattr(new, f), getattr(shown, f), tolerance) for f in _READINGS):
+        return new
+    return shown
+
 
 def operator_status(decision: Decision | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(status fields, scaling conditions) from the last decision of the operator engine."""
@@ -181,6 +230,8 @@ def operator_status(decision: Decision | None) -> tuple[dict[str, Any], list[dic
     }
     if decision.paused:
         active = condition("ScalingActive", False, "ScalingPaused", decision.reason)
+    elif decision.reason_code == "WaitingForMetrics":
+        active = condition("ScalingActive", None, "WaitingForMetrics", decision.reason)
     elif decision.metric_error:
         active = condition("ScalingActive", False, "FailedGetMetrics", decision.reason)
     else:

@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping
 
 from pydantic import ValidationError
 
-from ..api import AIService
+from ..api import KIND, AIService
 from ..api.errors import describe_validation_error
 from ..autoscaler.policy import Decision
 from ..clients.kube import Kube, KubeError
@@ -43,6 +43,7 @@ class Outcome:
     """What one reconcile did, for logs and tests."""
 
     applied: list[str] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)  # of `applied`, the children that did not exist
     status_written: bool = False
     error: str | None = None
     waiting_on_user: bool = False  # e.g. a referenced Secret is missing: we do not watch user Secrets, so re-check soon
@@ -80,13 +81,14 @@ def _immutable_change(exc: KubeError, manifest: dict[str, Any]) -> bool:
 
 def apply_children(
     desired: list[dict[str, Any]], lookup: Lookup, kube: Kube, applied: AppliedCache, emit: Emit
-) -> list[str]:
+) -> tuple[list[str], list[str]]:
     """Apply only what is missing or drifted. A resync where nothing changed sends nothing.
 
     One event per kind of change per pass ("created Deployment a, Service a"), not one per child: at fleet scale
     events are a large share of the writes, and one line reads better in `kubectl describe` anyway.
     """
     done: list[str] = []
+    created: list[str] = []
     said: dict[str, list[str]] = {}
     for manifest in desired:
         kind, meta = manifest["kind"], manifest["metadata"]
@@ -110,9 +112,11 @@ def apply_children(
         said.setdefault(event_reason, []).append(message)
         log.info("applied child", extra={"kind": kind, "child": meta["name"], "why": reason})
         done.append(f"{kind}/{meta['name']}")
+        if live is None:
+            created.append(done[-1])
     for event_reason, messages in said.items():
         emit("Normal", event_reason, _join_messages(messages))
-    return done
+    return done, created
 
 
 def _join_messages(messages: list[str]) -> str:
@@ -228,6 +232,20 @@ def build_status(
     return status
 
 
+def last_status(body: dict[str, Any], applied: AppliedCache) -> dict[str, Any]:
+    """The AIService's status as of our last write, if the watch has not delivered that write yet: comparing
+    with the older copy would send the same patch again."""
+    meta = body.get("metadata", {})
+    newest = applied.newest(KIND, meta.get("namespace", ""), meta.get("name", ""), body) or body
+    return dict(newest.get("status") or {})
+
+
+def write_status(kube: Kube, applied: AppliedCache, namespace: str, name: str, patch: dict[str, Any]) -> None:
+    written = kube.patch_status(namespace, name, patch)
+    if written:
+        applied.remember({**written, "kind": KIND})
+
+
 def _changed(previous: Mapping[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """The keys of `new` whose value differs from `previous`: the merge patch to send, empty when quiet."""
     return {k: v for k, v in new.items() if previous.get(k) != v}
@@ -263,7 +281,7 @@ def reconcile(
     topics: Callable[[AIService, Mapping[str, Any]], TopicsResult | None] | None = None,
 ) -> Outcome:
     outcome = Outcome()
-    previous = dict(body.get("status") or {})
+    previous = last_status(body, applied)
     now = now_rfc3339()
     try:
         ais = AIService.model_validate(body)
@@ -273,7 +291,7 @@ def reconcile(
         patch = _changed(previous, invalid_status(body, message, now))
         if patch:
             emit("Warning", "InvalidSpec", message)
-            kube.patch_status(body["metadata"]["namespace"], body["metadata"]["name"], patch)
+            write_status(kube, applied, body["metadata"]["namespace"], body["metadata"]["name"], patch)
             outcome.status_written = True
         outcome.error = message
         return outcome
@@ -286,11 +304,17 @@ def reconcile(
     outcome.waiting_on_user = bool(rendered.problems)
     create_generated(rendered.create_once, lookup, kube, applied, emit)
     try:
-        outcome.applied = apply_children(rendered.manifests, lookup, kube, applied, emit)
+        outcome.applied, outcome.created = apply_children(rendered.manifests, lookup, kube, applied, emit)
     except KubeError as exc:
         outcome.error = f"apply failed: {exc}"
         emit("Warning", "ApplyFailed", outcome.error)
         raise
+
+    if outcome.created:
+        # Their ADDED events arrive at once and bring the next pass, which reports the children as they are. A
+        # status written now would describe children this pass has not seen, to be replaced a moment later:
+        # while a fleet of services is created, that is one write per service the API server can do without.
+        return outcome
 
     kafka_secret = secrets.get(ais.spec.kafka.credentials_secret) if ais.spec.kafka and ais.spec.kafka.credentials_secret else None
     topic_result = topics(ais, kafka_secret) if topics is not None else None
@@ -299,6 +323,6 @@ def reconcile(
     _report_problems(previous, states, emit)
     patch = _changed(previous, status)
     if patch:
-        kube.patch_status(ais.metadata.namespace, ais.metadata.name, patch)
+        write_status(kube, applied, ais.metadata.namespace, ais.metadata.name, patch)
         outcome.status_written = True
     return outcome

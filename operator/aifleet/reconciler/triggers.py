@@ -12,8 +12,14 @@ class Trigger:
         self._event = asyncio.Event()
 
     def set(self) -> None:
-        # Watch handlers may run in worker threads; asyncio.Event is not thread-safe.
-        self._loop.call_soon_threadsafe(self._event.set)
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        if here is self._loop:
+            self._event.set()
+        else:  # from a worker thread: asyncio.Event is not thread-safe
+            self._loop.call_soon_threadsafe(self._event.set)
 
     def clear(self) -> None:
         self._event.clear()
