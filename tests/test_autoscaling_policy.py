@@ -24,7 +24,7 @@ from aifleet.api.autoscaling import (
     TimedValue,
     render_query,
 )
-from aifleet.autoscaler.policy import Observation, decide, is_paused, lookahead_horizon, to_status
+from aifleet.autoscaler.policy import Observation, decide, is_paused, lookahead_horizon, to_status, tolerances
 from aifleet.autoscaler.sample import Sample
 
 T0 = 1_700_000_000.0
@@ -58,7 +58,8 @@ def run(seq, sp, state=None, start=T0, step=15.0):
 
 def test_defaults_are_hpa_behaviour_and_constructible_without_arguments():
     s = AutoscalingSpec()
-    assert (s.engine, s.min_replicas, s.max_replicas, s.tolerance, s.poll_interval_seconds) == ("operator", 1, 10, 0.1, 15)
+    assert (s.engine, s.min_replicas, s.max_replicas, s.tolerance, s.poll_interval_seconds) == ("operator", 1, 10, None, 15)
+    assert tolerances(s) == (0.07, 0.02)  # per direction, see test_per_direction_tolerance
     assert s.scale_up.stabilization_window_seconds == 0
     assert [(p.type, p.value, p.period_seconds) for p in s.scale_up.policies] == [("Pods", 4, 15), ("Percent", 100, 15)]
     assert s.scale_down.stabilization_window_seconds == 300
@@ -156,7 +157,28 @@ def test_scale_up_reason_in_words():
 def test_tolerance_band_holds():
     d = decide(obs(3600, 35), AutoscalerState(), spec(), T0)  # 3% over target
     assert (d.desired_replicas, d.act, d.reason_code) == (35, False, "WithinTolerance")
-    assert d.reason == "rps 3600 within 10% of target 100/pod: holding 35 replicas"
+    assert d.reason == "rps 3600 within 7% of target 100/pod: holding 35 replicas"
+
+
+def test_per_direction_tolerance():
+    """HPA's behavior.scaleUp/scaleDown.tolerance (KEP-4951): no change while 1 - down <= ratio <= 1 + up."""
+    # defaults: 7% up, 2% down
+    assert decide(obs(3700, 35), AutoscalerState(), spec(), T0).desired_replicas == 35  # +5.7%: hold
+    assert decide(obs(3780, 35), AutoscalerState(), spec(), T0).desired_replicas == 38  # +8%: up
+    ds = run([(3400, 35)] * 21, spec())  # -2.9%: down to 34 once the 300 s window has passed
+    assert [d.desired_replicas for d in ds if d.act] == [34] and ds[-1].act
+    assert ds[0].reason == "rps 3400 under target 100/pod: holding 35 replicas (scale-down stabilization 300s)"
+    assert not any(d.act for d in run([(3450, 35)] * 21, spec()))  # -1.4%: inside the 2% band
+    # the spec's `tolerance` sets both directions (0.1: exactly HPA), a direction's own field wins
+    assert tolerances(spec(tolerance=0.1)) == (0.1, 0.1)
+    assert tolerances(spec(tolerance=0.1, scale_down=ScaleDownRules(tolerance=0.0))) == (0.1, 0.0)
+    assert tolerances(spec(scale_up=ScaleUpRules(tolerance=0.2))) == (0.2, 0.02)
+    d = decide(obs(3780, 35), AutoscalerState(), spec(tolerance=0.1), T0)
+    assert (d.desired_replicas, d.reason) == (35, "rps 3780 within 10% of target 100/pod: holding 35 replicas")
+    # the queue signal uses the same band
+    q = spec(metrics=MetricsSpec(queue=QueueSignal(type="QueueTimeMs", target=100)))
+    assert decide(obs(3500, 35, queue=Sample.of(106)), AutoscalerState(), q, T0).queue_replicas == 35
+    assert decide(obs(3500, 35, queue=Sample.of(108)), AutoscalerState(), q, T0).queue_replicas == 38
 
 
 def test_scale_down_waits_for_five_minutes_of_calm():
@@ -431,9 +453,9 @@ def test_forecast_pods_within_the_band_are_released_at_the_horizon_not_held_by_t
 
 
 def test_without_lookahead_the_band_is_hpas_relative_to_current_replicas():
-    sp = spec(max_replicas=200)
+    sp = spec(max_replicas=200, tolerance=0.1)
     for la in (None, LookaheadSpec(enabled=True, mode="Preview")):
-        s = sp if la is None else spec(max_replicas=200, lookahead=la)
+        s = sp if la is None else spec(max_replicas=200, tolerance=0.1, lookahead=la)
         d = decide(obs(8850, 96), AutoscalerState(initialized=True), s, T0)
         assert d.reactive_replicas == 96 and d.desired_replicas == 96
 
@@ -445,7 +467,7 @@ def test_without_acting_lookahead_decisions_equal_hpa_sync_step_for_step(lookahe
     # a slow scale-down policy keeps the fleet above its recommendations for a while: HPA's band is then
     # still relative to the current replicas
     down = ScaleDownRules(policies=[ScalingPolicy(type="Pods", value=2, period_seconds=60)])
-    sp = spec(target_rps_per_pod=10, max_replicas=300, scale_down=down, lookahead=lookahead)
+    sp = spec(target_rps_per_pod=10, max_replicas=300, tolerance=0.1, scale_down=down, lookahead=lookahead)
     rates = [100 + 900 * math.sin(i / 25) ** 2 + 60 * math.sin(i * 1.7) for i in range(400)]
     state, hstate, cur, hcur = AutoscalerState(initialized=True), HPAState(), 10, 10
     for i, r in enumerate(rates):

@@ -39,6 +39,14 @@ def render_query(template: str, namespace: str, name: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # behaviour: the same shape and meaning as HPA's spec.behavior.scaleUp / scaleDown
 
+# Default tolerances when neither the direction's own nor the spec's `tolerance` is set
+# (benchmarks/results/autoscaling.md). Down: the 300 s scale-down window already filters noise on the
+# way down, so HPA's 10% band there only keeps idle pods for hours; 2% stays because the 1-minute rate
+# hides sub-minute bursts. Up: part of what that saves buys a tighter scale-up band, since traffic
+# between 100% and 110% of target is exactly what HPA leaves under-provisioned.
+DEFAULT_SCALE_UP_TOLERANCE = 0.07
+DEFAULT_SCALE_DOWN_TOLERANCE = 0.02
+
 
 class ScalingPolicy(ApiModel):
     type: Literal["Pods", "Percent"] = Field(
@@ -56,6 +64,12 @@ _POLICIES_DOC = (
 
 
 class ScaleUpRules(ApiModel):
+    tolerance: Optional[float] = Field(
+        None,
+        ge=0,
+        le=0.9,
+        description="Scale up only when RPS is more than this fraction above target (HPA's behavior.scaleUp.tolerance). Unset: the spec's `tolerance`, else 0.07.",
+    )
     stabilization_window_seconds: int = Field(
         0,
         ge=0,
@@ -78,6 +92,12 @@ class ScaleUpRules(ApiModel):
 
 
 class ScaleDownRules(ApiModel):
+    tolerance: Optional[float] = Field(
+        None,
+        ge=0,
+        le=0.9,
+        description="Scale down only when RPS is more than this fraction below target (HPA's behavior.scaleDown.tolerance). Unset: the spec's `tolerance`, else 0.02.",
+    )
     stabilization_window_seconds: int = Field(
         300,
         ge=0,
@@ -271,8 +291,15 @@ class AutoscalingSpec(ApiModel):
         alias="targetRPSPerPod",
         description="Requests per second one ready pod should serve; replicas = ceil(RPS / targetRPSPerPod).",
     )
-    tolerance: float = Field(
-        0.1, ge=0, le=0.9, description="Do nothing while RPS is within this fraction of the target (HPA's 0.1)."
+    tolerance: Optional[float] = Field(
+        None,
+        ge=0,
+        le=0.9,
+        description=(
+            "Do nothing while RPS is within this fraction of the target, both directions (HPA's single tolerance; 0.1 "
+            "reproduces HPA). `scaleUp.tolerance` / `scaleDown.tolerance` override it per direction. Unset: "
+            f"{DEFAULT_SCALE_UP_TOLERANCE:g} up, {DEFAULT_SCALE_DOWN_TOLERANCE:g} down."
+        ),
     )
     poll_interval_seconds: int = Field(15, ge=5, le=600, description="How often metrics are read and a decision is made.")
     pod_startup_seconds: int = Field(

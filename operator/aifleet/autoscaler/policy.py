@@ -6,7 +6,8 @@ No I/O and no clock: the caller reads metrics and pods, passes `now`, acts on th
 Pipeline (HPA-compatible where HPA has a notion, see `hpa.py`):
   1. paused annotation -> report only; replicas outside [min, max] -> corrected first.
   2. RPS -> reactive proposal ceil(rps / target), "no change" inside the tolerance band. The band is
-     HPA's, relative to the current replicas; with look-ahead acting it is relative to the fleet the
+     HPA's per-direction one (KEP-4951: 1 - scaleDown.tolerance <= ratio <= 1 + scaleUp.tolerance;
+     defaults 0.07 / 0.02, `tolerance: 0.1` is exactly HPA), relative to the current replicas; with look-ahead acting it is relative to the fleet the
      measured traffic alone holds (`_measured_fleet`), so forecast pods never become a measured
      recommendation that the scale-down window would hold for 5 minutes.
      The total RPS is used, not a per-pod average, so pods that are still loading models neither
@@ -34,6 +35,8 @@ from datetime import datetime, timezone
 from typing import Mapping, Optional
 
 from ..api.autoscaling import (
+    DEFAULT_SCALE_DOWN_TOLERANCE,
+    DEFAULT_SCALE_UP_TOLERANCE,
     PAUSED_ANNOTATION,
     AutoscalerState,
     AutoscalingSpec,
@@ -43,7 +46,7 @@ from ..api.autoscaling import (
     TimedReplicas,
     TimedValue,
 )
-from .hpa import ceil_replicas, external_per_pod_replicas, limit_by_rate, record_scale_event, stabilize
+from .hpa import ceil_replicas, limit_by_rate, record_scale_event, stabilize
 from .sample import Sample
 
 
@@ -258,10 +261,37 @@ def _reactive_replicas(rps: float, cur: int, measured: int, spec: AutoscalingSpe
     traffic already fills them would be a scale-down with the fleet above target.
     """
     target = spec.target_rps_per_pod
-    proposal = external_per_pod_replicas(rps, target, measured, spec.tolerance)
+    proposal = _per_pod_replicas(rps, target, measured, spec)
     if measured < cur:
         proposal = max(proposal, min(cur, ceil_replicas(rps / target)))
     return proposal
+
+
+def tolerances(spec: AutoscalingSpec) -> tuple[float, float]:
+    """(scale-up, scale-down) tolerance: each direction's own (HPA's behavior.scaleUp/scaleDown.tolerance),
+    else the spec's `tolerance` for both, else the defaults DEFAULT_SCALE_UP_TOLERANCE / DEFAULT_SCALE_DOWN_TOLERANCE."""
+    both = spec.tolerance
+    up, down = spec.scale_up.tolerance, spec.scale_down.tolerance
+    if up is None:
+        up = DEFAULT_SCALE_UP_TOLERANCE if both is None else both
+    if down is None:
+        down = DEFAULT_SCALE_DOWN_TOLERANCE if both is None else both
+    return up, down
+
+
+def _within(ratio: float, spec: AutoscalingSpec) -> bool:
+    """HPA's "no change" band, per direction as KEP-4951: 1 - scaleDown.tolerance <= ratio <= 1 + scaleUp.tolerance."""
+    up, down = tolerances(spec)
+    return 1.0 - down <= ratio <= 1.0 + up
+
+
+def _per_pod_replicas(total: float, target: float, replicas: int, spec: AutoscalingSpec) -> int:
+    """`hpa.external_per_pod_replicas` with the per-direction band."""
+    if replicas <= 0:
+        return ceil_replicas(total / target)
+    if _within(total / (target * replicas), spec):
+        return replicas
+    return ceil_replicas(total / target)
 
 
 def _remember_rps(samples: list[TimedValue], rps: Optional[float], now: float, spec: AutoscalingSpec) -> list[TimedValue]:
@@ -278,9 +308,9 @@ def _queue_replicas(queue: float, cur: int, spec: AutoscalingSpec) -> int:
     q = spec.metrics.queue
     assert q is not None
     if q.type == "PendingRequests":  # additive across pods, like RPS
-        return external_per_pod_replicas(queue, q.target, cur, spec.tolerance)
+        return _per_pod_replicas(queue, q.target, cur, spec)
     ratio = queue / q.target  # a latency: scale the current fleet by how far it is off
-    if abs(1.0 - ratio) <= spec.tolerance:
+    if _within(ratio, spec):
         return cur
     return ceil_replicas(cur * ratio)
 
@@ -445,8 +475,10 @@ def _describe(
     if desired != cur:
         return f"{signal} {direction} {target}: {cur} -> {desired} replicas{suffix}", ("ScaleUp" if desired > cur else "ScaleDown")
     if proposal == cur:
-        within = rps is not None and driver == "rps" and cur > 0 and abs(1 - rps / (spec.target_rps_per_pod * cur)) <= spec.tolerance
-        where = f"within {fmt(spec.tolerance * 100)}% of {target}" if within else f"at {target}"
+        ratio = rps / (spec.target_rps_per_pod * cur) if rps is not None and driver == "rps" and cur > 0 else None
+        within = ratio is not None and _within(ratio, spec)
+        tol = tolerances(spec)[0 if ratio is not None and ratio >= 1.0 else 1]
+        where = f"within {fmt(tol * 100)}% of {target}" if within else f"at {target}"
         return f"{signal} {where}: holding {cur} replicas", "WithinTolerance"
     code: ReasonCode = "Limited" if limited else "Stabilized"
     return f"{signal} {direction} {target}: holding {cur} replicas{suffix}", code
