@@ -128,5 +128,14 @@ def test_hpa_engine_renders_hpa(minimal):
     assert hpa["spec"]["scaleTargetRef"]["name"] == "sentiment-triton"
 
 
+def test_hpa_engine_passes_on_only_the_tolerances_the_user_set(minimal):
+    minimal["spec"]["autoscaling"].update(engine="hpa")
+    behavior = _by_kind(render(_ais(minimal)))["HorizontalPodAutoscaler"]["spec"]["behavior"]
+    assert "tolerance" not in behavior["scaleUp"] and "tolerance" not in behavior["scaleDown"]  # the cluster's own
+    minimal["spec"]["autoscaling"].update(tolerance=0.1, scaleUp={"tolerance": 0.05})
+    behavior = _by_kind(render(_ais(minimal)))["HorizontalPodAutoscaler"]["spec"]["behavior"]
+    assert (behavior["scaleUp"]["tolerance"], behavior["scaleDown"]["tolerance"]) == ("50m", "100m")
+
+
 def test_operator_engine_renders_no_hpa(minimal):
     assert "HorizontalPodAutoscaler" not in _by_kind(render(_ais(minimal)))

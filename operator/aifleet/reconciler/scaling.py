@@ -18,7 +18,7 @@ from typing import Any, Callable
 from ..api import AIService
 from ..autoscaler.batching import BatchingSource
 from ..autoscaler.metrics import MetricSource, PrometheusSource
-from ..autoscaler.policy import Decision, Observation, decide, is_paused, to_status
+from ..autoscaler.policy import Decision, Observation, decide, is_paused, to_status, tolerances
 from ..api.autoscaling import AutoscalerState
 from ..autoscaler.sample import Sample
 from ..clients.kube import Kube
@@ -152,7 +152,7 @@ def autoscale(
     decision = decide(observation, memory.state, ais.spec.autoscaling, now)
     memory.state, memory.decision = decision.state, decision
     ref = f"{ais.metadata.namespace}/{ais.metadata.name}"
-    memory.shown = shown_decision(decision, memory.shown, ais.spec.autoscaling.tolerance)
+    memory.shown = shown_decision(decision, memory.shown, max(tolerances(ais.spec.autoscaling)))
     metrics.record_desired(ais.metadata.namespace, ais.metadata.name, decision.desired_replicas, decision.rps)
     if decision.metric_error:
         metrics.record_metric_failure(decision.metric_error)

@@ -13,12 +13,21 @@ from .inference import COMPONENT
 HPA_METRIC = "triton_requests_per_second"
 
 
-def _rules(rules: ScaleUpRules | ScaleDownRules) -> dict[str, Any]:
-    return {
+def _rules(rules: ScaleUpRules | ScaleDownRules, tolerance: float | None) -> dict[str, Any]:
+    out: dict[str, Any] = {
         "stabilizationWindowSeconds": rules.stabilization_window_seconds,
         "selectPolicy": rules.select_policy,
         "policies": [p.to_wire() for p in rules.policies],
     }
+    # Only what the user set: a cluster without the HPAConfigurableTolerance gate (beta, on by default since
+    # Kubernetes 1.35) drops the field, and an unset tolerance there means the cluster's own (HPA's 0.1).
+    if tolerance is not None:
+        out["tolerance"] = _milli(tolerance)
+    return out
+
+
+def _explicit(direction: float | None, both: float | None) -> float | None:
+    return direction if direction is not None else both
 
 
 def _milli(value: float) -> str:
@@ -39,6 +48,9 @@ def render_hpa(ais: AIService) -> list[dict[str, Any]]:
             labels=common_labels(ais, COMPONENT, ais.spec.inference.version),
             metric_name=HPA_METRIC,
             target=_milli(scaling.target_rps_per_pod),
-            behavior={"scaleUp": _rules(scaling.scale_up), "scaleDown": _rules(scaling.scale_down)},
+            behavior={
+                "scaleUp": _rules(scaling.scale_up, _explicit(scaling.scale_up.tolerance, scaling.tolerance)),
+                "scaleDown": _rules(scaling.scale_down, _explicit(scaling.scale_down.tolerance, scaling.tolerance)),
+            },
         )
     ]
