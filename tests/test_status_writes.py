@@ -8,7 +8,7 @@ from aifleet.autoscaler.policy import Observation, decide, tolerances
 from aifleet.autoscaler.sample import Sample
 from aifleet.reconciler.observed import AppliedCache
 from aifleet.reconciler.scaling import operator_status, shown_decision, warming_up
-from aifleet.reconciler.sync import last_status
+from aifleet.reconciler.sync import _changed, last_status
 
 SPEC = AutoscalingSpec(minReplicas=1, maxReplicas=20, targetRPSPerPod=10)
 
@@ -88,3 +88,29 @@ def test_waiting_for_metrics_is_unknown_not_a_failure():
     _, conditions = operator_status(d)
     active = next(c for c in conditions if c["type"] == "ScalingActive")
     assert (active["status"], active["reason"]) == ("Unknown", "WaitingForMetrics")
+
+
+def apply_merge_patch(target, patch):
+    """RFC 7386, as the API server applies a merge patch."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = apply_merge_patch(out.get(key), value)
+    return out
+
+
+def test_a_key_gone_from_a_block_is_removed_so_the_next_pass_is_quiet():
+    stored = {"replicas": 2, "autoscaling": {"currentRPS": None, "lastMetricError": "empty", "reason": "MetricsUnavailable",
+                                             "nested": {"a": 1, "b": 2}}}
+    stored["autoscaling"].pop("currentRPS")
+    report = {"replicas": 2, "autoscaling": {"currentRPS": 35.0, "reason": "WithinTolerance", "nested": {"a": 1}}}
+    patch = _changed(stored, report)
+    assert patch == {"autoscaling": {"lastMetricError": None, "currentRPS": 35.0, "reason": "WithinTolerance",
+                                     "nested": {"b": None}}}
+    after = apply_merge_patch(stored, patch)
+    assert after == report
+    assert _changed(after, report) == {}

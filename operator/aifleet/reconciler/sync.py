@@ -247,8 +247,23 @@ def write_status(kube: Kube, applied: AppliedCache, namespace: str, name: str, p
 
 
 def _changed(previous: Mapping[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """The keys of `new` whose value differs from `previous`: the merge patch to send, empty when quiet."""
-    return {k: v for k, v in new.items() if previous.get(k) != v}
+    """The merge patch (RFC 7386) that makes `previous` read as `new` for every key of `new`; empty when quiet.
+
+    A merge patch keeps the keys it does not name, so a key gone from a nested block (`autoscaling.lastMetricError`
+    once the metrics are back) is sent as null: otherwise the stored block keeps it, never equals the report, and
+    every pass sends the same patch again."""
+    patch: dict[str, Any] = {}
+    for key, value in new.items():
+        old = previous.get(key)
+        if old != value:
+            patch[key] = _merge_patch(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+    return patch
+
+
+def _merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    patch: dict[str, Any] = {key: None for key in old if key not in new}
+    patch.update(_changed(old, new))
+    return patch
 
 
 def invalid_status(body: dict[str, Any], message: str, now: str) -> dict[str, Any]:
