@@ -114,3 +114,16 @@ def test_a_key_gone_from_a_block_is_removed_so_the_next_pass_is_quiet():
     after = apply_merge_patch(stored, patch)
     assert after == report
     assert _changed(after, report) == {}
+
+
+def test_a_child_we_just_created_is_not_created_again_before_the_watch_shows_it():
+    now = [100.0]
+    applied = AppliedCache(clock=lambda: now[0])
+    ours = {"kind": "Service", "metadata": {"namespace": "ns", "name": "a", "resourceVersion": "7"}}
+    applied.remember(ours)
+    assert applied.newest("Service", "ns", "a", None)["metadata"]["resourceVersion"] == "7"  # ADDED still on the way
+    now[0] += 31  # no event ever showed it: trust the watch again
+    assert applied.newest("Service", "ns", "a", None) is None
+    applied.remember(ours)
+    applied.forget("Service", "ns", "a")  # the DELETED event
+    assert applied.newest("Service", "ns", "a", None) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Callable
 
 Lookup = Callable[[str, str, str], "dict[str, Any] | None"]  # (kind, namespace, name) -> live object
@@ -21,18 +22,24 @@ def resource_version(obj: dict[str, Any] | None) -> int:
         return -1
 
 
+# How long our own copy of an object stands in for one the watch has not shown yet. A deletion after our write
+# comes as a DELETED event, which forgets our copy at once; this only bounds a copy no event ever corrected.
+UNSEEN_GRACE_SECONDS = 30.0
+
+
 class AppliedCache:
     """The objects our own writes returned, so a reconcile that runs before the watch catches up does not
-    mistake a stale copy for drift and write again."""
+    mistake a stale copy (or no copy yet) for drift and write again."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
-        self._objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._clock = clock
+        self._objects: dict[tuple[str, str, str], tuple[dict[str, Any], float]] = {}
 
     def remember(self, obj: dict[str, Any]) -> None:
         meta = obj["metadata"]
         with self._lock:
-            self._objects[(obj["kind"], meta["namespace"], meta["name"])] = trim(obj)
+            self._objects[(obj["kind"], meta["namespace"], meta["name"])] = (trim(obj), self._clock())
 
     def forget(self, kind: str, namespace: str, name: str) -> None:
         with self._lock:
@@ -40,11 +47,11 @@ class AppliedCache:
 
     def newest(self, kind: str, namespace: str, name: str, watched: dict[str, Any] | None) -> dict[str, Any] | None:
         with self._lock:
-            ours = self._objects.get((kind, namespace, name))
+            ours, written = self._objects.get((kind, namespace, name), (None, 0.0))
         if ours is None:
             return watched
         if watched is None:
-            # The watch saw no object: either it was deleted after our write (trust the watch once it has
-            # moved past our write) or the watch has not caught up yet. Our copy answers only the latter.
-            return None
+            # Not in the watch cache yet: just created, its ADDED event still on the way (a deletion since would
+            # have forgotten our copy).
+            return ours if self._clock() - written < UNSEEN_GRACE_SECONDS else None
         return ours if resource_version(ours) > resource_version(watched) else watched

@@ -131,7 +131,7 @@ def create_generated(manifests: list[dict[str, Any]], lookup: Lookup, kube: Kube
     """Generated Secrets are created once and never updated: a password must not rotate by accident."""
     for manifest in manifests:
         meta = manifest["metadata"]
-        if lookup(manifest["kind"], meta["namespace"], meta["name"]) is not None:
+        if applied.newest(manifest["kind"], meta["namespace"], meta["name"], lookup(manifest["kind"], meta["namespace"], meta["name"])):
             continue
         created = kube.create(manifest)
         if created is not None:
