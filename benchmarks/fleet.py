@@ -4,7 +4,7 @@
                                          [--out benchmarks/results/fleet.md] [--operator-src DIR]
     .venv/bin/python benchmarks/fleet.py --render-only      # rebuild the table from the saved runs
 
-~11 minutes with the defaults (+~5 with --baseline) on the 2-core dev machine.
+~10 minutes with the defaults (+~5 with --baseline) on the 2-core dev machine.
 
 Starts what it needs (its own local control plane from e2e/cluster, unless --kubeconfig names a running one;
 a real Prometheus from the e2e harness; a fake Triton /metrics endpoint that Prometheus scrapes) and runs the
