@@ -172,7 +172,8 @@ def autoscale(
         emit("Warning", "MetricsUnavailable", f"{decision.metric_error} rps ({observation.rps.detail or 'no detail'}): {decision.reason}")
         log.warning("metrics unavailable", extra={"aiservice": ref, "kind": decision.metric_error, "detail": observation.rps.detail})
     elif was_failing and not decision.metric_error:
-        emit("Normal", "MetricsRecovered", f"rps readable again: {decision.reason}")
+        what = "Prometheus answers again" if decision.reason_code == "WaitingForMetrics" else "rps readable again"
+        emit("Normal", "MetricsRecovered", f"{what}: {decision.reason}")
     return decision
 
 
