@@ -4,8 +4,9 @@ Written from the behaviour of kube-controller-manager's `pkg/controller/podautos
 (replica calculator + `normalizeDesiredReplicasWithBehaviors`), so that it can serve as the
 baseline in the simulator and as the shared core of aifleet's own policy. Semantics kept on purpose:
 
-* Replica calculator: ratio = metric / target; inside the tolerance band (|1 - ratio| <= 0.1) the
-  answer is "no change", outside it is ceil(...). For an External metric with an AverageValue
+* Replica calculator: ratio = metric / target; inside the tolerance band (1 - 0.1 <= ratio <= 1 + 0.1, per
+  direction since Kubernetes 1.33: behavior.scaleDown/scaleUp.tolerance) the answer is "no change", outside it
+  is ceil(...). For an External metric with an AverageValue
   target (how KEDA and prometheus-adapter usually feed a Prometheus RPS), the ratio is taken against
   `status.replicas` - every pod that exists, ready or not - and the answer is ceil(total / target).
 * Pods metrics (per-pod values) group pods first: deleting and failed pods are dropped, Pending pods
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal, Optional, Sequence, Union
+from typing import Literal, NamedTuple, Optional, Sequence, Union
 
 from ..api.autoscaling import ScaleDownRules, ScaleUpRules, ScalingPolicy
 
@@ -38,6 +39,19 @@ ScalingRules = Union[ScaleUpRules, ScaleDownRules]
 Event = tuple[float, int]  # (unix seconds, replicas) for recommendations, (unix seconds, change) for scale events
 
 TOLERANCE = 0.1
+
+
+class Tolerances(NamedTuple):
+    """The "no change" band around a ratio of 1, per direction (the replica calculator's Tolerances)."""
+
+    up: float = TOLERANCE
+    down: float = TOLERANCE
+
+    def within(self, ratio: float) -> bool:
+        return 1.0 - self.down <= ratio <= 1.0 + self.up
+
+
+HPA_TOLERANCES = Tolerances()
 SYNC_PERIOD_SECONDS = 15
 # Default behavior (autoscaling/v2 defaulting, and the --horizontal-pod-autoscaler-downscale-stabilization flag)
 DEFAULT_SCALE_UP = ScaleUpRules(
@@ -72,15 +86,16 @@ def ceil_replicas(x: float) -> int:
 # replica calculator
 
 
-def external_per_pod_replicas(total: float, target_per_pod: float, status_replicas: int, tolerance: float = TOLERANCE) -> int:
+def external_per_pod_replicas(
+    total: float, target_per_pod: float, status_replicas: int, tolerances: Tolerances = HPA_TOLERANCES
+) -> int:
     """GetExternalPerPodMetricReplicas: an External metric with an AverageValue target.
 
     `status_replicas` counts every existing pod, ready or not: starting pods count as capacity here.
     """
     if status_replicas <= 0:
         return ceil_replicas(total / target_per_pod)
-    ratio = total / (target_per_pod * status_replicas)
-    if abs(1.0 - ratio) <= tolerance:
+    if tolerances.within(total / (target_per_pod * status_replicas)):
         return status_replicas
     return ceil_replicas(total / target_per_pod)
 
@@ -93,7 +108,7 @@ class PodMetric:
 
 
 def pods_metric_replicas(
-    pods: Sequence[PodMetric], current_replicas: int, target_per_pod: float, tolerance: float = TOLERANCE
+    pods: Sequence[PodMetric], current_replicas: int, target_per_pod: float, tolerances: Tolerances = HPA_TOLERANCES
 ) -> Optional[int]:
     """calcPlainMetricReplicas with groupPods, for a non-CPU Pods metric. None means "no metrics" (error)."""
     ready: dict[int, float] = {}
@@ -114,7 +129,7 @@ def pods_metric_replicas(
     ratio = sum(ready.values()) / (target_per_pod * len(ready))
     rebalance_ignored = bool(ignored) and ratio > 1.0
     if not rebalance_ignored and not missing:
-        if abs(1.0 - ratio) <= tolerance:
+        if tolerances.within(ratio):
             return current_replicas
         return ceil_replicas(ratio * len(ready))
     values = dict(ready)
@@ -124,7 +139,7 @@ def pods_metric_replicas(
         for i in ignored:
             values[i] = 0.0
     new_ratio = sum(values.values()) / (target_per_pod * len(values))
-    if abs(1.0 - new_ratio) <= tolerance or (ratio < 1.0 < new_ratio) or (ratio > 1.0 > new_ratio):
+    if tolerances.within(new_ratio) or (ratio < 1.0 < new_ratio) or (ratio > 1.0 > new_ratio):
         return current_replicas
     return ceil_replicas(new_ratio * len(values))
 
@@ -284,7 +299,7 @@ def hpa_sync(
     *,
     scale_up: ScalingRules = DEFAULT_SCALE_UP,
     scale_down: ScalingRules = DEFAULT_SCALE_DOWN,
-    tolerance: float = TOLERANCE,
+    tolerances: Tolerances = HPA_TOLERANCES,
 ) -> HPAResult:
     """reconcileAutoscaler for one External AverageValue metric; `metric_total` None means the read failed."""
     limited: Optional[LimitReason] = None
@@ -297,7 +312,7 @@ def hpa_sync(
     else:
         if metric_total is None or not math.isfinite(metric_total) or metric_total < 0:
             return HPAResult(spec_replicas, False, None, False, state)  # FailedGetExternalMetric: no change
-        proposal = external_per_pod_replicas(metric_total, target_per_pod, status_replicas, tolerance)
+        proposal = external_per_pod_replicas(metric_total, target_per_pod, status_replicas, tolerances)
         stabilized, recs = stabilize(
             state.recommendations,
             proposal,

@@ -46,7 +46,7 @@ from ..api.autoscaling import (
     TimedReplicas,
     TimedValue,
 )
-from .hpa import ceil_replicas, limit_by_rate, record_scale_event, stabilize
+from .hpa import Tolerances, ceil_replicas, external_per_pod_replicas, limit_by_rate, record_scale_event, stabilize
 from .sample import Sample
 
 
@@ -261,37 +261,22 @@ def _reactive_replicas(rps: float, cur: int, measured: int, spec: AutoscalingSpe
     traffic already fills them would be a scale-down with the fleet above target.
     """
     target = spec.target_rps_per_pod
-    proposal = _per_pod_replicas(rps, target, measured, spec)
+    proposal = external_per_pod_replicas(rps, target, measured, tolerances(spec))
     if measured < cur:
         proposal = max(proposal, min(cur, ceil_replicas(rps / target)))
     return proposal
 
 
-def tolerances(spec: AutoscalingSpec) -> tuple[float, float]:
-    """(scale-up, scale-down) tolerance: each direction's own (HPA's behavior.scaleUp/scaleDown.tolerance),
-    else the spec's `tolerance` for both, else the defaults DEFAULT_SCALE_UP_TOLERANCE / DEFAULT_SCALE_DOWN_TOLERANCE."""
+def tolerances(spec: AutoscalingSpec) -> Tolerances:
+    """Each direction's own tolerance (HPA's behavior.scaleUp/scaleDown.tolerance), else the spec's `tolerance`
+    for both, else the defaults DEFAULT_SCALE_UP_TOLERANCE / DEFAULT_SCALE_DOWN_TOLERANCE."""
     both = spec.tolerance
     up, down = spec.scale_up.tolerance, spec.scale_down.tolerance
     if up is None:
         up = DEFAULT_SCALE_UP_TOLERANCE if both is None else both
     if down is None:
         down = DEFAULT_SCALE_DOWN_TOLERANCE if both is None else both
-    return up, down
-
-
-def _within(ratio: float, spec: AutoscalingSpec) -> bool:
-    """HPA's "no change" band, per direction as KEP-4951: 1 - scaleDown.tolerance <= ratio <= 1 + scaleUp.tolerance."""
-    up, down = tolerances(spec)
-    return 1.0 - down <= ratio <= 1.0 + up
-
-
-def _per_pod_replicas(total: float, target: float, replicas: int, spec: AutoscalingSpec) -> int:
-    """`hpa.external_per_pod_replicas` with the per-direction band."""
-    if replicas <= 0:
-        return ceil_replicas(total / target)
-    if _within(total / (target * replicas), spec):
-        return replicas
-    return ceil_replicas(total / target)
+    return Tolerances(up=up, down=down)
 
 
 def _remember_rps(samples: list[TimedValue], rps: Optional[float], now: float, spec: AutoscalingSpec) -> list[TimedValue]:
@@ -308,9 +293,9 @@ def _queue_replicas(queue: float, cur: int, spec: AutoscalingSpec) -> int:
     q = spec.metrics.queue
     assert q is not None
     if q.type == "PendingRequests":  # additive across pods, like RPS
-        return _per_pod_replicas(queue, q.target, cur, spec)
+        return external_per_pod_replicas(queue, q.target, cur, tolerances(spec))
     ratio = queue / q.target  # a latency: scale the current fleet by how far it is off
-    if _within(ratio, spec):
+    if tolerances(spec).within(ratio):
         return cur
     return ceil_replicas(cur * ratio)
 
@@ -476,8 +461,9 @@ def _describe(
         return f"{signal} {direction} {target}: {cur} -> {desired} replicas{suffix}", ("ScaleUp" if desired > cur else "ScaleDown")
     if proposal == cur:
         ratio = rps / (spec.target_rps_per_pod * cur) if rps is not None and driver == "rps" and cur > 0 else None
-        within = ratio is not None and _within(ratio, spec)
-        tol = tolerances(spec)[0 if ratio is not None and ratio >= 1.0 else 1]
+        band = tolerances(spec)
+        within = ratio is not None and band.within(ratio)
+        tol = band.up if ratio is not None and ratio >= 1.0 else band.down
         where = f"within {fmt(tol * 100)}% of {target}" if within else f"at {target}"
         return f"{signal} {where}: holding {cur} replicas", "WithinTolerance"
     code: ReasonCode = "Limited" if limited else "Stabilized"
