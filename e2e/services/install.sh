@@ -39,6 +39,7 @@ as_root() {
 # Hash of the files that define a step's result; stored in a marker so that editing
 # the pom or requirements re-runs the step, and an unchanged one is skipped.
 fingerprint() { cat "$@" | sha256sum | cut -c1-16; }
+marker_matches() { [[ -f $1 && "$(cat "$1")" == "$2" ]]; }  # marker file, fingerprint
 
 pkg_installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'
@@ -87,7 +88,7 @@ install_apt() {
 install_kafka() {
   local marker="$KAFKA_LIBS/.complete" want
   want="$(fingerprint "$KAFKA_POM")"
-  if [[ -f $marker && "$(cat "$marker")" == "$want" ]]; then
+  if marker_matches "$marker" "$want"; then
     log "kafka $KAFKA_VERSION: cached in $KAFKA_LIBS"
     return
   fi
@@ -110,7 +111,7 @@ install_kafka() {
 install_pytriton() {
   local marker="$PYTRITON_VENV/.aifleet-complete" want
   want="$(fingerprint "$TRITON_REQS")"
-  if [[ -f $marker && "$(cat "$marker")" == "$want" ]]; then
+  if marker_matches "$marker" "$want"; then
     log "pytriton: venv ready at $PYTRITON_VENV"
     return
   fi
@@ -120,7 +121,7 @@ install_pytriton() {
   "$DEBIAN_PY" -m venv "$PYTRITON_VENV"
   local pip=("$PYTRITON_VENV/bin/pip" --disable-pip-version-check -q)
   local wheels_marker="$PYTRITON_WHEELS/.complete"
-  if [[ ! -f $wheels_marker || "$(cat "$wheels_marker")" != "$want" ]]; then
+  if ! marker_matches "$wheels_marker" "$want"; then
     log "pytriton: downloading wheels into $PYTRITON_WHEELS"
     rm -rf "$PYTRITON_WHEELS"
     mkdir -p "$PYTRITON_WHEELS"

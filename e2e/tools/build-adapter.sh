@@ -6,22 +6,17 @@
 # e2e/tools/adapter/go.mod (a `tool sigs.k8s.io/prometheus-adapter/cmd/adapter` directive, go.sum committed:
 # upstream's own main, built with upstream's own k8s.io pins), and the binary is cached at
 # ${XDG_CACHE_HOME:-$HOME/.cache}/aifleet/bin/prometheus-adapter-<version>-<hash>/adapter, keyed by the pinned
-# go.mod/go.sum, this script and the Go version: when it is there, nothing is built. A cold build (download plus
+# go.mod/go.sum, this script, lib.sh and the Go version: when it is there, nothing is built. A cold build (download plus
 # compile of the adapter's k8s.io v0.30 libraries) takes several minutes on 2 cores.
 #
 # Environment: AIFLEET_PROMETHEUS_ADAPTER (use this binary instead; it is only checked and printed).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-log() { printf '[build-adapter] %s\n' "$*" >&2; }
-
-if [[ -n ${AIFLEET_PROMETHEUS_ADAPTER:-} ]]; then
-  [[ -x $AIFLEET_PROMETHEUS_ADAPTER ]] || { log "AIFLEET_PROMETHEUS_ADAPTER=$AIFLEET_PROMETHEUS_ADAPTER is not executable"; exit 1; }
-  echo "$AIFLEET_PROMETHEUS_ADAPTER"
-  exit 0
-fi
-
-command -v go >/dev/null || { log "go not found on PATH"; exit 1; }
+TOOL=build-adapter
+source "$here/lib.sh"
+use_override AIFLEET_PROMETHEUS_ADAPTER
+require_go
 
 mod="$here/adapter"
 version="$(awk '$1 == "sigs.k8s.io/prometheus-adapter" && $2 ~ /^v/ { print $2; exit }' "$mod/go.mod")"
@@ -29,42 +24,22 @@ version="$(awk '$1 == "sigs.k8s.io/prometheus-adapter" && $2 ~ /^v/ { print $2; 
 hash="$(
   {
     go version
-    cat "$mod/go.mod" "$mod/go.sum" "$here/build-adapter.sh"
+    cat "$mod/go.mod" "$mod/go.sum" "$here/build-adapter.sh" "$here/lib.sh"
   } | sha256sum | cut -c1-12
 )"
 
-cache_root="${XDG_CACHE_HOME:-$HOME/.cache}/aifleet/bin"
-out="$cache_root/prometheus-adapter-$version-$hash"
-if [[ -x $out/adapter ]]; then
-  echo "$out/adapter"
-  exit 0
-fi
+build() {
+  log "building prometheus-adapter $version from sigs.k8s.io/prometheus-adapter/cmd/adapter (cold builds take minutes)"
+  (
+    cd "$mod"
+    CGO_ENABLED=0 GOFLAGS=-mod=readonly nice -n 10 go build -trimpath -buildvcs=false -ldflags="-s -w" \
+      -o "$1/adapter" sigs.k8s.io/prometheus-adapter/cmd/adapter
+  )
+  # The binary must at least start and know its flags (--help exits non-zero: upstream treats it as a parse error).
+  local help
+  help="$("$1/adapter" --help 2>&1 || true)"
+  [[ $help == *--prometheus-url* ]] || { log "the built adapter does not run: ${help:0:500}"; exit 1; }
+  printf 'prometheus-adapter %s\n%s\n' "$version" "$(go version)" >"$1/VERSION"
+}
 
-mkdir -p "$cache_root"
-# A test session and a developer may both ask at once: build once.
-exec 9>"$cache_root/.prometheus-adapter.lock"
-flock 9
-if [[ -x $out/adapter ]]; then
-  echo "$out/adapter"
-  exit 0
-fi
-
-tmp="$(mktemp -d "$cache_root/.prometheus-adapter-build.XXXXXX")"
-trap 'rm -rf "$tmp"' EXIT
-
-start=$SECONDS
-log "building prometheus-adapter $version from sigs.k8s.io/prometheus-adapter/cmd/adapter (cold builds take minutes)"
-(
-  cd "$mod"
-  CGO_ENABLED=0 GOFLAGS=-mod=readonly nice -n 10 go build -trimpath -buildvcs=false -ldflags="-s -w" \
-    -o "$tmp/adapter" sigs.k8s.io/prometheus-adapter/cmd/adapter
-)
-# The binary must at least start and know its flags (--help exits non-zero: upstream treats it as a parse error).
-help="$("$tmp/adapter" --help 2>&1 || true)"
-[[ $help == *--prometheus-url* ]] || { log "the built adapter does not run: ${help:0:500}"; exit 1; }
-printf 'prometheus-adapter %s\n%s\n' "$version" "$(go version)" >"$tmp/VERSION"
-mv "$tmp" "$out"
-chmod 755 "$out"
-trap - EXIT
-log "built in $((SECONDS - start))s: $out/adapter"
-echo "$out/adapter"
+cached_build "$cache_root/prometheus-adapter-$version-$hash" adapter build

@@ -10,60 +10,33 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-log() { printf '[build-helm] %s\n' "$*" >&2; }
-
-if [[ -n ${AIFLEET_HELM:-} ]]; then
-  [[ -x $AIFLEET_HELM ]] || { log "AIFLEET_HELM=$AIFLEET_HELM is not executable"; exit 1; }
-  echo "$AIFLEET_HELM"
-  exit 0
-fi
-
-command -v go >/dev/null || { log "go not found on PATH"; exit 1; }
+TOOL=build-helm
+source "$here/lib.sh"
+use_override AIFLEET_HELM
+require_go
 
 mod="$here/helm"
 version="$(awk '$1 == "helm.sh/helm/v3" && $2 ~ /^v3\./ { print $2; exit }' "$mod/go.mod")"
 k8s_minor="$(awk '$1 == "k8s.io/client-go" { split($2, v, "."); print v[2]; exit }' "$mod/go.mod")"
 [[ -n $version && -n $k8s_minor ]] || { log "cannot read the pinned versions from $mod/go.mod"; exit 1; }
 
-cache_root="${XDG_CACHE_HOME:-$HOME/.cache}/aifleet/bin"
-out="$cache_root/helm-$version"
-if [[ -x $out/helm ]]; then
-  echo "$out/helm"
-  exit 0
-fi
+build() {
+  # The same link-time settings as Helm's own Makefile, so `helm version` tells the truth and
+  # `helm lint` / capabilities default to the Kubernetes minor of the client libraries.
+  local ldflags="-s -w"
+  ldflags+=" -X helm.sh/helm/v3/internal/version.version=$version"
+  ldflags+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  ldflags+=" -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1"
+  ldflags+=" -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$k8s_minor"
+  ldflags+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1"
+  ldflags+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$k8s_minor"
+  log "building helm $version from helm.sh/helm/v3 (cold builds take minutes)"
+  (
+    cd "$mod"
+    CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -trimpath -buildvcs=false -ldflags="$ldflags" \
+      -o "$1/helm" helm.sh/helm/v3/cmd/helm
+  )
+  "$1/helm" version --short >&2
+}
 
-mkdir -p "$cache_root"
-# A test session and a developer may both ask at once: build once.
-exec 9>"$cache_root/.helm.lock"
-flock 9
-if [[ -x $out/helm ]]; then
-  echo "$out/helm"
-  exit 0
-fi
-
-tmp="$(mktemp -d "$cache_root/.helm-build.XXXXXX")"
-trap 'rm -rf "$tmp"' EXIT
-
-# The same link-time settings as Helm's own Makefile, so `helm version` tells the truth and
-# `helm lint` / capabilities default to the Kubernetes minor of the client libraries.
-ldflags="-s -w"
-ldflags+=" -X helm.sh/helm/v3/internal/version.version=$version"
-ldflags+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
-ldflags+=" -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1"
-ldflags+=" -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$k8s_minor"
-ldflags+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1"
-ldflags+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$k8s_minor"
-
-start=$SECONDS
-log "building helm $version from helm.sh/helm/v3 (cold builds take minutes)"
-(
-  cd "$mod"
-  CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -trimpath -buildvcs=false -ldflags="$ldflags" \
-    -o "$tmp/helm" helm.sh/helm/v3/cmd/helm
-)
-"$tmp/helm" version --short >&2
-mv "$tmp" "$out"
-chmod 755 "$out"
-trap - EXIT
-log "built in $((SECONDS - start))s: $out/helm"
-echo "$out/helm"
+cached_build "$cache_root/helm-$version" helm build
