@@ -236,8 +236,8 @@ def last_status(body: dict[str, Any], applied: AppliedCache) -> dict[str, Any]:
     """The AIService's status as of our last write, if the watch has not delivered that write yet: comparing
     with the older copy would send the same patch again."""
     meta = body.get("metadata", {})
-    newest = applied.newest(KIND, meta.get("namespace", ""), meta.get("name", ""), body) or body
-    return dict(newest.get("status") or {})
+    newest = applied.newest(KIND, meta.get("namespace", ""), meta.get("name", ""), body)
+    return dict((newest or {}).get("status") or {})
 
 
 def write_status(kube: Kube, applied: AppliedCache, namespace: str, name: str, patch: dict[str, Any]) -> None:
