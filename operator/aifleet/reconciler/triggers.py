@@ -1,25 +1,20 @@
-"""Per-AIService wake-up signals: watch handlers poke, the AIService's worker waits."""
+"""Per-AIService wake-up signals: watch handlers poke, the AIService's worker waits.
+
+Everything here runs on the operator's event loop (the watch handlers and the workers are coroutines), so plain
+asyncio.Events and a dict need no locks; a poke from a worker thread would need `loop.call_soon_threadsafe`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import threading
 
 
 class Trigger:
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    def __init__(self) -> None:
         self._event = asyncio.Event()
 
     def set(self) -> None:
-        try:
-            here = asyncio.get_running_loop()
-        except RuntimeError:
-            here = None
-        if here is self._loop:
-            self._event.set()
-        else:  # from a worker thread: asyncio.Event is not thread-safe
-            self._loop.call_soon_threadsafe(self._event.set)
+        self._event.set()
 
     def clear(self) -> None:
         self._event.clear()
@@ -36,22 +31,17 @@ class Trigger:
 
 class Triggers:
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self._triggers: dict[tuple[str, str], Trigger] = {}
 
     def register(self, namespace: str, name: str) -> Trigger:
-        trigger = Trigger(asyncio.get_running_loop())
-        with self._lock:
-            self._triggers[(namespace, name)] = trigger
+        trigger = self._triggers[(namespace, name)] = Trigger()
         return trigger
 
     def unregister(self, namespace: str, name: str, trigger: Trigger) -> None:
-        with self._lock:
-            if self._triggers.get((namespace, name)) is trigger:
-                del self._triggers[(namespace, name)]
+        if self._triggers.get((namespace, name)) is trigger:
+            del self._triggers[(namespace, name)]
 
     def poke(self, namespace: str, name: str) -> None:
-        with self._lock:
-            trigger = self._triggers.get((namespace, name))
+        trigger = self._triggers.get((namespace, name))
         if trigger is not None:
             trigger.set()
