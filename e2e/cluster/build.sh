@@ -3,8 +3,10 @@
 # kwok/, and print the directory that holds them (the only line on stdout).
 #
 #   aifleet-kube   multi-call: etcd, kube-apiserver, kube-controller-manager,
-#                  kube-scheduler (symlinks with those names point at it)
+#                  kube-scheduler, kubelet, kube-proxy (symlinks with those
+#                  names point at it)
 #   aifleet-kwok   the KWOK controller (symlink: kwok)
+#   aifleet-coredns  CoreDNS with the plugins cluster DNS needs (symlink: coredns)
 #
 # Binaries are cached in ${AIFLEET_BIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/aifleet/bin}/<key>/
 # where <key> names the pinned versions plus a hash of everything that goes
@@ -28,21 +30,25 @@ modver() { # modver DIR MODULE -> version required in DIR/go.mod
 }
 k8s_version="$(modver kube k8s.io/kubernetes)"
 kwok_version="$(modver kwok sigs.k8s.io/kwok)"
-[[ -n $k8s_version && -n $kwok_version ]] || { log "cannot read pinned versions from go.mod"; exit 1; }
+coredns_version="$(modver coredns github.com/coredns/coredns)"
+[[ -n $k8s_version && -n $kwok_version && -n $coredns_version ]] || { log "cannot read pinned versions from go.mod"; exit 1; }
 
 # Everything that changes the output goes into the key.
-inputs=(kube/go.mod kube/go.sum kube/main.go kwok/go.mod kwok/go.sum kwok/main.go build.sh)
+inputs=(kube/go.mod kube/go.sum kube/main.go kwok/go.mod kwok/go.sum kwok/main.go
+        coredns/go.mod coredns/go.sum coredns/main.go build.sh)
 hash="$(
   {
     go version
     for f in "${inputs[@]}"; do printf '== %s\n' "$f"; cat "$here/$f"; done
   } | sha256sum | cut -c1-16
 )"
-key="k8s-${k8s_version}_kwok-${kwok_version}_${hash}"
+key="k8s-${k8s_version}_kwok-${kwok_version}_coredns-${coredns_version}_${hash}"
 cache_root="${AIFLEET_BIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/aifleet/bin}"
 out="$cache_root/$key"
 
-if [[ -x $out/aifleet-kube && -x $out/aifleet-kwok ]]; then
+binaries=(aifleet-kube aifleet-kwok aifleet-coredns)
+built() { local b; for b in "${binaries[@]}"; do [[ -x $out/$b ]] || return 1; done; }
+if built; then
   log "up to date: $out"
   echo "$out"
   exit 0
@@ -52,7 +58,7 @@ mkdir -p "$cache_root"
 # Two callers (say, a developer and a test) must not build the same key at once.
 exec 9>"$cache_root/.lock"
 flock 9
-if [[ -x $out/aifleet-kube && -x $out/aifleet-kwok ]]; then
+if built; then
   log "built meanwhile by another process: $out"
   echo "$out"
   exit 0
@@ -86,11 +92,18 @@ log "building aifleet-kwok (KWOK ${kwok_version})"
   -ldflags="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${kwok_version#v}" -o "$tmp/aifleet-kwok" .)
 log "aifleet-kwok built in $((SECONDS - start2))s"
 
-for c in etcd kube-apiserver kube-controller-manager kube-scheduler; do
+start3=$SECONDS
+log "building aifleet-coredns (CoreDNS ${coredns_version})"
+(cd "$here/coredns" && go build "${build_flags[@]}" \
+  -ldflags="-s -w -X github.com/coredns/coredns/coremain.GitCommit=${coredns_version}" -o "$tmp/aifleet-coredns" .)
+log "aifleet-coredns built in $((SECONDS - start3))s"
+
+for c in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy; do
   ln -s aifleet-kube "$tmp/$c"
 done
 ln -s aifleet-kwok "$tmp/kwok"
-printf 'kubernetes %s\nkwok %s\nkey %s\n%s\n' "$k8s_version" "$kwok_version" "$key" "$(go version)" >"$tmp/VERSION"
+ln -s aifleet-coredns "$tmp/coredns"
+printf 'kubernetes %s\nkwok %s\ncoredns %s\nkey %s\n%s\n' "$k8s_version" "$kwok_version" "$coredns_version" "$key" "$(go version)" >"$tmp/VERSION"
 
 rm -rf "$out"
 mv "$tmp" "$out"

@@ -39,6 +39,9 @@ stop_pid() {
 }
 
 failed=0
+# The real node first: its pods and network go while the API server still runs.
+"$cluster_src/node.sh" down || { log "the real node did not stop cleanly"; failed=1; }
+
 # Reverse start order: clients first, etcd last, so nothing logs a storm of
 # connection errors on the way down and etcd closes its data dir cleanly.
 for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do

@@ -19,6 +19,27 @@ SCHEDULER_PORT="${AIFLEET_SCHEDULER_PORT:-10259}"
 # Start order; down.sh stops in reverse.
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 
+# The real node (node.sh): one kubelet over containerd and runc, kube-proxy,
+# cluster DNS, and a relay that lets pods reach the API server. Set
+# AIFLEET_REAL_NODE=0 for a control plane with KWOK nodes only.
+REAL_NODE="${AIFLEET_REAL_NODE:-1}"
+NODE_COMPONENTS=(containerd apiserver-relay coredns kube-proxy kubelet)
+NODE_NAME="${AIFLEET_NODE_NAME:-aifleet-node-0}"
+# The node's pods live on a bridge of this machine's own, and the node's
+# address is the bridge's: pod, node and Service traffic never needs a route
+# off the machine (node.sh drops any forwarding that would leave the bridge).
+NODE_BRIDGE="${AIFLEET_NODE_BRIDGE:-aifleet0}"
+NODE_POD_CIDR="${AIFLEET_NODE_POD_CIDR:-10.88.0.0/24}"
+NODE_IP="${NODE_POD_CIDR%.*/*}.1"
+SERVICE_CIDR="${AIFLEET_SERVICE_CIDR:-10.96.0.0/16}"
+# The range KWOK hands fake pod IPs out of: no host has them, so node.sh
+# routes the range nowhere (a blackhole), and nothing aimed at a fake pod
+# leaves the machine.
+POD_CIDR="${AIFLEET_POD_CIDR:-10.244.0.0/16}"
+# Sockets have short path limits, so runtime sockets live under /run in a
+# directory named after the state dir.
+RUN_DIR="/run/aifleet-$(printf '%s' "$CLUSTER_DIR" | sha256sum | cut -c1-8)"
+
 PID_DIR="$CLUSTER_DIR/pids"
 LOG_DIR="$CLUSTER_DIR/logs"
 
@@ -39,11 +60,12 @@ pid_of() {
   echo "$pid"
 }
 
-# is_ours PID: the process exists and its command line references CLUSTER_DIR.
+# is_ours PID: the process exists and its command line references CLUSTER_DIR
+# (or RUN_DIR, where containerd's shims are told their address).
 is_ours() {
   local cmdline
   cmdline="$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null)" || return 1
-  [[ $cmdline == *"$CLUSTER_DIR/"* ]]
+  [[ $cmdline == *"$CLUSTER_DIR/"* || $cmdline == *"$RUN_DIR/"* ]]
 }
 
 # stray_pids: processes started for this state dir that have no pid file
@@ -54,7 +76,10 @@ stray_pids() {
     p="${p#/proc/}"
     [[ $p == "$$" ]] && continue
     exe="$(readlink "/proc/$p/exe" 2>/dev/null)" || continue
-    [[ $exe == */aifleet-kube || $exe == */aifleet-kwok ]] || continue
+    case "$exe" in
+      */aifleet-kube | */aifleet-kwok | */aifleet-coredns | */containerd | */containerd-shim-runc-v2 | */socat) ;;
+      *) continue ;;
+    esac
     is_ours "$p" && echo "$p"
   done
   return 0

@@ -2,7 +2,8 @@
 # Start aifleet's local e2e Kubernetes cluster: etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler and a KWOK controller playing the
 # kubelets of fake GPU and CPU nodes -- all real upstream code, all on
-# 127.0.0.1, no containers. Prints `export KUBECONFIG=...` on stdout when the
+# 127.0.0.1 -- and one real node (node.sh: kubelet, containerd, kube-proxy,
+# cluster DNS) whose pods run real containers. Prints `export KUBECONFIG=...` on stdout when the
 # API server is ready and every node is Ready.
 #
 # Idempotent: if the cluster of this state dir is already up, says so and
@@ -19,6 +20,8 @@
 #   AIFLEET_CPU_NODES       fake CPU-only nodes (default 2)
 #   AIFLEET_SERVICE_CIDR    Service ClusterIP range (default 10.96.0.0/16)
 #   AIFLEET_POD_CIDR        range KWOK hands pod IPs out of (default 10.244.0.0/16)
+#   AIFLEET_REAL_NODE       1 (default): also start a real kubelet node (node.sh)
+#   AIFLEET_NODE_POD_CIDR   the real node's pod range (default 10.88.0.0/24)
 #   AIFLEET_BIN_DIR         use binaries from here instead of running build.sh
 #   AIFLEET_UP_TIMEOUT      seconds to wait for each readiness step (default 180)
 #   AIFLEET_KWOK_LOG_LEVEL  KWOK's log level: DEBUG, INFO (default; logs every
@@ -32,8 +35,6 @@ source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
 GPU_NODES="${AIFLEET_NODES:-4}"
 CPU_NODES="${AIFLEET_CPU_NODES:-2}"
-SERVICE_CIDR="${AIFLEET_SERVICE_CIDR:-10.96.0.0/16}"
-POD_CIDR="${AIFLEET_POD_CIDR:-10.244.0.0/16}"
 TIMEOUT="${AIFLEET_UP_TIMEOUT:-180}"
 KUBECTL="${KUBECTL:-kubectl}"
 
@@ -113,6 +114,7 @@ for c in "${COMPONENTS[@]}"; do
 done
 if ((${#running[@]} == ${#COMPONENTS[@]})) && [[ -s $ADMIN_KUBECONFIG ]] && api_ready; then
   log "cluster in $CLUSTER_DIR is already up ($API_URL)"
+  if [[ $REAL_NODE == 1 ]]; then "$cluster_src/node.sh" up; fi
   echo "export KUBECONFIG=$ADMIN_KUBECONFIG"
   exit 0
 fi
@@ -197,6 +199,15 @@ EOF
   cert kwok ca "/O=system:masters/CN=kwok-controller" clientAuth
   cert kube-controller-manager ca "/CN=system:kube-controller-manager" clientAuth
   cert kube-scheduler ca "/CN=system:kube-scheduler" clientAuth
+  # The real node: the kubelet as a member of system:nodes (Node authorizer,
+  # NodeRestriction), its serving cert, kube-proxy, cluster DNS, Prometheus'
+  # pod discovery, and the API server's identity towards kubelets.
+  cert kubelet ca "/O=system:nodes/CN=system:node:$NODE_NAME" clientAuth
+  cert kubelet-serving ca "/CN=$NODE_NAME" serverAuth "IP:$NODE_IP,DNS:$NODE_NAME"
+  cert kube-proxy ca "/CN=system:kube-proxy" clientAuth
+  cert coredns ca "/CN=system:aifleet-coredns" clientAuth
+  cert prometheus ca "/CN=system:aifleet-prometheus" clientAuth
+  cert apiserver-kubelet-client ca "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth
   # Front proxy (aggregation layer), so APIServices such as a metrics adapter
   # can be registered later like on a real cluster.
   ca front-proxy-ca aifleet-e2e-front-proxy-ca
@@ -207,12 +218,15 @@ EOF
   rm -f "$d/openssl.cnf"
 }
 
-if [[ ! -f $PKI/.complete ]]; then
+# The marker names what the PKI holds; a state dir from before the real node
+# gets a new one (kubeconfigs are rewritten below on every start anyway).
+PKI_VERSION="2 node=$NODE_NAME ip=$NODE_IP"
+if [[ "$(cat "$PKI/.complete" 2>/dev/null)" != "$PKI_VERSION" ]]; then
   log "generating PKI in $PKI"
   rm -rf "$PKI" "$PKI.tmp"
   mkdir -p "$PKI.tmp"
   gen_pki "$PKI.tmp"
-  touch "$PKI.tmp/.complete"
+  echo "$PKI_VERSION" >"$PKI.tmp/.complete"
   mv "$PKI.tmp" "$PKI"
 fi
 
@@ -250,6 +264,10 @@ kubeconfig "$ADMIN_KUBECONFIG" admin aifleet-admin
 kubeconfig "$KCFG_DIR/kube-controller-manager.kubeconfig" kube-controller-manager system:kube-controller-manager
 kubeconfig "$KCFG_DIR/kube-scheduler.kubeconfig" kube-scheduler system:kube-scheduler
 kubeconfig "$KCFG_DIR/kwok.kubeconfig" kwok kwok-controller
+kubeconfig "$KCFG_DIR/kubelet.kubeconfig" kubelet "system:node:$NODE_NAME"
+kubeconfig "$KCFG_DIR/kube-proxy.kubeconfig" kube-proxy system:kube-proxy
+kubeconfig "$KCFG_DIR/coredns.kubeconfig" coredns system:aifleet-coredns
+kubeconfig "$KCFG_DIR/prometheus.kubeconfig" prometheus system:aifleet-prometheus
 
 # Handy for scripts: the resolved settings of this cluster.
 cat >"$CLUSTER_DIR/cluster.env" <<EOF
@@ -259,6 +277,11 @@ AIFLEET_APISERVER_URL=$API_URL
 AIFLEET_AUDIT_LOG=$CLUSTER_DIR/audit.log
 AIFLEET_ETCD_URL=http://127.0.0.1:$ETCD_PORT
 AIFLEET_BIN_DIR=$BIN
+AIFLEET_SERVICE_CIDR=$SERVICE_CIDR
+AIFLEET_NODE_NAME=$NODE_NAME
+AIFLEET_NODE_IP=$NODE_IP
+AIFLEET_NODE_POD_CIDR=$NODE_POD_CIDR
+AIFLEET_NODE_VOLUMES=$RUN_DIR/volumes
 EOF
 
 # ------------------------------------------------------------------ etcd ---
@@ -288,9 +311,8 @@ log "etcd ready ($((SECONDS - t0))s)"
 
 # --endpoint-reconciler-type=none: the API server would publish its advertise
 # address as the `kubernetes` Service's endpoint, but Endpoints validation
-# rejects loopback addresses, and advertising a non-loopback one would invite
-# in-cluster clients to dial off-loopback. Nothing in this cluster runs real
-# pods, so the Service simply has no endpoints.
+# rejects loopback addresses. node.sh publishes the relay on the node's bridge
+# address instead, which is how pods reach the API server.
 #
 # Aggregation layer: the --requestheader-*/--proxy-client-* flags (front-proxy
 # PKI above) let an APIService such as a custom-metrics adapter be served.
@@ -320,6 +342,10 @@ start kube-apiserver "$BIN/kube-apiserver" \
   --requestheader-extra-headers-prefix=X-Remote-Extra- \
   --proxy-client-cert-file="$PKI/front-proxy-client.crt" \
   --proxy-client-key-file="$PKI/front-proxy-client.key" \
+  --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt" \
+  --kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
+  --kubelet-certificate-authority="$PKI/ca.crt" \
+  --kubelet-preferred-address-types=InternalIP \
   --audit-policy-file="$cluster_src/manifests/audit-policy.yaml" \
   --audit-log-path="$CLUSTER_DIR/audit.log" \
   --audit-log-format=json \
@@ -416,5 +442,9 @@ wait_for "${#want[@]} Ready nodes" nodes_ready
 default_sa() { k -n default get serviceaccount default >/dev/null 2>&1; }
 wait_for "the default ServiceAccount" default_sa
 
-log "cluster up in $((SECONDS - t0))s: $GPU_NODES GPU + $CPU_NODES CPU nodes, logs in $LOG_DIR"
+if [[ $REAL_NODE == 1 ]]; then
+  BIN="$BIN" "$cluster_src/node.sh" up
+fi
+
+log "cluster up in $((SECONDS - t0))s: $GPU_NODES GPU + $CPU_NODES CPU nodes$([[ $REAL_NODE == 1 ]] && echo " + real node $NODE_NAME"), logs in $LOG_DIR"
 echo "export KUBECONFIG=$ADMIN_KUBECONFIG"
