@@ -1,57 +1,53 @@
 #!/usr/bin/env bash
-# The one-command demo: a real local control plane (built from the official Kubernetes Go modules, KWOK
-# for GPU nodes), the aifleet operator, an example AIService that comes up Ready, then real traffic against
-# a real Triton server and the fleet scaling up and back down with it.
+# The one-command demo: a real local control plane (built from the official Kubernetes Go modules) with one real
+# kubelet node, the aifleet operator installed by its Helm chart from its locally built image, and an AIService
+# whose real Triton pods scale up and back down under real traffic, with the latency the clients see.
 #
 #   AIFLEET_DEMO_KEEP=1 scripts/demo.sh   leaves everything running (stop with `make cluster-down`)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$PWD"
-STATE="$ROOT/e2e/.state/demo"
-mkdir -p "$STATE"
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 say "Installing aifleet into .venv"
 scripts/setup.sh
 
-say "Building the control plane (cached after the first run)"
+say "Installing the services and building the cluster, its images and tools (cached after the first run)"
+bash e2e/services/install.sh >/dev/null
 bash e2e/cluster/build.sh >/dev/null
+bash e2e/images/build.sh >/dev/null
+helm="$(bash e2e/tools/build-helm.sh)"
+bash e2e/tools/build-prometheus.sh >/dev/null
 
-say "Starting the local cluster"
+say "Starting the local cluster: control plane, KWOK GPU nodes, one real node"
 bash e2e/cluster/up.sh >/dev/null
 export KUBECONFIG="$ROOT/e2e/.cluster/kubeconfig"
-kubectl get nodes -L nvidia.com/gpu.present
 
-operator_pid=""
 cleanup() {
-  [[ -n $operator_pid ]] && kill "$operator_pid" 2>/dev/null && wait "$operator_pid" 2>/dev/null
   if [[ ${AIFLEET_DEMO_KEEP:-0} != 1 ]]; then
+    "$helm" uninstall aifleet -n aifleet-system --wait --timeout 60s >/dev/null 2>&1 || true
     bash e2e/cluster/down.sh >/dev/null 2>&1 || true
   fi
 }
 trap cleanup EXIT
+kubectl get nodes -L aifleet.dev/node,nvidia.com/gpu.present
 
-say "Installing the AIService CRD"
-kubectl apply --server-side --force-conflicts -f crds/aifleet.dev_aiservices.yaml
-kubectl wait --for=condition=Established crd/aiservices.aifleet.dev --timeout=60s
+say "helm install aifleet charts/aifleet-operator (image aifleet-operator:$(.venv/bin/aifleet --version | cut -d' ' -f2), built here)"
+# The operator's namespace enforces the restricted Pod Security Standard and is pinned to the real node.
+.venv/bin/python - <<'EOF' | kubectl apply -f - >/dev/null
+import json, sys
+sys.path.insert(0, "e2e")
+from realnode import pinning_annotations
+print(json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {
+    "name": "aifleet-system", "annotations": pinning_annotations(),
+    "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}))
+EOF
+"$helm" upgrade --install aifleet charts/aifleet-operator -n aifleet-system --wait --timeout 180s
+kubectl get pods -n aifleet-system -o wide
 
-say "Starting the operator (logs: $STATE/operator.log)"
-.venv/bin/aifleet run --health-port 0 >"$STATE/operator.log" 2>&1 &
-operator_pid=$!
-
-say "Applying examples/minimal.yaml"
-kubectl create namespace demo --dry-run=client -o yaml | kubectl apply -f -
-sed 's/namespace: default/namespace: demo/' examples/minimal.yaml | kubectl apply -f -
-kubectl wait --for=condition=Ready aiservice/sentiment -n demo --timeout=180s
-
-say "kubectl get aiservices -n demo"
-kubectl get aiservices -n demo
-say "kubectl get all -n demo"
-kubectl get all -n demo
-say "kubectl describe aiservice sentiment -n demo (conditions and events)"
-kubectl describe aiservice sentiment -n demo | sed -n '/Conditions:/,$p'
-
-say "Real traffic: PyTriton + Prometheus on loopback, the fleet follows the load"
-bash e2e/services/install.sh >/dev/null
+say "Real traffic against real Triton pods; the fleet follows the load"
 .venv/bin/python scripts/demo_traffic.py
+
+say "The operator's log, last lines"
+kubectl logs -n aifleet-system deployment/aifleet-aifleet-operator --tail=15

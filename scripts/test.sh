@@ -12,6 +12,8 @@ bash e2e/services/install.sh
 bash e2e/cluster/build.sh >/dev/null
 bash e2e/tools/build-helm.sh >/dev/null
 bash e2e/tools/build-adapter.sh >/dev/null
+bash e2e/tools/build-prometheus.sh >/dev/null
+bash e2e/images/build.sh >/dev/null
 
 # Enough GPU nodes for examples/large.yaml (20 pods of 8 CPUs and 1 GPU at its minimum).
 export AIFLEET_NODES="${AIFLEET_NODES:-8}"

@@ -39,6 +39,8 @@ SYSCTLS=(net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables vm.overcommit_me
 SYSCTL_SAVE="$CLUSTER_DIR/node-sysctls.saved"
 # The nftables tables that existed before (iptables-nft creates the ones it touches).
 NFT_TABLES_SAVE="$CLUSTER_DIR/node-nft-tables.saved"
+TRITON_IMAGE=nvcr.io/nvidia/tritonserver:24.08-py3
+TRITON_NEXT_IMAGE=nvcr.io/nvidia/tritonserver:24.09-py3
 # Our own iptables chain, jumped to from FORWARD.
 ISOLATION_CHAIN=AIFLEET-NODE-ISOLATION
 
@@ -291,6 +293,8 @@ import_images() {
     { grep -v "^$name " "$NODE_DIR/images.imported" 2>/dev/null || true; echo "$name $want"; } >"$NODE_DIR/images.imported.tmp"
     mv "$NODE_DIR/images.imported.tmp" "$NODE_DIR/images.imported"
   done <<<"$images"
+  # The Triton image also stands for the next Triton release, so tests can roll a fleet to a new version.
+  ctr --address "$CONTAINERD_SOCK" -n k8s.io images tag --force "$TRITON_IMAGE" "$TRITON_NEXT_IMAGE" >/dev/null
 }
 
 node_up() {

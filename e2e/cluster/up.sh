@@ -309,6 +309,9 @@ log "etcd ready ($((SECONDS - t0))s)"
 
 # --------------------------------------------------------- kube-apiserver ---
 
+# PodNodeSelector and PodTolerationRestriction let a namespace put all its pods
+# on the real node (annotations), as platform teams pin namespaces to pools.
+#
 # --endpoint-reconciler-type=none: the API server would publish its advertise
 # address as the `kubernetes` Service's endpoint, but Endpoints validation
 # rejects loopback addresses. node.sh publishes the relay on the node's bridge
@@ -329,7 +332,7 @@ start kube-apiserver "$BIN/kube-apiserver" \
   --tls-private-key-file="$PKI/apiserver.key" \
   --client-ca-file="$PKI/ca.crt" \
   --authorization-mode=Node,RBAC \
-  --enable-admission-plugins=NodeRestriction \
+  --enable-admission-plugins=NodeRestriction,PodNodeSelector,PodTolerationRestriction \
   --allow-privileged=true \
   --service-cluster-ip-range="$SERVICE_CIDR" \
   --service-account-issuer=https://kubernetes.default.svc.cluster.local \

@@ -402,10 +402,15 @@ class Postgres(Service):
 
     def __init__(self, state_dir: PathLike, *, port: Optional[int] = None, database: str = "aifleet",
                  user: str = "aifleet", password: str = "aifleet", password_encryption: str = "scram-sha-256",
-                 settings: Optional[Mapping[str, Union[str, int]]] = None) -> None:
+                 settings: Optional[Mapping[str, Union[str, int]]] = None,
+                 extra_listen: Sequence[str] = (), client_networks: Sequence[str] = ()) -> None:
         super().__init__(state_dir)
         self.host = HOST
         self.port = port or free_port()
+        # Also listen on these addresses and take password logins from these networks: the real node's
+        # bridge address and pod range, so PgBouncer pods reach this server.
+        self.extra_listen = list(extra_listen)
+        self.client_networks = list(client_networks)
         self.database = database
         self.user = user
         self.password = password
@@ -445,7 +450,7 @@ class Postgres(Service):
         if res.returncode != 0:
             raise ServiceError(f"initdb failed:\n{res.stdout}\n{res.stderr}")
         conf = {
-            "listen_addresses": f"'{HOST}'",
+            "listen_addresses": "'" + ",".join([HOST, *self.extra_listen]) + "'",
             "port": self.port,
             "unix_socket_directories": f"'{self.socket_dir}'",
             "password_encryption": f"'{self.password_encryption}'",
@@ -457,6 +462,8 @@ class Postgres(Service):
         with open(self.data_dir / "postgresql.conf", "a") as f:
             f.write("\n# aifleet e2e harness\n")
             f.writelines(f"{k} = {v}\n" for k, v in conf.items())
+        with open(self.data_dir / "pg_hba.conf", "a") as f:
+            f.writelines(f"host all all {network} {self.password_encryption}\n" for network in self.client_networks)
 
     def _prepare(self) -> None:
         self._first_start = not (self.data_dir / "PG_VERSION").exists()
@@ -467,7 +474,7 @@ class Postgres(Service):
 
     def _argv(self) -> list[str]:
         return [str(self.bindir / "postgres"), "-D", str(self.data_dir), "-k", str(self.socket_dir),
-                "-p", str(self.port), "-h", HOST]
+                "-p", str(self.port), "-h", ",".join([HOST, *self.extra_listen])]
 
     def _ready(self) -> bool:
         res = subprocess.run([str(self.bindir / "pg_isready"), "-q", "-h", HOST, "-p", str(self.port)],
@@ -960,9 +967,10 @@ class Prometheus(Service):
     def __init__(self, state_dir: PathLike, *, port: Optional[int] = None, scrape_interval: str = "2s",
                  evaluation_interval: Optional[str] = None, sd_refresh: str = "2s",
                  rule_files: Sequence[PathLike] = (), extra_scrape_configs: Sequence[Mapping[str, Any]] = (),
-                 retention: str = "1d") -> None:
+                 retention: str = "1d", host: str = HOST, binary: Optional[str] = None) -> None:
         super().__init__(state_dir)
-        self.host = HOST
+        # Loopback, or the real node's bridge address so that pods (the operator's) can query it.
+        self.host = host
         self.port = port or free_port()
         self.scrape_interval = scrape_interval
         self.evaluation_interval = evaluation_interval or scrape_interval
@@ -973,12 +981,12 @@ class Prometheus(Service):
         self.config_path = self.state_dir / "prometheus.yml"
         self.targets_dir = self.state_dir / "targets"
         self.data_dir = self.state_dir / "data"
-        self.binary = require_binary("prometheus")
+        self.binary = binary or require_binary("prometheus")
         self.targets_dir.mkdir(parents=True, exist_ok=True)
 
     @property
     def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def config(self) -> dict[str, Any]:
         return {
@@ -998,7 +1006,7 @@ class Prometheus(Service):
 
     def _argv(self) -> list[str]:
         return [self.binary, f"--config.file={self.config_path}", f"--storage.tsdb.path={self.data_dir}",
-                f"--storage.tsdb.retention.time={self.retention}", f"--web.listen-address={HOST}:{self.port}",
+                f"--storage.tsdb.retention.time={self.retention}", f"--web.listen-address={self.host}:{self.port}",
                 "--web.enable-lifecycle", "--log.level=info"]
 
     def _ready(self) -> bool:
@@ -1179,7 +1187,9 @@ class LoadGenerator:
 
     def __init__(self, state_dir: PathLike, urls: Sequence[str], profile: Sequence[tuple[float, float]], *,
                  model: str = "echo", workers: int = 16, max_seconds: Optional[float] = None,
-                 max_requests: int = 200_000, timeout: float = 5.0, python: Optional[str] = None) -> None:
+                 max_requests: int = 200_000, timeout: float = 5.0, python: Optional[str] = None,
+                 input_name: str = "data", window_s: float = 0.0, allow_networks: Sequence[str] = (),
+                 fresh_connections: bool = False, batch: int = 1, live_path: Optional[PathLike] = None) -> None:
         if not urls or not profile:
             raise ValueError("need at least one URL and one (seconds, rps) step")
         self.state_dir = Path(state_dir).resolve()
@@ -1191,6 +1201,12 @@ class LoadGenerator:
         self.max_seconds = max_seconds or sum(s for s, _ in self.profile) + 30
         self.max_requests = max_requests
         self.timeout = timeout
+        self.input_name = input_name
+        self.window_s = window_s
+        self.allow_networks = list(allow_networks)
+        self.fresh_connections = fresh_connections
+        self.batch = batch
+        self.live_path = Path(live_path) if live_path else None
         # Any interpreter with tritonclient[http] + numpy works (the repo's .venv has them);
         # the PyTriton venv is the default because install.sh always builds it.
         self.python = python or pytriton_python()
@@ -1203,7 +1219,14 @@ class LoadGenerator:
         argv = [self.python, str(HERE / "triton" / "loadgen.py"), "--model", self.model,
                 "--workers", str(self.workers), "--max-seconds", str(self.max_seconds),
                 "--max-requests", str(self.max_requests), "--timeout", str(self.timeout),
-                "--report", str(self.report_path)]
+                "--report", str(self.report_path), "--input", self.input_name, "--window", str(self.window_s),
+                "--batch", str(self.batch)]
+        for network in self.allow_networks:
+            argv += ["--allow-network", network]
+        if self.fresh_connections:
+            argv.append("--fresh-connections")
+        if self.live_path:
+            argv += ["--live", str(self.live_path)]
         for u in self.urls:
             argv += ["--url", u]
         for s, r in self.profile:

@@ -11,7 +11,13 @@ profile's total duration, ``--max-seconds`` and ``--max-requests``; it always st
 itself. Prints one JSON report (per step: target and achieved RPS, ok/error counts,
 latency percentiles) on stdout and optionally writes it to ``--report``.
 
-Only loopback targets are accepted: this drives test servers on this machine.
+With ``--window SECONDS`` the report also has a timeline: per window of the run, requests
+answered and failed and their latency percentiles, so a scale-up or a rollout can be read
+minute by minute.
+
+Only loopback targets are accepted, and addresses inside the networks named by
+``--allow-network`` (the local cluster's own pod and Service ranges on this machine's bridge):
+this drives test servers on this machine.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ class StepResult:
     elapsed_s: float = 0.0
     achieved_rps: float = 0.0
     p50_ms: Optional[float] = None
+    p95_ms: Optional[float] = None
     p99_ms: Optional[float] = None
     first_error: Optional[str] = None
     latencies_ms: list[float] = field(default_factory=list, repr=False)
@@ -56,8 +63,9 @@ class StepResult:
         self.achieved_rps = round(self.ok / elapsed_s, 2) if elapsed_s > 0 else 0.0
         if self.latencies_ms:
             lat = sorted(self.latencies_ms)
-            self.p50_ms = round(lat[len(lat) // 2], 2)
-            self.p99_ms = round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 2)
+            self.p50_ms = percentile(lat, 0.50)
+            self.p95_ms = percentile(lat, 0.95)
+            self.p99_ms = percentile(lat, 0.99)
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -73,24 +81,53 @@ def parse_step(text: str) -> Step:
     return step
 
 
-def require_loopback(url: str) -> None:
-    """Refuse non-loopback targets: load tests here must stay on this machine."""
+def require_local(url: str, allowed: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> None:
+    """Refuse targets off this machine: loopback, or inside a network the caller named."""
     host = url.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
     for info in socket.getaddrinfo(host, None):
-        if not ipaddress.ip_address(info[4][0]).is_loopback:
-            raise SystemExit(f"refusing non-loopback target {url!r}")
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_loopback and not any(address in net for net in allowed):
+            raise SystemExit(f"refusing target {url!r}: not loopback and not in {[str(n) for n in allowed]}")
+
+
+def percentile(sorted_values: list[float], q: float) -> Optional[float]:
+    if not sorted_values:
+        return None
+    return round(sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * q))], 2)
+
+
+def timeline(events: list[tuple[float, bool, float]], window_s: float) -> list[dict]:
+    """Per window of the run: answered and failed requests and latency percentiles of the answered."""
+    buckets: dict[int, list[tuple[bool, float]]] = {}
+    for t, ok, ms in events:
+        buckets.setdefault(int(t // window_s), []).append((ok, ms))
+    rows = []
+    for index in sorted(buckets):
+        lat = sorted(ms for ok, ms in buckets[index] if ok)
+        rows.append({"start_s": round(index * window_s, 3), "ok": len(lat),
+                     "errors": sum(1 for ok, _ in buckets[index] if not ok),
+                     "p50_ms": percentile(lat, 0.50), "p95_ms": percentile(lat, 0.95),
+                     "p99_ms": percentile(lat, 0.99)})
+    return rows
 
 
 class Runner:
     """Sends the paced requests of one step from a pool of threads."""
 
     def __init__(self, urls: list[str], model: str, workers: int, timeout_s: float,
-                 batch: int, deadline: float, request_budget: int) -> None:
+                 batch: int, deadline: float, request_budget: int, input_name: str = "data",
+                 fresh_connections: bool = False) -> None:
         self.urls = [u.split("://", 1)[-1] for u in urls]  # tritonclient wants host:port
         self.model = model
+        self.input_name = input_name
+        self.fresh_connections = fresh_connections
+        self.t0 = time.monotonic()
+        self.events: list[tuple[float, bool, float]] = []
         self.workers = workers
         self.timeout_s = timeout_s
-        self.data = np.arange(batch * 4, dtype=np.float32).reshape(batch, 4)
+        # (batch, 4) for a batching model; a 1-D tensor of 4 for a model without batching.
+        shape = (batch, 4) if batch else (4,)
+        self.data = np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape)
         self.deadline = deadline
         self.budget = request_budget
         self.lock = threading.Lock()
@@ -112,7 +149,7 @@ class Runner:
 
         def worker() -> None:
             clients: dict[str, httpclient.InferenceServerClient] = {}
-            inp = httpclient.InferInput("data", list(self.data.shape), "FP32")
+            inp = httpclient.InferInput(self.input_name, list(self.data.shape), "FP32")
             inp.set_data_from_numpy(self.data)
             try:
                 while True:
@@ -127,15 +164,25 @@ class Runner:
                     if delay > 0:
                         time.sleep(delay)
                     url = self.urls[i % len(self.urls)]
-                    client = clients.get(url) or clients.setdefault(url, self._client(url))
                     t0 = time.monotonic()
                     try:
-                        client.infer(self.model, [inp])
+                        if self.fresh_connections:
+                            # A connection per request: each is balanced anew (kube-proxy balances connections),
+                            # so no request rides a kept-alive connection to a pod that is going away.
+                            client = self._client(url)
+                            try:
+                                client.infer(self.model, [inp])
+                            finally:
+                                client.close()
+                        else:
+                            client = clients.get(url) or clients.setdefault(url, self._client(url))
+                            client.infer(self.model, [inp])
                         ok, err = True, None
                     except Exception as exc:  # noqa: BLE001 - any failure counts as an error
                         ok, err = False, f"{type(exc).__name__}: {exc}"
                     ms = (time.monotonic() - t0) * 1000
                     with self.lock:
+                        self.events.append((t0 - self.t0, ok, ms))
                         if ok:
                             result.ok += 1
                             result.latencies_ms.append(ms)
@@ -157,25 +204,48 @@ class Runner:
         return result
 
 
+def report_live(runner: "Runner", window_s: float, path: Path, stop: threading.Event) -> None:
+    """Every window, append the window just ended (answered, failed, latency percentiles) as one JSON line."""
+    with path.open("a") as out:
+        while not stop.wait(window_s):
+            end = time.monotonic() - runner.t0
+            with runner.lock:
+                recent = [e for e in runner.events if end - window_s <= e[0] < end]
+            row = timeline([(0.0, ok, ms) for _, ok, ms in recent], window_s) or [
+                {"ok": 0, "errors": 0, "p50_ms": None, "p95_ms": None, "p99_ms": None}]
+            out.write(json.dumps({**row[0], "start_s": round(end - window_s, 1)}) + "\n")
+            out.flush()
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     p = argparse.ArgumentParser(description="stepped-RPS load generator for Triton HTTP")
     p.add_argument("--url", action="append", required=True, help="host:port of a Triton HTTP endpoint")
     p.add_argument("--step", action="append", type=parse_step, required=True, help="SECONDS:RPS")
     p.add_argument("--model", default="echo")
     p.add_argument("--workers", type=int, default=16, help="max concurrent requests")
-    p.add_argument("--batch", type=int, default=1, help="rows per request")
+    p.add_argument("--batch", type=int, default=1, help="rows per request; 0 for a model without batching")
     p.add_argument("--timeout", type=float, default=5.0, help="per-request timeout, seconds")
     p.add_argument("--max-seconds", type=float, default=600.0, help="hard cap on total run time")
     p.add_argument("--max-requests", type=int, default=200_000, help="hard cap on requests sent")
     p.add_argument("--report", type=Path, help="also write the JSON report here")
+    p.add_argument("--input", default="data", help="the model's FP32 input tensor")
+    p.add_argument("--fresh-connections", action="store_true", help="open a new connection for every request")
+    p.add_argument("--window", type=float, default=0.0, help="add a timeline with windows of this many seconds")
+    p.add_argument("--live", type=Path, help="with --window: append each window's figures to this file as it ends")
+    p.add_argument("--allow-network", action="append", default=[], type=ipaddress.ip_network,
+                   help="a CIDR of this machine's own (cluster) addresses that may be targeted besides loopback")
     args = p.parse_args(argv)
 
     for url in args.url:
-        require_loopback(url)
+        require_local(url, args.allow_network)
     t0 = time.monotonic()
     runner = Runner(args.url, args.model, args.workers, args.timeout, args.batch,
-                    deadline=t0 + args.max_seconds, request_budget=args.max_requests)
+                    deadline=t0 + args.max_seconds, request_budget=args.max_requests, input_name=args.input,
+                    fresh_connections=args.fresh_connections)
     steps: list[StepResult] = []
+    stop_live = threading.Event()
+    if args.live and args.window > 0:
+        threading.Thread(target=report_live, args=(runner, args.window, args.live, stop_live), daemon=True).start()
     for step in args.step:
         if time.monotonic() >= runner.deadline or runner.budget <= 0:
             break
@@ -183,6 +253,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         steps.append(res)
         print(f"step {len(steps)}: target {res.target_rps:g} rps for {res.seconds:g}s -> "
               f"{res.achieved_rps:g} rps ({res.ok} ok, {res.errors} err)", file=sys.stderr, flush=True)
+    stop_live.set()
     report = {
         "urls": args.url,
         "model": args.model,
@@ -191,6 +262,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         "total_errors": sum(s.errors for s in steps),
         "steps": [s.to_json() for s in steps],
     }
+    if args.window > 0:
+        report["timeline"] = timeline(runner.events, args.window)
     text = json.dumps(report, indent=2)
     if args.report:
         args.report.write_text(text + "\n")
