@@ -31,7 +31,7 @@ T0 = 1_700_000_000.0
 
 
 def spec(**kw) -> AutoscalingSpec:
-    base = dict(target_rps_per_pod=100, min_replicas=1, max_replicas=100)
+    base = {"target_rps_per_pod": 100, "min_replicas": 1, "max_replicas": 100}
     base.update(kw)
     return AutoscalingSpec(**base)
 
@@ -93,12 +93,12 @@ def test_unknown_field_is_refused():
 @pytest.mark.parametrize(
     "kw, message",
     [
-        (dict(min_replicas=5, max_replicas=2), "spec.autoscaling.minReplicas must be <= maxReplicas"),
-        (dict(max_replicas=5, on_missing_metrics=OnMissingMetrics(action="Fallback", fallback_replicas=9)),
+        ({"min_replicas": 5, "max_replicas": 2}, "spec.autoscaling.minReplicas must be <= maxReplicas"),
+        ({"max_replicas": 5, "on_missing_metrics": OnMissingMetrics(action="Fallback", fallback_replicas=9)},
          "spec.autoscaling.onMissingMetrics.fallbackReplicas must be between minReplicas and maxReplicas"),
-        (dict(poll_interval_seconds=60, lookahead=LookaheadSpec(enabled=True, window_seconds=90)),
+        ({"poll_interval_seconds": 60, "lookahead": LookaheadSpec(enabled=True, window_seconds=90)},
          "spec.autoscaling.lookahead.windowSeconds must be >= 2 * pollIntervalSeconds"),
-        (dict(engine="hpa", lookahead=LookaheadSpec(enabled=True)), "engine hpa supports neither"),
+        ({"engine": "hpa", "lookahead": LookaheadSpec(enabled=True)}, "engine hpa supports neither"),
     ],
 )
 def test_cross_field_rules_say_what_the_api_server_says(kw, message):

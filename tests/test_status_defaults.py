@@ -8,9 +8,9 @@ import copy
 import yaml
 
 from aifleet.api import AIService
+from aifleet.api.autoscaling import AutoscalerState
 from aifleet.api.crd import crd
 from aifleet.autoscaler.policy import Observation, decide
-from aifleet.api.autoscaling import AutoscalerState
 from aifleet.autoscaler.sample import Sample
 from aifleet.reconciler.sync import build_status, component_states
 from aifleet.renderer import render_all

@@ -32,7 +32,7 @@ def test_steady_traffic_keeps_the_status_still():
     runs = steady([48.0, 48.7, 47.9, 49.2, 48.4])
     shown = {id(s) for _, s in runs}
     assert len(shown) == 1  # one status for five polls: nothing to write after the first
-    fields, conditions = operator_status(runs[-1][1])
+    fields, _conditions = operator_status(runs[-1][1])
     assert fields["currentRPS"] == 48.0
 
 

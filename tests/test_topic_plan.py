@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
@@ -120,7 +120,7 @@ def test_retain_deletes_nothing_and_needs_no_client():
 
 
 def test_give_up_on_annotation_or_after_the_timeout():
-    now = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
     started = (now - timedelta(seconds=30)).isoformat().replace("+00:00", "Z")
     assert give_up_reason({}, started, now) is None
     assert "annotation" in give_up_reason({SKIP_CLEANUP_ANNOTATION: "true"}, started, now)

@@ -8,7 +8,7 @@ know HPA read this block without surprises.
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -64,7 +64,7 @@ _POLICIES_DOC = (
 
 
 class ScaleUpRules(ApiModel):
-    tolerance: Optional[float] = Field(
+    tolerance: float | None = Field(
         None,
         ge=0,
         le=0.9,
@@ -92,7 +92,7 @@ class ScaleUpRules(ApiModel):
 
 
 class ScaleDownRules(ApiModel):
-    tolerance: Optional[float] = Field(
+    tolerance: float | None = Field(
         None,
         ge=0,
         le=0.9,
@@ -134,7 +134,7 @@ class QueueSignal(ApiModel):
         "PendingRequests",
         description="PendingRequests: the query returns requests waiting across the fleet (additive). QueueTimeMs: it returns the mean time a request waits, in milliseconds.",
     )
-    query: Optional[str] = Field(
+    query: str | None = Field(
         None,
         min_length=1,
         description="PromQL returning one sample; `{namespace}` and `{name}` are substituted. Default: Triton's nv_inference_pending_request_count (or queue duration) over this service's pods.",
@@ -155,7 +155,7 @@ class MetricsSpec(ApiModel):
         pattern=r"^https?://[^\s]+$",
         description="Prometheus base URL (http or https).",
     )
-    query: Optional[str] = Field(
+    query: str | None = Field(
         None,
         min_length=1,
         description=(
@@ -179,13 +179,13 @@ class MetricsSpec(ApiModel):
             "series has been read. Prometheus needs a scrape interval or two before rate() answers for new pods."
         ),
     )
-    auth_secret_ref: Optional[SecretKeyRef] = Field(
+    auth_secret_ref: SecretKeyRef | None = Field(
         None, description="Secret holding a bearer token for Prometheus. The token is never logged."
     )
     insecure_skip_tls_verify: bool = Field(
         False, alias="insecureSkipTLSVerify", description="Skip TLS verification of an https Prometheus."
     )
-    queue: Optional[QueueSignal] = Field(
+    queue: QueueSignal | None = Field(
         None, description="Optional second signal from Triton's queue; it can add pods, never remove them."
     )
 
@@ -205,7 +205,7 @@ class OnMissingMetrics(ApiModel):
         "Hold",
         description="Hold: keep the current replicas while metrics are missing. Fallback: after `failuresBeforeFallback` failed polls, go to `fallbackReplicas`. Missing metrics never scale down unless `allowFallbackBelowCurrent`.",
     )
-    fallback_replicas: Optional[int] = Field(
+    fallback_replicas: int | None = Field(
         None, ge=1, description="Replicas to run while metrics are missing (action Fallback); within [minReplicas, maxReplicas]."
     )
     failures_before_fallback: int = Field(
@@ -216,7 +216,7 @@ class OnMissingMetrics(ApiModel):
     )
 
     @model_validator(mode="after")
-    def _fallback_given(self) -> "OnMissingMetrics":
+    def _fallback_given(self) -> OnMissingMetrics:
         if self.action == "Fallback" and self.fallback_replicas is None:
             raise ValueError(_FALLBACK_REQUIRED)
         return self
@@ -291,7 +291,7 @@ class AutoscalingSpec(ApiModel):
         alias="targetRPSPerPod",
         description="Requests per second one ready pod should serve; replicas = ceil(RPS / targetRPSPerPod).",
     )
-    tolerance: Optional[float] = Field(
+    tolerance: float | None = Field(
         None,
         ge=0,
         le=0.9,
@@ -319,7 +319,7 @@ class AutoscalingSpec(ApiModel):
     )
 
     @model_validator(mode="after")
-    def _cross_field(self) -> "AutoscalingSpec":
+    def _cross_field(self) -> AutoscalingSpec:
         if self.min_replicas > self.max_replicas:
             raise ValueError(_MIN_LE_MAX)
         fb = self.on_missing_metrics.fallback_replicas
@@ -369,9 +369,9 @@ class AutoscalerState(ApiModel):
     )
     consecutive_failures: int = Field(0, ge=0, description="Polls in a row whose RPS was missing or bad.")
     measured: bool = Field(False, description="An RPS sample has been read at least once (the warm-up is over).")
-    last_scale_up_time: Optional[float] = Field(None, description="Unix time of the last scale-up.")
-    last_scale_time: Optional[float] = Field(None, description="Unix time of the last resize.")
-    last_scale_reason: Optional[str] = Field(None, description="Why the last resize happened.")
+    last_scale_up_time: float | None = Field(None, description="Unix time of the last scale-up.")
+    last_scale_time: float | None = Field(None, description="Unix time of the last resize.")
+    last_scale_reason: str | None = Field(None, description="Why the last resize happened.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -393,23 +393,23 @@ ReasonCode = Literal[
 
 
 class AutoscalingStatus(ApiModel):
-    current_rps: Optional[float] = Field(None, alias="currentRPS", description="Requests per second last read from Prometheus.")
-    projected_rps: Optional[float] = Field(
+    current_rps: float | None = Field(None, alias="currentRPS", description="Requests per second last read from Prometheus.")
+    projected_rps: float | None = Field(
         None, alias="projectedRPS", description="Look-ahead: RPS projected podStartupSeconds + pollIntervalSeconds ahead (only while clearly rising)."
     )
-    current_queue: Optional[float] = Field(None, description="Last value of the queue signal, if configured.")
-    reactive_replicas: Optional[int] = Field(None, description="Replicas the current RPS alone asks for (after the tolerance band).")
-    lookahead_replicas: Optional[int] = Field(None, description="Replicas the projected RPS asks for (Act or Preview).")
-    queue_replicas: Optional[int] = Field(None, description="Replicas the queue signal asks for.")
-    desired_replicas: Optional[int] = Field(
+    current_queue: float | None = Field(None, description="Last value of the queue signal, if configured.")
+    reactive_replicas: int | None = Field(None, description="Replicas the current RPS alone asks for (after the tolerance band).")
+    lookahead_replicas: int | None = Field(None, description="Replicas the projected RPS asks for (Act or Preview).")
+    queue_replicas: int | None = Field(None, description="Replicas the queue signal asks for.")
+    desired_replicas: int | None = Field(
         None, description="The final decision after stabilization, rate policies and [minReplicas, maxReplicas]."
     )
-    reason: Optional[ReasonCode] = Field(None, description="One CamelCase word for the last decision.")
-    message: Optional[str] = Field(None, description="The last decision in words, e.g. `rps 4210 over target 100/pod: 35 -> 43 replicas`.")
-    limited: Optional[LimitReason] = Field(None, description="What capped the last decision, as HPA's ScalingLimited reasons.")
-    last_scale_time: Optional[str] = Field(None, description="When the fleet was last resized (RFC 3339).")
-    last_scale_reason: Optional[str] = Field(None, description="Why the fleet was last resized.")
-    last_metric_error: Optional[Literal["missing", "stale", "empty", "failed", "nan", "invalid"]] = Field(
+    reason: ReasonCode | None = Field(None, description="One CamelCase word for the last decision.")
+    message: str | None = Field(None, description="The last decision in words, e.g. `rps 4210 over target 100/pod: 35 -> 43 replicas`.")
+    limited: LimitReason | None = Field(None, description="What capped the last decision, as HPA's ScalingLimited reasons.")
+    last_scale_time: str | None = Field(None, description="When the fleet was last resized (RFC 3339).")
+    last_scale_reason: str | None = Field(None, description="Why the fleet was last resized.")
+    last_metric_error: Literal["missing", "stale", "empty", "failed", "nan", "invalid"] | None = Field(
         None, description="Kind of the last metric failure."
     )
     paused: bool = Field(False, description="True while the `aifleet.dev/paused: \"true\"` annotation holds the fleet.")

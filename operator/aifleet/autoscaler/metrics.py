@@ -16,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Protocol, Sequence
+from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from .sample import Sample
@@ -39,7 +40,7 @@ class MetricSource(Protocol):
         """One sample from a query that must return exactly one series (or a scalar)."""
         ...
 
-    def query_many(self, promql: str, key_labels: Sequence[str] = DEFAULT_KEY_LABELS) -> "Batch":
+    def query_many(self, promql: str, key_labels: Sequence[str] = DEFAULT_KEY_LABELS) -> Batch:
         """One sample per series, keyed by the values of `key_labels`."""
         ...
 
@@ -49,7 +50,7 @@ class Batch:
     """The answer to one batched query. `error` is set when the whole query failed."""
 
     samples: dict[tuple[str, ...], Sample] = field(default_factory=dict)
-    error: Optional[Sample] = None
+    error: Sample | None = None
 
     def get(self, *key: str) -> Sample:
         if self.error is not None:
@@ -105,7 +106,7 @@ class PrometheusSource:
         address: str,
         *,
         timeout_seconds: float = 5,
-        bearer_token: Optional[str] = None,
+        bearer_token: str | None = None,
         insecure_skip_tls_verify: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -127,7 +128,7 @@ class PrometheusSource:
         )
 
     @classmethod
-    def from_spec(cls, metrics: Any, bearer_token: Optional[str] = None) -> "PrometheusSource":
+    def from_spec(cls, metrics: Any, bearer_token: str | None = None) -> PrometheusSource:
         """Build from `spec.autoscaling.metrics`; the caller reads the token from authSecretRef."""
         return cls(
             metrics.address,
@@ -142,7 +143,7 @@ class PrometheusSource:
     def _raw(self, promql: str) -> Any:
         return self._client.custom_query(query=promql, timeout=self._timeout)
 
-    def _fetch(self, promql: str) -> tuple[Optional[list[tuple[dict[str, str], Sample]]], Optional[Sample]]:
+    def _fetch(self, promql: str) -> tuple[list[tuple[dict[str, str], Sample]] | None, Sample | None]:
         now = self._clock()
         try:
             result = self._raw(promql)

@@ -21,9 +21,10 @@ import bisect
 import csv
 import math
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -145,7 +146,7 @@ class HPAController:
         return r.desired
 
 
-def controller_for(policy: str, cfg: SimConfig, spec: Optional[AutoscalingSpec] = None) -> Controller:
+def controller_for(policy: str, cfg: SimConfig, spec: AutoscalingSpec | None = None) -> Controller:
     if policy == "hpa":
         return HPAController(cfg)
     if policy in ("aifleet", "aifleet-lookahead"):
@@ -245,7 +246,7 @@ def oracle(trace: Trace, cfg: SimConfig) -> SimResult:
     return _summarise("oracle", t, demand, pods, pods, events, cfg.target_rps_per_pod)
 
 
-def run(trace: Trace, cfg: SimConfig, policies: Sequence[str] = POLICIES, spec: Optional[AutoscalingSpec] = None) -> list[SimResult]:
+def run(trace: Trace, cfg: SimConfig, policies: Sequence[str] = POLICIES, spec: AutoscalingSpec | None = None) -> list[SimResult]:
     out = []
     for p in policies:
         out.append(oracle(trace, cfg) if p == "oracle" else simulate(trace, controller_for(p, cfg, spec), cfg))
@@ -275,7 +276,10 @@ def format_table(results: Sequence[SimResult], markdown: bool = True) -> str:
         lines += ["| " + " | ".join(row) + " |" for row in rows]
         return "\n".join(lines)
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    fmt_row = lambda row: "  ".join(str(x).ljust(w) if i == 0 else str(x).rjust(w) for i, (x, w) in enumerate(zip(row, widths)))  # noqa: E731
+
+    def fmt_row(row: Sequence[object]) -> str:
+        return "  ".join(str(x).ljust(w) if i == 0 else str(x).rjust(w) for i, (x, w) in enumerate(zip(row, widths)))
+
     return "\n".join([fmt_row(header)] + [fmt_row(row) for row in rows])
 
 
@@ -325,7 +329,7 @@ def _load_spec(path: str) -> AutoscalingSpec:
     return AutoscalingSpec.model_validate(doc)
 
 
-def simulate_main(argv: Optional[Sequence[str]] = None) -> int:
+def simulate_main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="aifleet simulate", description=__doc__.split("\n\n")[0])
     ap.add_argument("trace", help="CSV with header time_seconds,rps")
     ap.add_argument("--policy", action="append", choices=POLICIES, help="repeat to pick several (default: all)")

@@ -12,7 +12,8 @@ import concurrent.futures
 import logging
 import re
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (
@@ -159,7 +160,7 @@ class KafkaAdmin:
     @classmethod
     def from_spec(
         cls, spec: KafkaSpec, credentials: dict[str, str] | None = None, *, timeout: float = 10.0
-    ) -> "KafkaAdmin":
+    ) -> KafkaAdmin:
         """`credentials` are the decoded keys of `spec.credentialsSecret` (`username`, `password`, `ca.crt`)."""
         creds = credentials or {}
         return cls(

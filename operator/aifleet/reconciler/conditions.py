@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, NamedTuple
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 
 class ComponentState(NamedTuple):
@@ -31,7 +32,7 @@ def merge_conditions(
         merged.append(
             {
                 **cond,
-                "lastTransitionTime": now if moved else old.get("lastTransitionTime", now),
+                "lastTransitionTime": now if old is None or moved else old.get("lastTransitionTime", now),
                 "observedGeneration": generation,
             }
         )

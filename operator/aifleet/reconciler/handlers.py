@@ -11,26 +11,27 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import copy
-import math
 import logging
+import math
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 
 from ..api import GROUP, KIND, PLURAL, VERSION, AIService
 from ..clients.kinds import BY_KIND, CHILD_KINDS, Kind
-from ..observability import metrics
 from ..clients.kube import Kube, KubeError
+from ..observability import metrics
 from ..renderer.common import INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
+from ..topics.reconcile import TopicsResult, delete_topics, give_up_reason, kafka_credentials
 from .observed import AppliedCache, trim
 from .scaling import Autoscalers, autoscale
 from .sync import parse, reconcile
 from .topics import TopicsEngine
-from ..topics.reconcile import delete_topics, give_up_reason, kafka_credentials
 from .triggers import Triggers
 
 log = logging.getLogger("aifleet.handlers")
@@ -85,15 +86,18 @@ def _register_child(kind: Kind) -> None:
 
     # async: they only touch memory, and a sync handler costs a thread hop per watch event (thousands per minute
     # while a fleet converges).
-    async def index(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict:
-        return {(namespace, name): trim(dict(body))}
+    # kopf types `namespace` as optional; every kind here is namespaced.
+    async def index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
+        return {(namespace or "", name): trim(dict(body))}
 
-    async def on_event(namespace: str, labels: dict, type: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+    async def on_event(
+        namespace: str | None, labels: Mapping[str, str], type: str | None, name: str, memo: kopf.Memo, **_: Any
+    ) -> None:
         if type == "DELETED":
-            memo.applied.forget(kind.kind, namespace, name)
+            memo.applied.forget(kind.kind, namespace or "", name)
         owner = labels.get(INSTANCE_LABEL)
         if owner:
-            memo.triggers.poke(namespace, owner)
+            memo.triggers.poke(namespace or "", owner)
 
     kopf.index(*resource, labels=MANAGED, id=index_id(kind))(index)
     kopf.on.event(*resource, labels=MANAGED, id=f"watch_{kind.plural}")(on_event)
@@ -104,9 +108,9 @@ for _kind in CHILD_KINDS:
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def on_aiservice_event(namespace: str, name: str, type: str | None, memo: kopf.Memo, **_: Any) -> None:
+async def on_aiservice_event(namespace: str | None, name: str, type: str | None, memo: kopf.Memo, **_: Any) -> None:
     if type != "DELETED":
-        memo.triggers.poke(namespace, name)
+        memo.triggers.poke(namespace or "", name)
 
 
 def _lookup(indexes: dict[str, Any]):
@@ -121,9 +125,10 @@ def _lookup(indexes: dict[str, Any]):
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0, id="worker")
 async def worker(
-    body: kopf.Body, namespace: str, name: str, memo: kopf.Memo, stopped: kopf.DaemonStopped, **kwargs: Any
+    body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo, stopped: kopf.DaemonStopped, **kwargs: Any
 ) -> None:
     """Reconcile when poked, poll the metrics when due, resync periodically; back off on errors."""
+    namespace = namespace or ""
     lookup = _lookup({k: v for k, v in kwargs.items() if k.startswith("children_")})
     trigger = memo.triggers.register(namespace, name)
     next_poll = 0.0  # the first poll happens at once
@@ -146,7 +151,7 @@ async def worker(
                 if tick.wake_in is not None:
                     wait = min(wait, tick.wake_in)
                 failures = 0
-            except Exception as exc:  # noqa: BLE001 - one bad object must not stop its worker
+            except Exception as exc:  # one bad object must not stop its worker
                 metrics.record_reconcile("error", time.monotonic() - started)
                 metrics.record_error(exc)
                 failures += 1
@@ -204,7 +209,7 @@ def _tick(snapshot: dict, lookup, memo: kopf.Memo, body: kopf.Body, poll_due: bo
         acted = decision is not None and decision.act
         decision = memory.shown
 
-    def topics(ais: AIService, secret: dict | None):
+    def topics(ais: AIService, secret: dict[str, Any] | None) -> TopicsResult | None:
         return memo.topics.sync(ais, secret, emit)
 
     outcome = reconcile(snapshot, lookup, memo.kube, memo.applied, emit, decision, topics)
@@ -236,7 +241,7 @@ def delete_topics_on_deletion(body: kopf.Body, meta: kopf.Meta, memo: kopf.Memo,
         emit("Normal", "TopicsDeleted", message)
     if result.state == "Ready":
         return
-    give_up = give_up_reason(dict(meta.get("annotations") or {}), meta.get("deletionTimestamp"), datetime.now(timezone.utc))
+    give_up = give_up_reason(dict(meta.get("annotations") or {}), meta.get("deletionTimestamp"), datetime.now(UTC))
     if give_up:
         emit("Warning", "TopicCleanupAbandoned", give_up)
         return

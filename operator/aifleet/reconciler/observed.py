@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 Lookup = Callable[[str, str, str], "dict[str, Any] | None"]  # (kind, namespace, name) -> live object
 

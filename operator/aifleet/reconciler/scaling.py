@@ -11,15 +11,16 @@ import copy
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from ..api import AIService
+from ..api.autoscaling import AutoscalerState
 from ..autoscaler.batching import BatchingSource
 from ..autoscaler.metrics import MetricSource, PrometheusSource
 from ..autoscaler.policy import Decision, Observation, decide, is_paused, to_status, tolerances
-from ..api.autoscaling import AutoscalerState
 from ..autoscaler.sample import Sample
 from ..clients.kube import Kube
 from ..observability import metrics
@@ -47,7 +48,7 @@ class Autoscalers:
     def __init__(self, source_factory: Callable[..., MetricSource] = PrometheusSource) -> None:
         self._lock = threading.Lock()
         self._memory: dict[tuple[str, str], ScalingMemory] = {}
-        self._sources: dict[tuple, MetricSource] = {}
+        self._sources: dict[tuple[str, int, bool, int], BatchingSource] = {}
         self._source_factory = source_factory
 
     def memory(self, namespace: str, name: str) -> ScalingMemory:
@@ -109,7 +110,7 @@ def warming_up(deployment: dict[str, Any], warmup_seconds: float, now: float) ->
             if cond.get("status") != "True":
                 return True
             try:
-                since = datetime.strptime(cond["lastTransitionTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+                since = datetime.strptime(cond["lastTransitionTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
             except (KeyError, TypeError, ValueError):
                 return False
             return now - since.timestamp() < warmup_seconds

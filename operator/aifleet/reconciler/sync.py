@@ -5,9 +5,10 @@ report status. Everything here is plain functions; kopf only calls `reconcile`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -50,7 +51,7 @@ class Outcome:
 
 
 def now_rfc3339() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def parse(body: dict[str, Any]) -> AIService | None:
@@ -151,7 +152,7 @@ def read_secrets(ais: AIService, lookup: Lookup, kube: Kube) -> dict[str, dict[s
 def endpoints(ais: AIService, topics: TopicsResult | None) -> dict[str, Any]:
     ns, names = ais.metadata.namespace, Names(ais.metadata.name)
     host = service_host(names.triton, ns)
-    out = {"http": f"http://{host}:8000", "grpc": f"{host}:8001", "metrics": f"http://{host}:8002/metrics"}
+    out: dict[str, Any] = {"http": f"http://{host}:8000", "grpc": f"{host}:8001", "metrics": f"http://{host}:8002/metrics"}
     out.update(dataplane_endpoints(ais))
     if topics is not None and topics.topics:
         out["topics"] = sorted(topics.topics)
@@ -293,7 +294,7 @@ def reconcile(
     applied: AppliedCache,
     emit: Emit,
     decision: Decision | None = None,
-    topics: Callable[[AIService, Mapping[str, Any]], TopicsResult | None] | None = None,
+    topics: Callable[[AIService, dict[str, Any] | None], TopicsResult | None] | None = None,
 ) -> Outcome:
     outcome = Outcome()
     previous = last_status(body, applied)

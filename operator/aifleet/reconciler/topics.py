@@ -10,8 +10,8 @@ import hashlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..api import AIService
 from ..api.data import KafkaSpec

@@ -12,8 +12,9 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from ..api import AIService
 from ..clients.kinds import apply_order
@@ -69,7 +70,7 @@ def placeholder_secrets(ais: AIService) -> dict[str, dict[str, Any]]:
 
 
 _CACHE_SIZE = 4096
-_cache: "OrderedDict[str, Rendered]" = OrderedDict()
+_cache: OrderedDict[str, Rendered] = OrderedDict()
 _cache_lock = threading.Lock()
 
 

@@ -91,7 +91,8 @@ def _environment() -> jinja2.Environment:
 def from_template(template: str, **context: Any) -> dict[str, Any]:
     """Render one YAML template to a manifest. Values go through `tojson`, so quoting cannot break YAML."""
     text = _environment().get_template(template).render(**context)
-    return yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader, the C one when libyaml is there
+    manifest: dict[str, Any] = yaml.load(text, Loader=_LOADER)  # a safe loader: the C one when libyaml is there
+    return manifest
 
 
 def owned(ais: AIService, manifest: dict[str, Any]) -> dict[str, Any]:

@@ -12,8 +12,9 @@ A component with a problem renders nothing, so a missing Secret leaves the runni
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from ..api import AIService
 from . import pgbouncer, redis
@@ -30,8 +31,8 @@ class DataPlane:
 def secret_names(ais: AIService) -> list[str]:
     """The Secrets (in the AIService's namespace) that rendering the data plane needs to read."""
     names = []
-    if pgbouncer.wanted(ais) is not None:
-        names.append(ais.spec.pgbouncer.password_secret_ref.name)
+    if (pooler := pgbouncer.wanted(ais)) is not None:
+        names.append(pooler.password_secret_ref.name)
     if redis.wanted(ais) is not None:
         names.append(redis.redis_password_ref(ais).name)
     kafka = ais.spec.kafka
@@ -46,17 +47,17 @@ def render_dataplane(
     password_factory: Callable[[], str] = redis.new_password,
 ) -> DataPlane:
     out = DataPlane()
-    if pgbouncer.wanted(ais) is not None:
-        secret = secrets.get(ais.spec.pgbouncer.password_secret_ref.name)
+    if (pooler := pgbouncer.wanted(ais)) is not None:
+        secret = secrets.get(pooler.password_secret_ref.name)
         problem = pgbouncer.pgbouncer_secret_problem(ais, secret)
         if problem:
             out.problems["pgbouncer"] = problem
         else:
             out.manifests += pgbouncer.render_pgbouncer(ais, pgbouncer.pgbouncer_password(ais, secret))
-    if redis.wanted(ais) is not None:
+    if (cache := redis.wanted(ais)) is not None:
         ref = redis.redis_password_ref(ais)
         secret = secrets.get(ref.name)
-        if secret is None and ais.spec.redis.password_secret_ref is None:
+        if secret is None and cache.password_secret_ref is None:
             # Created now, rendered on the next pass (the Secret's watch event triggers it): rendering with
             # the fresh password right away would be wrong whenever the create loses a race to an older one.
             out.create_once.append(redis.generated_redis_secret(ais, password_factory()))

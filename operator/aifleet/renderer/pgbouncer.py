@@ -18,9 +18,9 @@ from urllib.parse import quote
 
 from ..api import AIService
 from ..api.data import PgBouncerSpec
-from .components import image_tag, resources
-from .common import service_host as common_service_host
 from .common import Names, common_labels, from_template, selector_labels
+from .common import service_host as common_service_host
+from .components import image_tag, resources
 from .secretdata import config_checksum, decode_key, encode_data, secret_ref_problem
 
 COMPONENT = "pgbouncer"

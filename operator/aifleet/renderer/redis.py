@@ -15,9 +15,9 @@ from typing import Any
 
 from ..api import AIService
 from ..api.data import RedisSpec, SecretKeyRef, parse_maxmemory
-from .components import image_tag, resources
-from .common import service_host as common_service_host
 from .common import Names, common_labels, from_template, selector_labels
+from .common import service_host as common_service_host
+from .components import image_tag, resources
 from .secretdata import config_checksum, decode_key, encode_data, secret_ref_problem
 
 __all__ = [

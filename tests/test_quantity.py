@@ -1,0 +1,31 @@
+from decimal import Decimal
+
+import pytest
+
+from aifleet.api.quantity import parse_quantity
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("500m", Decimal("0.5")),
+        ("4", Decimal(4)),
+        ("16Gi", Decimal(16 * 2**30)),
+        ("1.5k", Decimal(1500)),
+        ("1e3", Decimal(1000)),
+        ("+2Mi", Decimal(2 * 2**20)),
+        ("100n", Decimal("1E-7")),
+    ],
+)
+def test_quantities_read_as_the_api_server_reads_them(text, value):
+    assert parse_quantity(text) == value
+
+
+@pytest.mark.parametrize("text", ["", "Gi", "1Xi", "1ki", "abc", "1.2.3"])
+def test_what_is_not_a_quantity_is_none(text):
+    assert parse_quantity(text) is None
+
+
+def test_canonical_forms_compare_equal():
+    assert parse_quantity("1000m") == parse_quantity("1")
+    assert parse_quantity("1024Mi") == parse_quantity("1Gi")
