@@ -32,8 +32,8 @@ from ..api.autoscaling import AutoscalerState, AutoscalingSpec, LookaheadSpec
 from .hpa import HPAState, hpa_sync
 from .policy import Observation, decide
 from .sample import Sample
+from .simulate_cli import DESCRIPTION, POLICIES, add_arguments
 
-POLICIES = ("aifleet", "aifleet-lookahead", "hpa", "oracle")
 # The simulated clock starts at a realistic Unix time so timestamps look like the operator's.
 EPOCH = 1_700_000_000.0
 
@@ -330,20 +330,14 @@ def _load_spec(path: str) -> AutoscalingSpec:
 
 
 def simulate_main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="aifleet simulate", description=__doc__.split("\n\n")[0])
-    ap.add_argument("trace", help="CSV with header time_seconds,rps")
-    ap.add_argument("--policy", action="append", choices=POLICIES, help="repeat to pick several (default: all)")
-    ap.add_argument("--spec", help="YAML of spec.autoscaling (or a whole AIService) to simulate; sets target/min/max/startup/poll")
-    ap.add_argument("--target-rps-per-pod", type=float, default=10.0)
-    ap.add_argument("--min-replicas", type=int, default=1)
-    ap.add_argument("--max-replicas", type=int, default=1000)
-    ap.add_argument("--pod-startup-seconds", type=int, default=60)
-    ap.add_argument("--poll-interval-seconds", type=int, default=15)
-    ap.add_argument("--metric-window-seconds", type=int, default=60, help="the rate() window of the RPS query")
-    ap.add_argument("--plot", help="write a PNG of traffic vs capacity per policy")
-    ap.add_argument("--markdown", action="store_true", help="print the table as Markdown")
-    args = ap.parse_args(argv)
+    """`aifleet simulate` on its own: parse `argv` and run."""
+    parser = argparse.ArgumentParser(prog="aifleet simulate", description=DESCRIPTION)
+    add_arguments(parser)
+    return simulate_command(parser.parse_args(argv))
 
+
+def simulate_command(args: argparse.Namespace) -> int:
+    """Run the simulation the parsed options of `aifleet simulate` describe."""
     try:
         trace = load_trace(args.trace)
         spec = _load_spec(args.spec) if args.spec else None
