@@ -13,11 +13,9 @@ from typing import Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from .base import ApiModel, cel
+from .children import triton_pod_regex
 
-# Pods of an AIService's Triton Deployment are `<name>-triton-<rs-hash>-<pod-hash>`. Matching the two
-# trailing hash segments exactly keeps service `foo` from counting the pods of a service `foo-triton-x`.
-POD_REGEX_TEMPLATE = "{name}-triton-[a-z0-9]+-[a-z0-9]+"
-_SELECTOR = 'namespace="{namespace}",pod=~"' + POD_REGEX_TEMPLATE + '"'
+_SELECTOR = 'namespace="{namespace}",pod=~"' + triton_pod_regex("{name}") + '"'
 
 # Query templates. Only the literal tokens `{namespace}` and `{name}` are substituted (see
 # `render_query`): every other brace is PromQL's own label-matcher syntax, so str.format is not used.

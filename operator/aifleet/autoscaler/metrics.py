@@ -21,16 +21,17 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
+from ..api.children import triton_pod_regex
 from .sample import Sample
 
 log = logging.getLogger(__name__)
 
-# One query for every AIService behind a Prometheus: the service name is recovered from the pod name
-# (`<name>-triton-<rs-hash>-<pod-hash>`), so no relabelling has to be set up for it to work.
+# One query for every AIService behind a Prometheus: the service name is recovered from the pod name, so no
+# relabelling has to be set up for it to work.
 BATCH_RPS_QUERY = (
     "sum by (namespace, aiservice) (label_replace("
-    'rate(nv_inference_request_success{pod=~".+-triton-[a-z0-9]+-[a-z0-9]+"}[1m]), '
-    '"aiservice", "$1", "pod", "(.+)-triton-[a-z0-9]+-[a-z0-9]+"))'
+    f'rate(nv_inference_request_success{{pod=~"{triton_pod_regex(".+")}"}}[1m]), '
+    f'"aiservice", "$1", "pod", "{triton_pod_regex("(.+)")}"))'
 )
 DEFAULT_KEY_LABELS = ("namespace", "aiservice")
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, TypedDict
 
 from ..api.autoscaling import (
@@ -47,6 +46,7 @@ from ..api.autoscaling import (
     TimedReplicas,
     TimedValue,
 )
+from ..api.timestamps import format_timestamp
 from .hpa import Tolerances, ceil_replicas, external_per_pod_replicas, limit_by_rate, record_scale_event, stabilize
 from .sample import Sample
 
@@ -488,10 +488,6 @@ def _describe(
     return f"{signal} {direction} {target}: holding {cur} replicas{suffix}", code
 
 
-def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def to_status(decision: Decision) -> AutoscalingStatus:
     """The Decision as `status.autoscaling`."""
     st = decision.state
@@ -506,7 +502,7 @@ def to_status(decision: Decision) -> AutoscalingStatus:
         reason=decision.reason_code,
         message=decision.reason,
         limited=decision.limited,
-        last_scale_time=rfc3339(st.last_scale_time) if st.last_scale_time is not None else None,
+        last_scale_time=format_timestamp(st.last_scale_time) if st.last_scale_time is not None else None,
         last_scale_reason=st.last_scale_reason,
         last_metric_error=decision.metric_error,  # type: ignore[arg-type]
         paused=decision.paused,

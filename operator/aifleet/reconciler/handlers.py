@@ -23,10 +23,10 @@ from typing import Any
 import kopf
 
 from ..api import GROUP, KIND, PLURAL, VERSION, AIService
+from ..api.children import INSTANCE_LABEL, MANAGED_SELECTOR
 from ..clients.kinds import BY_KIND, CHILD_KINDS, Kind
 from ..clients.kube import Kube, KubeError
 from ..observability import metrics
-from ..renderer.common import INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from ..topics.reconcile import TopicsResult, delete_topics, give_up_reason, kafka_credentials
 from .observed import AppliedCache, trim
 from .scaling import Autoscalers, autoscale
@@ -45,7 +45,6 @@ USER_RECHECK_SECONDS = 10.0  # how soon a fix the user makes (e.g. creating a mi
 # reported Ready sooner (0.2 s after availability rather than ~30 s) but ran more passes and twice the status
 # writes, and 1,000 AIServices took 25% longer to turn Ready (benchmarks/results/fleet-findings.md, round 2).
 WORKER_THREADS = 32
-MANAGED = {MANAGED_BY_LABEL: MANAGED_BY}
 
 
 def index_id(kind: Kind) -> str:
@@ -99,8 +98,8 @@ def _register_child(kind: Kind) -> None:
         if owner:
             memo.triggers.poke(namespace or "", owner)
 
-    kopf.index(*resource, labels=MANAGED, id=index_id(kind))(index)
-    kopf.on.event(*resource, labels=MANAGED, id=f"watch_{kind.plural}")(on_event)
+    kopf.index(*resource, labels=MANAGED_SELECTOR, id=index_id(kind))(index)
+    kopf.on.event(*resource, labels=MANAGED_SELECTOR, id=f"watch_{kind.plural}")(on_event)
 
 
 for _kind in CHILD_KINDS:

@@ -6,25 +6,25 @@ HPA-style conditions (AbleToScale, ScalingActive, ScalingLimited).
 
 from __future__ import annotations
 
-import base64
 import copy
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from ..api import AIService
 from ..api.autoscaling import AutoscalerState
+from ..api.children import names
+from ..api.secret_data import decode_key
+from ..api.timestamps import parse_timestamp
 from ..autoscaler.batching import BatchingSource
 from ..autoscaler.metrics import MetricSource, PrometheusSource
 from ..autoscaler.policy import Decision, Observation, decide, is_paused, to_status, tolerances
 from ..autoscaler.sample import Sample
 from ..clients.kube import Kube
 from ..observability import metrics
-from ..renderer.common import Names
 from .conditions import condition
 from .observed import AppliedCache, Lookup
 
@@ -80,12 +80,11 @@ def _bearer_token(ais: AIService, kube: Kube) -> str | None:
     ref = ais.spec.autoscaling.metrics.auth_secret_ref
     if ref is None:
         return None
-    secret = kube.get("Secret", ais.metadata.namespace, ref.name)
-    data = (secret or {}).get("data") or {}
-    if ref.key not in data:
+    token = decode_key(kube.get("Secret", ais.metadata.namespace, ref.name), ref.key)
+    if token is None:
         # Reported as a metric failure by the caller; the token itself is never in a message.
         raise LookupError(f"spec.autoscaling.metrics.authSecretRef: Secret {ref.name!r} has no key {ref.key!r}")
-    return base64.b64decode(data[ref.key]).decode().strip()
+    return token.strip()
 
 
 def read_metrics(ais: AIService, source: BatchingSource) -> tuple[Sample, Sample | None]:
@@ -110,10 +109,10 @@ def warming_up(deployment: dict[str, Any], warmup_seconds: float, now: float) ->
             if cond.get("status") != "True":
                 return True
             try:
-                since = datetime.strptime(cond["lastTransitionTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+                since = parse_timestamp(cond["lastTransitionTime"])
             except (KeyError, TypeError, ValueError):
                 return False
-            return now - since.timestamp() < warmup_seconds
+            return now - since < warmup_seconds
     return True
 
 
@@ -131,7 +130,7 @@ def autoscale(
     ais: AIService, lookup: Lookup, kube: Kube, autoscalers: Autoscalers, applied: AppliedCache, emit: Emit
 ) -> Decision | None:
     """One poll of the operator engine. Returns the decision, which the status reports."""
-    fleet = Names(ais.metadata.name).triton
+    fleet = names(ais).triton
     deployment = lookup("Deployment", ais.metadata.namespace, fleet)
     if deployment is None:
         return None

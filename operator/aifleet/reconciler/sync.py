@@ -7,19 +7,27 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
 from ..api import KIND, AIService
+from ..api.children import (
+    TRITON,
+    TRITON_GRPC_PORT,
+    TRITON_HTTP_PORT,
+    TRITON_METRICS_PORT,
+    label_selector,
+    names,
+    service_host,
+)
 from ..api.errors import describe_validation_error
+from ..api.timestamps import now_timestamp
 from ..autoscaler.policy import Decision
 from ..clients.kube import Kube, KubeError
 from ..renderer import CONFIG_HASH, Rendered, render_all
 from ..renderer import pgbouncer as pgbouncer_renderer
 from ..renderer import redis as redis_renderer
-from ..renderer.common import Names, selector_labels, service_host
 from ..renderer.dataplane import dataplane_endpoints, secret_names
 from ..topics.reconcile import TopicsResult
 from .conditions import (
@@ -48,10 +56,6 @@ class Outcome:
     status_written: bool = False
     error: str | None = None
     waiting_on_user: bool = False  # e.g. a referenced Secret is missing: we do not watch user Secrets, so re-check soon
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def parse(body: dict[str, Any]) -> AIService | None:
@@ -150,9 +154,12 @@ def read_secrets(ais: AIService, lookup: Lookup, kube: Kube) -> dict[str, dict[s
 
 
 def endpoints(ais: AIService, topics: TopicsResult | None) -> dict[str, Any]:
-    ns, names = ais.metadata.namespace, Names(ais.metadata.name)
-    host = service_host(names.triton, ns)
-    out: dict[str, Any] = {"http": f"http://{host}:8000", "grpc": f"{host}:8001", "metrics": f"http://{host}:8002/metrics"}
+    host = service_host(names(ais).triton, ais.metadata.namespace)
+    out: dict[str, Any] = {
+        "http": f"http://{host}:{TRITON_HTTP_PORT}",
+        "grpc": f"{host}:{TRITON_GRPC_PORT}",
+        "metrics": f"http://{host}:{TRITON_METRICS_PORT}/metrics",
+    }
     out.update(dataplane_endpoints(ais))
     if topics is not None and topics.topics:
         out["topics"] = sorted(topics.topics)
@@ -182,20 +189,20 @@ def _topics_state(ais: AIService, topics: TopicsResult | None) -> ComponentState
 def component_states(
     ais: AIService, lookup: Lookup, rendered: Rendered, topics: TopicsResult | None
 ) -> dict[str, ComponentState]:
-    ns, names = ais.metadata.namespace, Names(ais.metadata.name)
+    ns, children = ais.metadata.namespace, names(ais)
     return {
-        "inference": workload_state(lookup("Deployment", ns, names.triton), ais.spec.autoscaling.min_replicas),
+        "inference": workload_state(lookup("Deployment", ns, children.triton), ais.spec.autoscaling.min_replicas),
         "pooler": _dataplane_state("pgbouncer", pgbouncer_renderer.wanted(ais) is not None, rendered,
-                                   lookup("Deployment", ns, names.pgbouncer)),
+                                   lookup("Deployment", ns, children.pgbouncer)),
         "cache": _dataplane_state("redis", redis_renderer.wanted(ais) is not None, rendered,
-                                  lookup("StatefulSet", ns, names.redis)),
+                                  lookup("StatefulSet", ns, children.redis)),
         "topics": _topics_state(ais, topics),
     }
 
 
 def scaling_report(ais: AIService, lookup: Lookup, decision: Decision | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     if ais.spec.autoscaling.engine == "hpa":
-        return hpa_status(lookup("HorizontalPodAutoscaler", ais.metadata.namespace, Names(ais.metadata.name).triton))
+        return hpa_status(lookup("HorizontalPodAutoscaler", ais.metadata.namespace, names(ais).triton))
     return operator_status(decision)
 
 
@@ -210,7 +217,7 @@ def build_status(
 ) -> dict[str, Any]:
     """The status block, computed purely from the spec, the component states, the observed children and the
     engines' last results."""
-    deployment = lookup("Deployment", ais.metadata.namespace, Names(ais.metadata.name).triton)
+    deployment = lookup("Deployment", ais.metadata.namespace, names(ais).triton)
     scaling_fields, scaling_conditions = scaling_report(ais, lookup, decision)
     conditions = (
         summary_conditions(states, None)
@@ -223,7 +230,7 @@ def build_status(
         "conditions": merge_conditions(previous.get("conditions"), conditions, now, ais.metadata.generation),
         "replicas": dep_status.get("replicas", 0),
         "readyReplicas": dep_status.get("readyReplicas", 0),
-        "selector": ",".join(f"{k}={v}" for k, v in selector_labels(ais, "triton").items()),
+        "selector": label_selector(ais, TRITON),
         "endpoints": endpoints(ais, topics),
         "components": {n: {"state": s.state, "message": s.message} for n, s in states.items()},
     }
@@ -298,7 +305,7 @@ def reconcile(
 ) -> Outcome:
     outcome = Outcome()
     previous = last_status(body, applied)
-    now = now_rfc3339()
+    now = now_timestamp()
     try:
         ais = AIService.model_validate(body)
     except ValidationError as exc:
@@ -313,7 +320,7 @@ def reconcile(
         return outcome
 
     secrets = read_secrets(ais, lookup, kube)
-    fleet = Names(ais.metadata.name).triton
+    fleet = names(ais).triton
     live_fleet = applied.newest("Deployment", ais.metadata.namespace, fleet, lookup("Deployment", ais.metadata.namespace, fleet))
     replicas = (live_fleet or {}).get("spec", {}).get("replicas")
     rendered = render_all(ais, replicas=replicas, secrets=secrets)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..api import AIService
-from ..clients.kinds import apply_order
+from ..api.children import APPLY_ORDER
 from .autoscaling import render_hpa
 from .common import owned
 from .dataplane import render_dataplane, secret_names
@@ -108,7 +108,7 @@ def _render_all(
     manifests = render_inference(ais, initial_replicas(ais, replicas)) + render_hpa(ais) + dataplane.manifests
     manifests = [_stamp(owned(ais, m)) for m in manifests]
     return Rendered(
-        manifests=sorted(manifests, key=lambda m: (apply_order(m), m["metadata"]["name"])),
+        manifests=sorted(manifests, key=lambda m: (APPLY_ORDER.index(m["kind"]), m["metadata"]["name"])),
         create_once=[owned(ais, m) for m in dataplane.create_once],
         problems=dataplane.problems,
         pending=dataplane.pending,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..api import AIService
+from ..api.children import PGBOUNCER_SERVICE_PORT, REDIS_PORT, names
 from . import pgbouncer, redis
 
 
@@ -73,9 +74,9 @@ def dataplane_endpoints(ais: AIService) -> dict[str, str]:
     """`status.endpoints` entries for the pooler and the cache (camelCase keys, as on the wire)."""
     out = {}
     if pgbouncer.wanted(ais) is not None:
-        out["pooler"] = f"{pgbouncer.service_host(ais)}:{pgbouncer.SERVICE_PORT}"
-        out["poolerSecret"] = pgbouncer.connection_secret_name(ais)
+        out["pooler"] = f"{pgbouncer.pooler_host(ais)}:{PGBOUNCER_SERVICE_PORT}"
+        out["poolerSecret"] = names(ais).pgbouncer_connection
     if redis.wanted(ais) is not None:
-        out["cache"] = f"{redis.service_host(ais)}:{redis.PORT}"
+        out["cache"] = f"{redis.cache_host(ais)}:{REDIS_PORT}"
         out["cacheSecret"] = redis.redis_password_ref(ais).name
     return out

@@ -6,10 +6,18 @@ import math
 from typing import Any
 
 from ..api import AIService
+from ..api.children import (
+    TRITON,
+    TRITON_GRPC_PORT,
+    TRITON_HTTP_PORT,
+    TRITON_METRICS_PORT,
+    common_labels,
+    names,
+    selector_labels,
+)
 from ..api.inference import InferenceSpec
-from .common import Names, common_labels, from_template, selector_labels
+from .common import from_template
 
-COMPONENT = "triton"
 GPU_RESOURCE = "nvidia.com/gpu"
 MODEL_MOUNT = "/models"
 CACHE_MOUNT = "/model-cache"
@@ -21,9 +29,9 @@ def triton_args(inf: InferenceSpec) -> list[str]:
     repo = inf.model_repository
     args = [
         f"--model-repository={repo.uri or MODEL_MOUNT}",
-        "--http-port=8000",
-        "--grpc-port=8001",
-        "--metrics-port=8002",
+        f"--http-port={TRITON_HTTP_PORT}",
+        f"--grpc-port={TRITON_GRPC_PORT}",
+        f"--metrics-port={TRITON_METRICS_PORT}",
         "--allow-metrics=true",
         f"--allow-gpu-metrics={'true' if inf.gpus_per_pod else 'false'}",
         # Ready only when every model is loaded, so the Service never routes to a pod that would 503.
@@ -90,14 +98,16 @@ def startup_failure_threshold(inf: InferenceSpec) -> int:
 
 def render_inference(ais: AIService, replicas: int) -> list[dict[str, Any]]:
     inf = ais.spec.inference
-    names = Names(ais.metadata.name)
     volumes, mounts = _volumes(inf)
     context = {
         "spec": ais.spec,
-        "names": names,
+        "names": names(ais),
         "namespace": ais.metadata.namespace,
-        "labels": common_labels(ais, COMPONENT, inf.version),
-        "selector": selector_labels(ais, COMPONENT),
+        "labels": common_labels(ais, TRITON, inf.version),
+        "selector": selector_labels(ais, TRITON),
+        "http_port": TRITON_HTTP_PORT,
+        "grpc_port": TRITON_GRPC_PORT,
+        "metrics_port": TRITON_METRICS_PORT,
         "replicas": replicas,
         "image": f"{inf.image}:{inf.version}",
         "args": triton_args(inf),

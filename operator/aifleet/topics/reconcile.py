@@ -21,8 +21,9 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from ..api.data import KafkaSpec
+from ..api.secret_data import decode_key
+from ..api.timestamps import parse_timestamp
 from ..clients.kafka import KafkaAdminError
-from ..renderer.secretdata import decode_key
 from .plan import DesiredTopic, TopicPlan, TopicState, plan_topics
 
 FINALIZER = "aifleet.dev/kafka-topics"
@@ -184,13 +185,8 @@ def give_up_reason(
     """Why the finalizer should stop waiting for Kafka (message for a Warning event), or None to keep trying."""
     if annotations.get(SKIP_CLEANUP_ANNOTATION, "").lower() == "true":
         return f"topic cleanup skipped: annotation {SKIP_CLEANUP_ANNOTATION} is true; topics may remain on the cluster"
-    if deletion_timestamp:
-        started = datetime.fromisoformat(deletion_timestamp.replace("Z", "+00:00"))
-        if (now - started).total_seconds() >= timeout_seconds:
-            return (
-                f"gave up deleting topics after {timeout_seconds}s without reaching Kafka; they may remain on the"
-                " cluster"
-            )
+    if deletion_timestamp and now.timestamp() - parse_timestamp(deletion_timestamp) >= timeout_seconds:
+        return f"gave up deleting topics after {timeout_seconds}s without reaching Kafka; they may remain on the cluster"
     return None
 
 

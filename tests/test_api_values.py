@@ -1,3 +1,5 @@
+"""Values the API carries as text: quantities and timestamps."""
+
 from decimal import Decimal
 
 import pytest
@@ -29,3 +31,12 @@ def test_what_is_not_a_quantity_is_none(text):
 def test_canonical_forms_compare_equal():
     assert parse_quantity("1000m") == parse_quantity("1")
     assert parse_quantity("1024Mi") == parse_quantity("1Gi")
+
+
+def test_timestamps_round_trip_at_second_precision():
+    from aifleet.api.timestamps import format_timestamp, parse_timestamp
+
+    assert format_timestamp(1_700_000_000.7) == "2023-11-14T22:13:20Z"
+    assert parse_timestamp("2023-11-14T22:13:20Z") == 1_700_000_000
+    with pytest.raises(ValueError):
+        parse_timestamp("2023-11-14T22:13:20")  # no zone: not a Kubernetes timestamp
