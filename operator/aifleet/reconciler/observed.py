@@ -7,8 +7,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-Lookup = Callable[[str, str, str], "dict[str, Any] | None"]  # (kind, namespace, name) -> live object
-
 
 def trim(body: dict[str, Any]) -> dict[str, Any]:
     """Keep what comparisons need; managedFields alone can be most of an object."""

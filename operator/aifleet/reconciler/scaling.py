@@ -25,8 +25,9 @@ from ..autoscaler.policy import Decision, Observation, decide, is_paused, to_sta
 from ..autoscaler.sample import Sample
 from ..clients.kube import Kube
 from ..observability import metrics
+from ..renderer.component import Lookup
 from .conditions import condition
-from .observed import AppliedCache, Lookup
+from .observed import AppliedCache
 
 log = logging.getLogger("aifleet.autoscaler")
 BATCH_MAX_AGE_SECONDS = 3.0

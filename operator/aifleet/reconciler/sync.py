@@ -12,34 +12,18 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..api import KIND, AIService
-from ..api.children import (
-    TRITON,
-    TRITON_GRPC_PORT,
-    TRITON_HTTP_PORT,
-    TRITON_METRICS_PORT,
-    label_selector,
-    names,
-    service_host,
-)
+from ..api.children import TRITON, label_selector, names
 from ..api.errors import describe_validation_error
 from ..api.timestamps import now_timestamp
 from ..autoscaler.policy import Decision
 from ..clients.kube import Kube, KubeError
-from ..renderer import CONFIG_HASH, Rendered, render_all
-from ..renderer import pgbouncer as pgbouncer_renderer
-from ..renderer import redis as redis_renderer
-from ..renderer.dataplane import dataplane_endpoints, secret_names
+from ..renderer import CONFIG_HASH, Rendered, render_all, secret_names
+from ..renderer.component import DISABLED, ComponentState, Lookup, Observed, Rendering
+from ..renderer.components import COMPONENTS
 from ..topics.reconcile import TopicsResult
-from .conditions import (
-    DISABLED,
-    ComponentState,
-    component_condition,
-    merge_conditions,
-    summary_conditions,
-    workload_state,
-)
+from .conditions import component_condition, merge_conditions, summary_conditions
 from .diff import drift
-from .observed import AppliedCache, Lookup
+from .observed import AppliedCache
 from .scaling import hpa_status, operator_status
 
 log = logging.getLogger("aifleet.reconciler")
@@ -153,50 +137,21 @@ def read_secrets(ais: AIService, lookup: Lookup, kube: Kube) -> dict[str, dict[s
 # --- status -------------------------------------------------------------------------------------------
 
 
-def endpoints(ais: AIService, topics: TopicsResult | None) -> dict[str, Any]:
-    host = service_host(names(ais).triton, ais.metadata.namespace)
-    out: dict[str, Any] = {
-        "http": f"http://{host}:{TRITON_HTTP_PORT}",
-        "grpc": f"{host}:{TRITON_GRPC_PORT}",
-        "metrics": f"http://{host}:{TRITON_METRICS_PORT}/metrics",
-    }
-    out.update(dataplane_endpoints(ais))
-    if topics is not None and topics.topics:
-        out["topics"] = sorted(topics.topics)
+def endpoints(ais: AIService, observed: Observed) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for component in COMPONENTS:
+        if component.wanted(ais):
+            out.update(component.endpoints(ais, observed))
     return out
-
-
-def _dataplane_state(
-    component: str, wanted: bool, rendered: Rendered, workload: dict[str, Any] | None
-) -> ComponentState:
-    if not wanted:
-        return DISABLED
-    if component in rendered.problems:
-        return ComponentState("Degraded", rendered.problems[component], False)
-    if component in rendered.pending:
-        return ComponentState("Pending", rendered.pending[component], False)
-    return workload_state(workload, 1)
-
-
-def _topics_state(ais: AIService, topics: TopicsResult | None) -> ComponentState:
-    if ais.spec.kafka is None or not ais.spec.kafka.enabled:
-        return DISABLED
-    if topics is None:
-        return ComponentState("Pending", "not synced with Kafka yet", False)
-    return ComponentState(topics.state, f"{topics.reason}: {topics.message}", topics.state == "Ready")
 
 
 def component_states(
     ais: AIService, lookup: Lookup, rendered: Rendered, topics: TopicsResult | None
 ) -> dict[str, ComponentState]:
-    ns, children = ais.metadata.namespace, names(ais)
+    observed = Observed(lookup, topics)
     return {
-        "inference": workload_state(lookup("Deployment", ns, children.triton), ais.spec.autoscaling.min_replicas),
-        "pooler": _dataplane_state("pgbouncer", pgbouncer_renderer.wanted(ais) is not None, rendered,
-                                   lookup("Deployment", ns, children.pgbouncer)),
-        "cache": _dataplane_state("redis", redis_renderer.wanted(ais) is not None, rendered,
-                                  lookup("StatefulSet", ns, children.redis)),
-        "topics": _topics_state(ais, topics),
+        c.status_key: c.state(ais, observed, rendered.parts.get(c.name, Rendering())) if c.wanted(ais) else DISABLED
+        for c in COMPONENTS
     }
 
 
@@ -231,7 +186,7 @@ def build_status(
         "replicas": dep_status.get("replicas", 0),
         "readyReplicas": dep_status.get("readyReplicas", 0),
         "selector": label_selector(ais, TRITON),
-        "endpoints": endpoints(ais, topics),
+        "endpoints": endpoints(ais, Observed(lookup, topics)),
         "components": {n: {"state": s.state, "message": s.message} for n, s in states.items()},
     }
     if deployment is not None:

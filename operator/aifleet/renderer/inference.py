@@ -1,4 +1,5 @@
-"""The Triton Inference Server fleet: ServiceAccount, Service, Deployment, PodDisruptionBudget."""
+"""The Triton Inference Server fleet: ServiceAccount, Service, Deployment, PodDisruptionBudget (and, with the
+`hpa` engine, its HorizontalPodAutoscaler)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,12 @@ from ..api.children import (
     common_labels,
     names,
     selector_labels,
+    service_host,
 )
 from ..api.inference import InferenceSpec
+from .autoscaling import render_hpa
 from .common import from_template
+from .component import Component, ComponentState, Observed, Rendering, RenderInputs, workload_state
 
 GPU_RESOURCE = "nvidia.com/gpu"
 MODEL_MOUNT = "/models"
@@ -130,3 +134,33 @@ def render_inference(ais: AIService, replicas: int) -> list[dict[str, Any]]:
 
 def _int_or_percent(value: str) -> int | str:
     return value if value.endswith("%") else int(value)
+
+
+def initial_replicas(ais: AIService, current: int | None) -> int:
+    """Keep the replicas the autoscaler (or HPA) chose, inside [min, max]; start new fleets at min."""
+    scaling = ais.spec.autoscaling
+    wanted = scaling.min_replicas if current is None else current
+    return max(scaling.min_replicas, min(scaling.max_replicas, wanted))
+
+
+class Triton(Component):
+    name = TRITON
+    status_key = "inference"
+
+    def wanted(self, ais: AIService) -> bool:
+        return True
+
+    def render(self, ais: AIService, inputs: RenderInputs) -> Rendering:
+        return Rendering(manifests=render_inference(ais, initial_replicas(ais, inputs.replicas)) + render_hpa(ais))
+
+    def state(self, ais: AIService, observed: Observed, rendering: Rendering) -> ComponentState:
+        fleet = observed.lookup("Deployment", ais.metadata.namespace, names(ais).triton)
+        return workload_state(fleet, ais.spec.autoscaling.min_replicas)
+
+    def endpoints(self, ais: AIService, observed: Observed) -> dict[str, str]:
+        host = service_host(names(ais).triton, ais.metadata.namespace)
+        return {
+            "http": f"http://{host}:{TRITON_HTTP_PORT}",
+            "grpc": f"{host}:{TRITON_GRPC_PORT}",
+            "metrics": f"http://{host}:{TRITON_METRICS_PORT}/metrics",
+        }

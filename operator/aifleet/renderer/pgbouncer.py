@@ -29,8 +29,9 @@ from ..api.children import (
 from ..api.data import PgBouncerSpec
 from ..api.secret_data import decode_key
 from .common import from_template
-from .components import image_tag, resources
+from .component import Component, ComponentState, Observed, Rendering, RenderInputs, rendered_state
 from .secretdata import config_checksum, encode_data, secret_ref_problem
+from .workload import image_tag, resources
 
 CONFIG_DIR = "/etc/pgbouncer"
 SOCKET_DIR = "/tmp"  # an emptyDir: the root filesystem is read-only
@@ -165,3 +166,31 @@ def render_pgbouncer(ais: AIService, password: str | None) -> list[dict[str, Any
         from_template("pgbouncer-pdb.yaml.j2", **context),
     ]
 
+
+
+class PgBouncer(Component):
+    name = PGBOUNCER
+    status_key = "pooler"
+
+    def wanted(self, ais: AIService) -> bool:
+        return wanted(ais) is not None
+
+    def secret_names(self, ais: AIService) -> list[str]:
+        spec = wanted(ais)
+        return [spec.password_secret_ref.name] if spec is not None else []
+
+    def render(self, ais: AIService, inputs: RenderInputs) -> Rendering:
+        spec = wanted(ais)
+        if spec is None:
+            return Rendering()
+        secret = inputs.secrets.get(spec.password_secret_ref.name)
+        problem = pgbouncer_secret_problem(ais, secret)
+        if problem:
+            return Rendering(problem=problem)
+        return Rendering(manifests=render_pgbouncer(ais, pgbouncer_password(ais, secret)))
+
+    def state(self, ais: AIService, observed: Observed, rendering: Rendering) -> ComponentState:
+        return rendered_state(rendering, observed.lookup("Deployment", ais.metadata.namespace, names(ais).pgbouncer))
+
+    def endpoints(self, ais: AIService, observed: Observed) -> dict[str, str]:
+        return {"pooler": f"{pooler_host(ais)}:{PGBOUNCER_SERVICE_PORT}", "poolerSecret": names(ais).pgbouncer_connection}

@@ -18,8 +18,9 @@ from ..api.children import REDIS, REDIS_PORT, common_labels, names, selector_lab
 from ..api.data import RedisSpec, SecretKeyRef, parse_maxmemory
 from ..api.secret_data import decode_key
 from .common import from_template
-from .components import image_tag, resources
+from .component import Component, ComponentState, Observed, Rendering, RenderInputs, rendered_state
 from .secretdata import config_checksum, encode_data, secret_ref_problem
+from .workload import image_tag, resources
 
 __all__ = [
     "generated_redis_secret",
@@ -167,3 +168,37 @@ def render_redis(ais: AIService, password: str | None) -> list[dict[str, Any]]:
         from_template("redis-statefulset.yaml.j2", **context),
     ]
 
+
+
+class Redis(Component):
+    name = REDIS
+    status_key = "cache"
+
+    def wanted(self, ais: AIService) -> bool:
+        return wanted(ais) is not None
+
+    def secret_names(self, ais: AIService) -> list[str]:
+        return [redis_password_ref(ais).name] if wanted(ais) is not None else []
+
+    def render(self, ais: AIService, inputs: RenderInputs) -> Rendering:
+        spec = wanted(ais)
+        if spec is None:
+            return Rendering()
+        ref = redis_password_ref(ais)
+        secret = inputs.secrets.get(ref.name)
+        if secret is None and spec.password_secret_ref is None:
+            # Created now, rendered on the next pass (the Secret's watch event triggers it): rendering with
+            # the fresh password right away would be wrong whenever the create loses a race to an older one.
+            password = (inputs.new_password or new_password)()
+            return Rendering(
+                create_once=[generated_redis_secret(ais, password)], pending=f"creating the password Secret {ref.name}"
+            )
+        if problem := redis_secret_problem(ais, secret):
+            return Rendering(problem=problem)
+        return Rendering(manifests=render_redis(ais, redis_password(ais, secret)))
+
+    def state(self, ais: AIService, observed: Observed, rendering: Rendering) -> ComponentState:
+        return rendered_state(rendering, observed.lookup("StatefulSet", ais.metadata.namespace, names(ais).redis))
+
+    def endpoints(self, ais: AIService, observed: Observed) -> dict[str, str]:
+        return {"cache": f"{cache_host(ais)}:{REDIS_PORT}", "cacheSecret": redis_password_ref(ais).name}
