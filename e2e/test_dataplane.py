@@ -28,7 +28,7 @@ from aifleet.api.data import KafkaSpec, parse_maxmemory
 from aifleet.clients.kafka import BROKER_UNAVAILABLE, TIMEOUT, KafkaAdmin
 from aifleet.renderer.pgbouncer import render_pgbouncer
 from aifleet.renderer.redis import render_redis
-from aifleet.topics.reconcile import delete_topics, sync_topics
+from aifleet.topics.apply import delete_topics, sync_topics
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "services"))
 import harness  # noqa: E402

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from aifleet.autoscaler.metrics import BATCH_RPS_QUERY, Batch, PrometheusSource, parse_result, redact_url
+from aifleet.autoscaler.prometheus import BATCH_RPS_QUERY, Batch, PrometheusSource, parse_result, redact_url
 from aifleet.autoscaler.sample import Sample
 
 TOKEN = "s3cr3t-t0ken"

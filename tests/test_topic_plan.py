@@ -10,14 +10,15 @@ from pydantic import ValidationError
 from aifleet.api import AIService
 from aifleet.api.data import KafkaSpec
 from aifleet.api.errors import describe_validation_error
-from aifleet.topics.plan import TopicState, plan_topics
-from aifleet.topics.reconcile import (
+from aifleet.clients.kafka import TopicState
+from aifleet.topics.apply import (
     SKIP_CLEANUP_ANNOTATION,
     delete_topics,
     give_up_reason,
     kafka_credentials,
     kafka_credentials_problem,
 )
+from aifleet.topics.plan import plan_topics
 
 ORDERS_CONFIGS = {"retention.ms": "604800000"}
 DLQ_CONFIGS = {"retention.ms": "1209600000"}

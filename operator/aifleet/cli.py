@@ -43,7 +43,7 @@ def _priority(value: str) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from .logs import configure_logging
-    from .observability.runner import RunOptions, run
+    from .manager import RunOptions, run
 
     configure_logging(args.log_level, args.log_format)
     return run(

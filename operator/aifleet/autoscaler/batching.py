@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from .metrics import BATCH_RPS_QUERY, DEFAULT_KEY_LABELS, Batch, MetricSource
+from .prometheus import BATCH_RPS_QUERY, DEFAULT_KEY_LABELS, Batch, MetricSource
 from .sample import Sample
 
 

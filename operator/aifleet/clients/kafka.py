@@ -13,6 +13,7 @@ import logging
 import re
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
@@ -27,9 +28,17 @@ from confluent_kafka.admin import (
 )
 
 from ..api.data import KafkaSpec
-from ..topics.plan import TopicState
 
 log = logging.getLogger("aifleet.kafka")
+
+
+@dataclass(frozen=True)
+class TopicState:
+    """A topic as the cluster has it. `configs` holds at least the keys we manage, as strings."""
+
+    partitions: int
+    replication_factor: int
+    configs: dict[str, str] = field(default_factory=dict)
 
 
 class _Repeats(logging.Filter):

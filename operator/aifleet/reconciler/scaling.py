@@ -20,8 +20,8 @@ from ..api.children import names
 from ..api.secret_data import decode_key
 from ..api.timestamps import parse_timestamp
 from ..autoscaler.batching import BatchingSource
-from ..autoscaler.metrics import MetricSource, PrometheusSource
 from ..autoscaler.policy import Decision, Observation, decide, is_paused, to_status, tolerances
+from ..autoscaler.prometheus import MetricSource, PrometheusSource
 from ..autoscaler.sample import Sample
 from ..clients.kube import Kube
 from ..observability import metrics

@@ -20,7 +20,7 @@ from ..clients.kube import Kube, KubeError
 from ..renderer import CONFIG_HASH, Rendered, render_all, secret_names
 from ..renderer.component import DISABLED, ComponentState, Lookup, Observed, Rendering
 from ..renderer.components import COMPONENTS
-from ..topics.reconcile import TopicsResult
+from ..topics.apply import TopicsResult
 from .conditions import component_condition, merge_conditions, summary_conditions
 from .diff import drift
 from .observed import AppliedCache

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
 from ..api import AIService
-from ..topics.reconcile import TopicsResult
+from ..topics.apply import TopicsResult
 
 Lookup = Callable[[str, str, str], "dict[str, Any] | None"]  # (kind, namespace, name) -> live object
 Secrets = Mapping[str, "dict[str, Any] | None"]  # Secret name -> the Secret as the API returns it, None: missing

@@ -23,8 +23,8 @@ from typing import Any, Literal, Protocol
 from ..api.data import KafkaSpec
 from ..api.secret_data import decode_key
 from ..api.timestamps import parse_timestamp
-from ..clients.kafka import KafkaAdminError
-from .plan import DesiredTopic, TopicPlan, TopicState, plan_topics
+from ..clients.kafka import KafkaAdminError, TopicState
+from .plan import DesiredTopic, TopicPlan, plan_topics
 
 FINALIZER = "aifleet.dev/kafka-topics"
 SKIP_CLEANUP_ANNOTATION = "aifleet.dev/skip-topic-cleanup"

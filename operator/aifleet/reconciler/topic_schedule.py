@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from ..api import AIService
 from ..api.data import KafkaSpec
 from ..clients.kafka import KafkaAdmin
-from ..topics.reconcile import TopicsResult, kafka_credentials, kafka_credentials_problem, sync_topics
+from ..topics.apply import TopicsResult, kafka_credentials, kafka_credentials_problem, sync_topics
 
 Emit = Callable[[str, str, str], None]
 READY_RESYNC_SECONDS = 300.0
