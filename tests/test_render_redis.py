@@ -10,11 +10,11 @@ import pytest
 from pydantic import ValidationError
 
 from aifleet.api import AIService
+from aifleet.api.data import parse_maxmemory
 from aifleet.api.errors import describe_validation_error
 from aifleet.renderer.redis import (
     generated_redis_secret,
     new_password,
-    parse_maxmemory,
     redis_conf,
     redis_password,
     redis_password_ref,

@@ -8,10 +8,10 @@ import copy
 import yaml
 
 from aifleet.api import AIService
-from aifleet.api.autoscaling import AutoscalerState
 from aifleet.api.crd import crd
 from aifleet.autoscaler.policy import Observation, decide
 from aifleet.autoscaler.sample import Sample
+from aifleet.autoscaler.state import AutoscalerState
 from aifleet.reconciler.sync import build_status, component_states
 from aifleet.renderer import render_all
 from conftest import EXAMPLES

@@ -3,9 +3,10 @@ not delivered back yet."""
 
 from __future__ import annotations
 
-from aifleet.api.autoscaling import AutoscalerState, AutoscalingSpec
+from aifleet.api.autoscaling import AutoscalingSpec
 from aifleet.autoscaler.policy import Observation, decide, tolerances
 from aifleet.autoscaler.sample import Sample
+from aifleet.autoscaler.state import AutoscalerState
 from aifleet.reconciler.observed import AppliedCache
 from aifleet.reconciler.scaling import operator_status, shown_decision, warming_up
 from aifleet.reconciler.sync import _changed, last_status

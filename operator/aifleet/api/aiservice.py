@@ -6,11 +6,10 @@ from typing import Final, Literal
 
 from pydantic import ConfigDict, Field
 
-from .autoscaling import AutoscalingSpec, AutoscalingStatus
+from .autoscaling import AutoscalingSpec
 from .base import ApiModel
 from .data import KafkaSpec, PgBouncerSpec, RedisSpec
 from .inference import InferenceSpec
-from .status import AIServiceStatus as _BaseStatus
 
 GROUP = "aifleet.dev"
 VERSION = "v1alpha1"
@@ -31,10 +30,6 @@ class AIServiceSpec(ApiModel):
     pgbouncer: PgBouncerSpec | None = Field(None, description="Connection pooling in front of an existing PostgreSQL.")
     redis: RedisSpec | None = Field(None, description="A Redis cache for the service.")
     kafka: KafkaSpec | None = Field(None, description="Kafka topics and dead-letter topics on an existing cluster.")
-
-
-class AIServiceStatus(_BaseStatus):
-    autoscaling: AutoscalingStatus | None = Field(None, description="The autoscaler's last decision.")
 
 
 class ObjectMeta(ApiModel):

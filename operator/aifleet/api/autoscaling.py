@@ -1,7 +1,7 @@
 """`spec.autoscaling` and `status.autoscaling`: how the Triton fleet follows its traffic.
 
-The decision logic lives in `aifleet.autoscaler.policy.decide`; these models are its input (spec),
-its persisted memory (`AutoscalerState`) and its report (`AutoscalingStatus`).
+The decision logic lives in `aifleet.autoscaler.policy.decide`; these models are its input (spec) and its
+report (`AutoscalingStatus`); what it remembers between polls is `aifleet.autoscaler.state.AutoscalerState`.
 Semantics follow the HorizontalPodAutoscaler's `behavior` wherever HPA has a notion, so people who
 know HPA read this block without surprises.
 """
@@ -117,7 +117,7 @@ class ScaleDownRules(ApiModel):
 # metrics
 
 
-class SecretKeyRef(ApiModel):
+class TokenSecretRef(ApiModel):
     name: str = Field(
         min_length=1,
         max_length=253,
@@ -177,7 +177,7 @@ class MetricsSpec(ApiModel):
             "series has been read. Prometheus needs a scrape interval or two before rate() answers for new pods."
         ),
     )
-    auth_secret_ref: SecretKeyRef | None = Field(
+    auth_secret_ref: TokenSecretRef | None = Field(
         None, description="Secret holding a bearer token for Prometheus. The token is never logged."
     )
     insecure_skip_tls_verify: bool = Field(
@@ -330,46 +330,6 @@ class AutoscalingSpec(ApiModel):
         ):
             raise ValueError(_HPA_ONLY_BASICS)
         return self
-
-
-# ---------------------------------------------------------------------------------------------
-# the autoscaler's memory: small, serialisable, carried between polls by the caller
-
-
-class TimedReplicas(ApiModel):
-    t: float = Field(description="Unix time in seconds.")
-    replicas: int = Field(description="A replica count (recommendations) or a replica change (scale events).")
-
-
-class TimedValue(ApiModel):
-    t: float = Field(description="Unix time in seconds.")
-    value: float = Field(description="An observed RPS.")
-
-
-class AutoscalerState(ApiModel):
-    """What `decide` needs to remember between polls; it returns the updated copy in its Decision.
-
-    Bounded by the windows: recommendations span the longer stabilization window, scale events the
-    longest policy period, RPS samples the look-ahead window; about 50 entries at the defaults.
-    """
-
-    initialized: bool = Field(False, description="False until the first decision; a fresh state waits one scale-down window before shrinking.")
-    recommendations: list[TimedReplicas] = Field(
-        default_factory=list, description="Recent unstabilized recommendations, for the stabilization windows."
-    )
-    scale_up_events: list[TimedReplicas] = Field(default_factory=list, description="Recent scale-ups (pods added), for the rate policies.")
-    scale_down_events: list[TimedReplicas] = Field(
-        default_factory=list, description="Recent scale-downs (pods removed), for the rate policies."
-    )
-    rps_samples: list[TimedValue] = Field(default_factory=list, description="Recent good RPS samples, for the look-ahead trend.")
-    lookahead_floor: list[TimedValue] = Field(
-        default_factory=list, description="Recent look-ahead forecasts (projected RPS); each holds until its horizon has passed."
-    )
-    consecutive_failures: int = Field(0, ge=0, description="Polls in a row whose RPS was missing or bad.")
-    measured: bool = Field(False, description="An RPS sample has been read at least once (the warm-up is over).")
-    last_scale_up_time: float | None = Field(None, description="Unix time of the last scale-up.")
-    last_scale_time: float | None = Field(None, description="Unix time of the last resize.")
-    last_scale_reason: str | None = Field(None, description="Why the last resize happened.")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,8 +25,8 @@ from .aiservice import (
     SINGULAR,
     VERSION,
     AIServiceSpec,
-    AIServiceStatus,
 )
+from .status import AIServiceStatus
 
 _DROP = {"title"}
 

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from .autoscaling import AutoscalingStatus
 from .base import ApiModel
 
 ConditionStatus = Literal["True", "False", "Unknown"]
@@ -50,3 +51,4 @@ class AIServiceStatus(ApiModel):
     selector: str | None = Field(None, description="Label selector of the Triton pods (for the scale subresource).")
     endpoints: Endpoints = Field(default_factory=Endpoints, description="Addresses clients use.")
     components: dict[str, ComponentStatus] = Field(default_factory=dict, description="State per component.")
+    autoscaling: AutoscalingStatus | None = Field(None, description="The autoscaler's last decision.")

@@ -53,7 +53,6 @@ class Tolerances(NamedTuple):
 
 
 HPA_TOLERANCES = Tolerances()
-SYNC_PERIOD_SECONDS = 15
 # Default behavior (autoscaling/v2 defaulting, and the --horizontal-pod-autoscaler-downscale-stabilization flag)
 DEFAULT_SCALE_UP = ScaleUpRules(
     stabilization_window_seconds=0,

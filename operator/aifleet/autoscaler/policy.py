@@ -38,17 +38,15 @@ from ..api.autoscaling import (
     DEFAULT_SCALE_DOWN_TOLERANCE,
     DEFAULT_SCALE_UP_TOLERANCE,
     PAUSED_ANNOTATION,
-    AutoscalerState,
     AutoscalingSpec,
     AutoscalingStatus,
     LimitReason,
     ReasonCode,
-    TimedReplicas,
-    TimedValue,
 )
 from ..api.timestamps import format_timestamp
 from .hpa import Tolerances, ceil_replicas, external_per_pod_replicas, limit_by_rate, record_scale_event, stabilize
 from .sample import Sample
+from .state import AutoscalerState, TimedReplicas, TimedValue
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +77,8 @@ class Decision:
     desired_replicas: int  # always within [minReplicas, maxReplicas]
     current_replicas: int
     act: bool  # resize the Deployment to desired_replicas
-    reason: str  # e.g. "rps 4210 over target 100/pod: 35 -> 43 replicas"
-    reason_code: ReasonCode
+    message: str  # e.g. "rps 4210 over target 100/pod: 35 -> 43 replicas"
+    reason: ReasonCode  # one CamelCase word
     limited: LimitReason | None
     state: AutoscalerState
     rps: float | None = None
@@ -118,8 +116,8 @@ def decide(obs: Observation, state: AutoscalerState, spec: AutoscalingSpec, now:
             desired_replicas=_clamp(cur, lo, hi),
             current_replicas=cur,
             act=False,
-            reason=f"paused by annotation {PAUSED_ANNOTATION}: holding {cur} replicas",
-            reason_code="Paused",
+            message=f"paused by annotation {PAUSED_ANNOTATION}: holding {cur} replicas",
+            reason="Paused",
             limited=None,
             state=state,
             paused=True,
@@ -152,7 +150,7 @@ def decide(obs: Observation, state: AutoscalerState, spec: AutoscalingSpec, now:
         limited: LimitReason | None = "TooManyReplicas" if cur > hi else "TooFewReplicas"
         reason = f"{cur} replicas outside [minReplicas {lo}, maxReplicas {hi}]: {cur} -> {desired} replicas"
         return Decision(
-            desired_replicas=desired, act=True, reason=reason, reason_code="OutOfRange", limited=limited,
+            desired_replicas=desired, act=True, message=reason, reason="OutOfRange", limited=limited,
             state=_scaled(state, cur, desired, now, reason, spec), **common,
         )
 
@@ -191,8 +189,8 @@ def decide(obs: Observation, state: AutoscalerState, spec: AutoscalingSpec, now:
         readings = common.copy()
         readings["metric_error"] = None
         return Decision(
-            desired_replicas=cur, act=False, reason=f"waiting for the fleet's first metrics: holding {cur} replicas",
-            reason_code="WaitingForMetrics", limited=None, state=state, **readings,
+            desired_replicas=cur, act=False, message=f"waiting for the fleet's first metrics: holding {cur} replicas",
+            reason="WaitingForMetrics", limited=None, state=state, **readings,
         )
     if not candidates:
         return _on_missing_metrics(rps_sample.error or "missing", failures, cur, state, spec, now, common)
@@ -238,7 +236,7 @@ def decide(obs: Observation, state: AutoscalerState, spec: AutoscalingSpec, now:
     else:
         state = _scaled(state, cur, cur, now, None, spec)  # prunes old scale events
     return Decision(
-        desired_replicas=desired, act=desired != cur, reason=reason, reason_code=code, limited=limited, state=state, **common
+        desired_replicas=desired, act=desired != cur, message=reason, reason=code, limited=limited, state=state, **common
     )
 
 
@@ -392,16 +390,16 @@ def _on_missing_metrics(
         if desired != cur:
             reason = f"{what}: fallback {cur} -> {desired} replicas"
             return Decision(
-                desired_replicas=desired, act=True, reason=reason, reason_code="Fallback", limited=None,
+                desired_replicas=desired, act=True, message=reason, reason="Fallback", limited=None,
                 state=_scaled(state, cur, desired, now, reason, spec), **common,
             )
         return Decision(
-            desired_replicas=cur, act=False, reason=f"{what}: holding {cur} replicas (fallbackReplicas {fb})",
-            reason_code="Fallback", limited=None, state=state, **common,
+            desired_replicas=cur, act=False, message=f"{what}: holding {cur} replicas (fallbackReplicas {fb})",
+            reason="Fallback", limited=None, state=state, **common,
         )
     return Decision(
-        desired_replicas=cur, act=False, reason=f"{what}: holding {cur} replicas",
-        reason_code="MetricsUnavailable", limited=None, state=state, **common,
+        desired_replicas=cur, act=False, message=f"{what}: holding {cur} replicas",
+        reason="MetricsUnavailable", limited=None, state=state, **common,
     )
 
 
@@ -499,8 +497,8 @@ def to_status(decision: Decision) -> AutoscalingStatus:
         lookahead_replicas=decision.lookahead_replicas,
         queue_replicas=decision.queue_replicas,
         desired_replicas=decision.desired_replicas,
-        reason=decision.reason_code,
-        message=decision.reason,
+        reason=decision.reason,
+        message=decision.message,
         limited=decision.limited,
         last_scale_time=format_timestamp(st.last_scale_time) if st.last_scale_time is not None else None,
         last_scale_reason=st.last_scale_reason,

@@ -128,16 +128,6 @@ class PrometheusSource:
             timeout=timeout_seconds,
         )
 
-    @classmethod
-    def from_spec(cls, metrics: Any, bearer_token: str | None = None) -> PrometheusSource:
-        """Build from `spec.autoscaling.metrics`; the caller reads the token from authSecretRef."""
-        return cls(
-            metrics.address,
-            timeout_seconds=metrics.timeout_seconds,
-            bearer_token=bearer_token,
-            insecure_skip_tls_verify=metrics.insecure_skip_tls_verify,
-        )
-
     def __repr__(self) -> str:  # never the headers
         return f"PrometheusSource({self._address!r})"
 

@@ -28,11 +28,12 @@ from typing import Protocol
 
 import numpy as np
 
-from ..api.autoscaling import AutoscalerState, AutoscalingSpec, LookaheadSpec
+from ..api.autoscaling import AutoscalingSpec, LookaheadSpec
 from .hpa import HPAState, hpa_sync
 from .policy import Observation, decide
 from .sample import Sample
 from .simulate_cli import DESCRIPTION, POLICIES, add_arguments
+from .state import AutoscalerState
 
 # The simulated clock starts at a realistic Unix time so timestamps look like the operator's.
 EPOCH = 1_700_000_000.0

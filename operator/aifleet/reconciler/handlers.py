@@ -34,10 +34,9 @@ log = logging.getLogger("aifleet.handlers")
 # AIFLEET_RESYNC_SECONDS: shorter resyncs make "a quiet resync writes nothing" measurable in minutes (benchmarks).
 RESYNC_SECONDS = float(os.environ.get("AIFLEET_RESYNC_SECONDS", "300"))
 MAX_BACKOFF_SECONDS = 300.0
-# Passes mostly wait on the API server: threads, not CPUs. First in, first out on purpose: while a fleet is created
-# in bulk, a pass waits its turn and then covers every change of its AIService since; putting the short passes first
-# reported Ready sooner (0.2 s after availability rather than ~30 s) but ran more passes and twice the status
-# writes, and 1,000 AIServices took 25% longer to turn Ready (benchmarks/results/fleet-findings.md, round 2).
+# Passes mostly wait on the API server: threads, not CPUs. First in, first out: while a fleet is created in bulk,
+# a pass waits its turn and then covers every change of its AIService since, which keeps passes and status
+# writes few (benchmarks/results/fleet-findings.md).
 WORKER_THREADS = 32
 
 

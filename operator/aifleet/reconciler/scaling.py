@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..api import AIService
-from ..api.autoscaling import AutoscalerState
 from ..api.children import names
 from ..api.secret_data import decode_key
 from ..api.timestamps import parse_timestamp
@@ -23,6 +22,7 @@ from ..autoscaler.batching import BatchingSource
 from ..autoscaler.policy import Decision, Observation, decide, is_paused, to_status, tolerances
 from ..autoscaler.prometheus import MetricSource, PrometheusSource
 from ..autoscaler.sample import Sample
+from ..autoscaler.state import AutoscalerState
 from ..clients.kube import Kube
 from ..observability import metrics
 from ..renderer.component import Lookup
@@ -162,26 +162,26 @@ def autoscale(
         _remember_resize(applied, deployment, decision.desired_replicas, scale)
         up = decision.desired_replicas > decision.current_replicas
         metrics.record_scale("up" if up else "down", ais.metadata.namespace, ais.metadata.name, decision.desired_replicas)
-        emit("Normal", "ScaledUp" if up else "ScaledDown", decision.reason)
+        emit("Normal", "ScaledUp" if up else "ScaledDown", decision.message)
         log.info(
             "scaled",
             extra={"aiservice": ref, "from": decision.current_replicas, "to": decision.desired_replicas,
-                   "rps": decision.rps, "why": decision.reason},
+                   "rps": decision.rps, "why": decision.message},
         )
     was_failing = previous is not None and previous.metric_error is not None
     if decision.metric_error and not was_failing:
-        emit("Warning", "MetricsUnavailable", f"{decision.metric_error} rps ({observation.rps.detail or 'no detail'}): {decision.reason}")
+        emit("Warning", "MetricsUnavailable", f"{decision.metric_error} rps ({observation.rps.detail or 'no detail'}): {decision.message}")
         log.warning("metrics unavailable", extra={"aiservice": ref, "kind": decision.metric_error, "detail": observation.rps.detail})
     elif was_failing and not decision.metric_error:
-        what = "Prometheus answers again" if decision.reason_code == "WaitingForMetrics" else "rps readable again"
-        emit("Normal", "MetricsRecovered", f"{what}: {decision.reason}")
+        what = "Prometheus answers again" if decision.reason == "WaitingForMetrics" else "rps readable again"
+        emit("Normal", "MetricsRecovered", f"{what}: {decision.message}")
     return decision
 
 
 # --- status: pure ------------------------------------------------------------------------------------
 
 # What a decision decided, as opposed to the readings it was made on.
-_DECIDED = ("desired_replicas", "current_replicas", "act", "reason_code", "limited", "reactive_replicas",
+_DECIDED = ("desired_replicas", "current_replicas", "act", "reason", "limited", "reactive_replicas",
             "lookahead_replicas", "queue_replicas", "metric_error", "paused")
 _READINGS = ("rps", "projected_rps", "queue")
 
@@ -231,15 +231,15 @@ def operator_status(decision: Decision | None) -> tuple[dict[str, Any], list[dic
         "autoscaling": report,
     }
     if decision.paused:
-        active = condition("ScalingActive", False, "ScalingPaused", decision.reason)
-    elif decision.reason_code == "WaitingForMetrics":
-        active = condition("ScalingActive", None, "WaitingForMetrics", decision.reason)
+        active = condition("ScalingActive", False, "ScalingPaused", decision.message)
+    elif decision.reason == "WaitingForMetrics":
+        active = condition("ScalingActive", None, "WaitingForMetrics", decision.message)
     elif decision.metric_error:
-        active = condition("ScalingActive", False, "FailedGetMetrics", decision.reason)
+        active = condition("ScalingActive", False, "FailedGetMetrics", decision.message)
     else:
-        active = condition("ScalingActive", True, "ValidMetricFound", decision.reason)
+        active = condition("ScalingActive", True, "ValidMetricFound", decision.message)
     limited = (
-        condition("ScalingLimited", True, decision.limited, decision.reason)
+        condition("ScalingLimited", True, decision.limited, decision.message)
         if decision.limited
         else condition("ScalingLimited", False, "DesiredWithinRange", "the desired count is within the acceptable range")
     )

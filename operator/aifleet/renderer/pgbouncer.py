@@ -30,7 +30,7 @@ from ..api.data import PgBouncerSpec
 from ..api.secret_data import decode_key
 from .common import from_template
 from .component import Component, ComponentState, Observed, Rendering, RenderInputs, rendered_state
-from .secretdata import config_checksum, encode_data, secret_ref_problem
+from .secretdata import CHECKSUM_ANNOTATION, config_checksum, encode_data, secret_ref_problem
 from .workload import image_tag, resources
 
 CONFIG_DIR = "/etc/pgbouncer"
@@ -151,6 +151,7 @@ def render_pgbouncer(ais: AIService, password: str | None) -> list[dict[str, Any
         "connection_secret": children.pgbouncer_connection,
         "config_data": encode_data({"pgbouncer.ini": ini, "userlist.txt": userlist}),
         "connection_data": encode_data(connection_values(ais, password)),
+        "checksum_annotation": CHECKSUM_ANNOTATION,
         "checksum": config_checksum(f"{ais.metadata.namespace}/{ais.metadata.name}/{PGBOUNCER}", ini, userlist),
         "resources": resources(spec.resources),
         "listen_port": PGBOUNCER_LISTEN_PORT,

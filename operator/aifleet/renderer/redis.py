@@ -15,23 +15,12 @@ from typing import Any
 
 from ..api import AIService
 from ..api.children import REDIS, REDIS_PORT, common_labels, names, selector_labels, service_host
-from ..api.data import RedisSpec, SecretKeyRef, parse_maxmemory
+from ..api.data import RedisSpec, SecretKeyRef
 from ..api.secret_data import decode_key
 from .common import from_template
 from .component import Component, ComponentState, Observed, Rendering, RenderInputs, rendered_state
-from .secretdata import config_checksum, encode_data, secret_ref_problem
+from .secretdata import CHECKSUM_ANNOTATION, config_checksum, encode_data, secret_ref_problem
 from .workload import image_tag, resources
-
-__all__ = [
-    "generated_redis_secret",
-    "new_password",
-    "parse_maxmemory",
-    "redis_conf",
-    "redis_password",
-    "redis_password_ref",
-    "redis_secret_problem",
-    "render_redis",
-]
 
 CONFIG_DIR = "/etc/redis"
 DATA_DIR = "/data"
@@ -151,6 +140,7 @@ def render_redis(ais: AIService, password: str | None) -> list[dict[str, Any]]:
         "selector": selector_labels(ais, REDIS),
         "config_secret": children.redis_config,
         "config_data": encode_data({"redis.conf": conf}),
+        "checksum_annotation": CHECKSUM_ANNOTATION,
         # The public part of the checksum is the config without its password.
         "checksum": config_checksum(
             f"{ais.metadata.namespace}/{ais.metadata.name}/{REDIS}", redis_conf(spec, ""), password
