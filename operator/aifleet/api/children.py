@@ -54,39 +54,30 @@ def triton_pod_regex(name: str) -> str:
 class ChildNames:
     """Child names derive from the AIService name; the CRD caps it at 53 characters so these fit 63."""
 
-    base: str
+    triton: str
+    pgbouncer: str
+    pgbouncer_config: str
+    pgbouncer_connection: str
+    redis: str
+    redis_config: str
+    redis_auth: str
 
-    @property
-    def triton(self) -> str:
-        return f"{self.base}-{TRITON}"
 
-    @property
-    def pgbouncer(self) -> str:
-        return f"{self.base}-{PGBOUNCER}"
-
-    @property
-    def pgbouncer_config(self) -> str:
-        return f"{self.pgbouncer}-config"
-
-    @property
-    def pgbouncer_connection(self) -> str:
-        return f"{self.pgbouncer}-connection"
-
-    @property
-    def redis(self) -> str:
-        return f"{self.base}-{REDIS}"
-
-    @property
-    def redis_config(self) -> str:
-        return f"{self.redis}-config"
-
-    @property
-    def redis_auth(self) -> str:
-        return f"{self.redis}-auth"
+def child_names(base: str) -> ChildNames:
+    pgbouncer, redis = f"{base}-{PGBOUNCER}", f"{base}-{REDIS}"
+    return ChildNames(
+        triton=f"{base}-{TRITON}",
+        pgbouncer=pgbouncer,
+        pgbouncer_config=f"{pgbouncer}-config",
+        pgbouncer_connection=f"{pgbouncer}-connection",
+        redis=redis,
+        redis_config=f"{redis}-config",
+        redis_auth=f"{redis}-auth",
+    )
 
 
 def names(ais: AIService) -> ChildNames:
-    return ChildNames(ais.metadata.name)
+    return child_names(ais.metadata.name)
 
 
 def service_host(service: str, namespace: str) -> str:

@@ -29,7 +29,7 @@ baseline in the simulator and as the shared core of aifleet's own policy. Semant
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
@@ -179,37 +179,47 @@ def changes_in_period(events: Sequence[Event], period_seconds: int, now: float) 
     return sum(change for t, change in events if t > cutoff)
 
 
-def scale_up_limit(current: int, up_events: Sequence[Event], down_events: Sequence[Event], rules: ScalingRules, now: float) -> int:
-    """calculateScaleUpLimitWithScalingRules."""
+def _policy_limit(
+    current: int,
+    up_events: Sequence[Event],
+    down_events: Sequence[Event],
+    rules: ScalingRules,
+    now: float,
+    pick: Callable[[int, int], int],
+    propose: Callable[[int, ScalingPolicy], int],
+) -> int:
+    """The replica count the rate policies allow, each from the replicas at the start of its period."""
     if rules.select_policy == "Disabled":
         return current
-    pick = min if rules.select_policy == "Min" else max
     result: int | None = None
     for p in rules.policies:
         start = current - changes_in_period(up_events, p.period_seconds, now) + changes_in_period(down_events, p.period_seconds, now)
-        if p.type == "Pods":
-            proposed = start + p.value
-        else:  # rounded up so that a small fleet can still grow
-            proposed = math.ceil(start * (1 + p.value / 100))
+        proposed = propose(start, p)
         result = proposed if result is None else pick(result, proposed)
     return current if result is None else result
+
+
+def _grown(start: int, p: ScalingPolicy) -> int:
+    # Percent is rounded up so that a small fleet can still grow.
+    return start + p.value if p.type == "Pods" else math.ceil(start * (1 + p.value / 100))
+
+
+def _shrunk(start: int, p: ScalingPolicy) -> int:
+    # Percent is truncated, as int32(float64(...)).
+    return start - p.value if p.type == "Pods" else int(start * (1 - p.value / 100))
+
+
+def scale_up_limit(current: int, up_events: Sequence[Event], down_events: Sequence[Event], rules: ScalingRules, now: float) -> int:
+    """calculateScaleUpLimitWithScalingRules."""
+    pick = min if rules.select_policy == "Min" else max
+    return _policy_limit(current, up_events, down_events, rules, now, pick, _grown)
 
 
 def scale_down_limit(current: int, up_events: Sequence[Event], down_events: Sequence[Event], rules: ScalingRules, now: float) -> int:
     """calculateScaleDownLimitWithBehaviors: the lowest replica count the policies allow."""
-    if rules.select_policy == "Disabled":
-        return current
     # For scaling down the biggest change is the lowest count: Max change picks min(), Min change picks max().
     pick = max if rules.select_policy == "Min" else min
-    result: int | None = None
-    for p in rules.policies:
-        start = current - changes_in_period(up_events, p.period_seconds, now) + changes_in_period(down_events, p.period_seconds, now)
-        if p.type == "Pods":
-            proposed = start - p.value
-        else:
-            proposed = int(start * (1 - p.value / 100))  # truncation, as int32(float64(...))
-        result = proposed if result is None else pick(result, proposed)
-    return current if result is None else result
+    return _policy_limit(current, up_events, down_events, rules, now, pick, _shrunk)
 
 
 def limit_by_rate(

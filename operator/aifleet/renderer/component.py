@@ -78,13 +78,22 @@ class Component(ABC):
         return {}
 
 
-def rendered_state(rendering: Rendering, workload: dict[str, Any] | None, floor: int = 1) -> ComponentState:
-    """A workload component's state: its render problem or wait first, else what its pods show."""
-    if rendering.problem is not None:
-        return ComponentState("Degraded", rendering.problem, False)
-    if rendering.pending is not None:
-        return ComponentState("Pending", rendering.pending, False)
-    return workload_state(workload, floor)
+class WorkloadComponent(Component):
+    """A component with a workload of its own, rendered from Secrets: its state is its render problem or wait
+    first, else what the workload's pods show."""
+
+    workload_kind: ClassVar[str]  # Deployment or StatefulSet
+
+    @abstractmethod
+    def workload_name(self, ais: AIService) -> str: ...
+
+    def state(self, ais: AIService, observed: Observed, rendering: Rendering) -> ComponentState:
+        if rendering.problem is not None:
+            return ComponentState("Degraded", rendering.problem, False)
+        if rendering.pending is not None:
+            return ComponentState("Pending", rendering.pending, False)
+        workload = observed.lookup(self.workload_kind, ais.metadata.namespace, self.workload_name(ais))
+        return workload_state(workload, 1)
 
 
 def workload_state(workload: dict[str, Any] | None, floor: int) -> ComponentState:

@@ -27,6 +27,12 @@ MODEL_MOUNT = "/models"
 CACHE_MOUNT = "/model-cache"
 # Triton copies remote repositories into these directories; pointing them at a node cache keeps the copy.
 _CLOUD_MOUNT_ENV = ("TRITON_AWS_MOUNT_DIRECTORY", "TRITON_GCS_MOUNT_DIRECTORY", "TRITON_AZURE_MOUNT_DIRECTORY")
+TEMPLATES = (
+    "triton-serviceaccount.yaml.j2",
+    "triton-service.yaml.j2",
+    "triton-deployment.yaml.j2",
+    "triton-pdb.yaml.j2",
+)
 
 
 def triton_args(inf: InferenceSpec) -> list[str]:
@@ -124,12 +130,7 @@ def render_inference(ais: AIService, replicas: int) -> list[dict[str, Any]]:
         "startup_failure_threshold": startup_failure_threshold(inf),
         "max_unavailable": _int_or_percent(inf.disruption.max_unavailable),
     }
-    return [
-        from_template("triton-serviceaccount.yaml.j2", **context),
-        from_template("triton-service.yaml.j2", **context),
-        from_template("triton-deployment.yaml.j2", **context),
-        from_template("triton-pdb.yaml.j2", **context),
-    ]
+    return [from_template(template, **context) for template in TEMPLATES]
 
 
 def _int_or_percent(value: str) -> int | str:

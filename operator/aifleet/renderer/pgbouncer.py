@@ -29,13 +29,20 @@ from ..api.children import (
 from ..api.data import PgBouncerSpec
 from ..api.secret_data import decode_key
 from .common import from_template
-from .component import Component, ComponentState, Observed, Rendering, RenderInputs, rendered_state
+from .component import Observed, Rendering, RenderInputs, WorkloadComponent
 from .secretdata import CHECKSUM_ANNOTATION, config_checksum, encode_data, secret_ref_problem
 from .workload import image_tag, resources
 
 CONFIG_DIR = "/etc/pgbouncer"
 SOCKET_DIR = "/tmp"  # an emptyDir: the root filesystem is read-only
 PASSWORD_FIELD = "spec.pgbouncer.passwordSecretRef"
+TEMPLATES = (
+    "pgbouncer-config-secret.yaml.j2",
+    "pgbouncer-connection-secret.yaml.j2",
+    "pgbouncer-service.yaml.j2",
+    "pgbouncer-deployment.yaml.j2",
+    "pgbouncer-pdb.yaml.j2",
+)
 
 
 def pooler_host(ais: AIService) -> str:
@@ -159,22 +166,19 @@ def render_pgbouncer(ais: AIService, password: str | None) -> list[dict[str, Any
         "config_dir": CONFIG_DIR,
         "socket_dir": SOCKET_DIR,
     }
-    return [
-        from_template("pgbouncer-config-secret.yaml.j2", **context),
-        from_template("pgbouncer-connection-secret.yaml.j2", **context),
-        from_template("pgbouncer-service.yaml.j2", **context),
-        from_template("pgbouncer-deployment.yaml.j2", **context),
-        from_template("pgbouncer-pdb.yaml.j2", **context),
-    ]
+    return [from_template(template, **context) for template in TEMPLATES]
 
 
-
-class PgBouncer(Component):
+class PgBouncer(WorkloadComponent):
     name = PGBOUNCER
     status_key = "pooler"
+    workload_kind = "Deployment"
 
     def wanted(self, ais: AIService) -> bool:
         return wanted(ais) is not None
+
+    def workload_name(self, ais: AIService) -> str:
+        return names(ais).pgbouncer
 
     def secret_names(self, ais: AIService) -> list[str]:
         spec = wanted(ais)
@@ -189,9 +193,6 @@ class PgBouncer(Component):
         if problem:
             return Rendering(problem=problem)
         return Rendering(manifests=render_pgbouncer(ais, pgbouncer_password(ais, secret)))
-
-    def state(self, ais: AIService, observed: Observed, rendering: Rendering) -> ComponentState:
-        return rendered_state(rendering, observed.lookup("Deployment", ais.metadata.namespace, names(ais).pgbouncer))
 
     def endpoints(self, ais: AIService, observed: Observed) -> dict[str, str]:
         return {"pooler": f"{pooler_host(ais)}:{PGBOUNCER_SERVICE_PORT}", "poolerSecret": names(ais).pgbouncer_connection}

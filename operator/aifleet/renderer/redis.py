@@ -18,7 +18,7 @@ from ..api.children import REDIS, REDIS_PORT, common_labels, names, selector_lab
 from ..api.data import RedisSpec, SecretKeyRef
 from ..api.secret_data import decode_key
 from .common import from_template
-from .component import Component, ComponentState, Observed, Rendering, RenderInputs, rendered_state
+from .component import Observed, Rendering, RenderInputs, WorkloadComponent
 from .secretdata import CHECKSUM_ANNOTATION, config_checksum, encode_data, secret_ref_problem
 from .workload import image_tag, resources
 
@@ -30,6 +30,11 @@ GENERATED_ANNOTATION = "aifleet.dev/generated"
 # Redis 7's default snapshot points, written out so the file says what the server does.
 _DEFAULT_SAVE = "3600 1 300 100 60 10000"
 _NO_SNAPSHOTS = '""'
+TEMPLATES = (
+    "redis-config-secret.yaml.j2",
+    "redis-service.yaml.j2",
+    "redis-statefulset.yaml.j2",
+)
 
 
 def cache_host(ais: AIService) -> str:
@@ -152,20 +157,19 @@ def render_redis(ais: AIService, password: str | None) -> list[dict[str, Any]]:
         "data_dir": DATA_DIR,
         "persistence": spec.persistence if spec.persistence.enabled else None,
     }
-    return [
-        from_template("redis-config-secret.yaml.j2", **context),
-        from_template("redis-service.yaml.j2", **context),
-        from_template("redis-statefulset.yaml.j2", **context),
-    ]
+    return [from_template(template, **context) for template in TEMPLATES]
 
 
-
-class Redis(Component):
+class Redis(WorkloadComponent):
     name = REDIS
     status_key = "cache"
+    workload_kind = "StatefulSet"
 
     def wanted(self, ais: AIService) -> bool:
         return wanted(ais) is not None
+
+    def workload_name(self, ais: AIService) -> str:
+        return names(ais).redis
 
     def secret_names(self, ais: AIService) -> list[str]:
         return [redis_password_ref(ais).name] if wanted(ais) is not None else []
@@ -186,9 +190,6 @@ class Redis(Component):
         if problem := redis_secret_problem(ais, secret):
             return Rendering(problem=problem)
         return Rendering(manifests=render_redis(ais, redis_password(ais, secret)))
-
-    def state(self, ais: AIService, observed: Observed, rendering: Rendering) -> ComponentState:
-        return rendered_state(rendering, observed.lookup("StatefulSet", ais.metadata.namespace, names(ais).redis))
 
     def endpoints(self, ais: AIService, observed: Observed) -> dict[str, str]:
         return {"cache": f"{cache_host(ais)}:{REDIS_PORT}", "cacheSecret": redis_password_ref(ais).name}
