@@ -8,7 +8,7 @@ know HPA read this block without surprises.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -61,22 +61,33 @@ _POLICIES_DOC = (
 )
 
 
-class ScaleUpRules(ApiModel):
-    tolerance: float | None = Field(
+def _tolerance(direction: Literal["up", "down"], default: float) -> Any:
+    side = "above" if direction == "up" else "below"
+    return Field(
         None,
         ge=0,
         le=0.9,
-        description="Scale up only when RPS is more than this fraction above target (HPA's behavior.scaleUp.tolerance). Unset: the spec's `tolerance`, else 0.07.",
+        description=f"Scale {direction} only when RPS is more than this fraction {side} target (HPA's "
+        f"behavior.scale{direction.capitalize()}.tolerance). Unset: the spec's `tolerance`, else {default:g}.",
     )
+
+
+def _select_policy(direction: Literal["up", "down"]) -> Any:
+    return Field(
+        "Max",
+        description=f"Max: the policy allowing the biggest change wins. Min: the smallest. Disabled: never scale {direction}.",
+    )
+
+
+class ScaleUpRules(ApiModel):
+    tolerance: float | None = _tolerance("up", DEFAULT_SCALE_UP_TOLERANCE)
     stabilization_window_seconds: int = Field(
         0,
         ge=0,
         le=3600,
         description="Scale up only to the lowest recommendation of this many past seconds (0: act on the first poll that shows the rise).",
     )
-    select_policy: Literal["Max", "Min", "Disabled"] = Field(
-        "Max", description="Max: the policy allowing the biggest change wins. Min: the smallest. Disabled: never scale up."
-    )
+    select_policy: Literal["Max", "Min", "Disabled"] = _select_policy("up")
     policies: list[ScalingPolicy] = Field(
         # A plain default (not a factory) so the generated CRD spells it out; pydantic copies it per instance.
         default=[
@@ -90,21 +101,14 @@ class ScaleUpRules(ApiModel):
 
 
 class ScaleDownRules(ApiModel):
-    tolerance: float | None = Field(
-        None,
-        ge=0,
-        le=0.9,
-        description="Scale down only when RPS is more than this fraction below target (HPA's behavior.scaleDown.tolerance). Unset: the spec's `tolerance`, else 0.02.",
-    )
+    tolerance: float | None = _tolerance("down", DEFAULT_SCALE_DOWN_TOLERANCE)
     stabilization_window_seconds: int = Field(
         300,
         ge=0,
         le=3600,
         description="Scale down only to the highest recommendation of this many past seconds: 300 means 5 minutes of calm first.",
     )
-    select_policy: Literal["Max", "Min", "Disabled"] = Field(
-        "Max", description="Max: the policy allowing the biggest change wins. Min: the smallest. Disabled: never scale down."
-    )
+    select_policy: Literal["Max", "Min", "Disabled"] = _select_policy("down")
     policies: list[ScalingPolicy] = Field(
         default=[ScalingPolicy(type="Percent", value=100, period_seconds=15)],
         min_length=1,
@@ -335,6 +339,7 @@ class AutoscalingSpec(ApiModel):
 # ---------------------------------------------------------------------------------------------
 # status
 
+MetricErrorKind = Literal["missing", "stale", "empty", "failed", "nan", "invalid"]
 LimitReason = Literal["TooManyReplicas", "TooFewReplicas", "ScaleUpLimit", "ScaleDownLimit"]
 ReasonCode = Literal[
     "ScaleUp",
@@ -367,7 +372,7 @@ class AutoscalingStatus(ApiModel):
     limited: LimitReason | None = Field(None, description="What capped the last decision, as HPA's ScalingLimited reasons.")
     last_scale_time: str | None = Field(None, description="When the fleet was last resized (RFC 3339).")
     last_scale_reason: str | None = Field(None, description="Why the fleet was last resized.")
-    last_metric_error: Literal["missing", "stale", "empty", "failed", "nan", "invalid"] | None = Field(
+    last_metric_error: MetricErrorKind | None = Field(
         None, description="Kind of the last metric failure."
     )
     paused: bool = Field(False, description="True while the `aifleet.dev/paused: \"true\"` annotation holds the fleet.")

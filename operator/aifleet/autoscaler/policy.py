@@ -41,6 +41,7 @@ from ..api.autoscaling import (
     AutoscalingSpec,
     AutoscalingStatus,
     LimitReason,
+    MetricErrorKind,
     ReasonCode,
 )
 from ..api.timestamps import format_timestamp
@@ -65,7 +66,7 @@ class _Readings(TypedDict, total=False):
     current_replicas: int
     rps: float | None
     queue: float | None
-    metric_error: str | None
+    metric_error: MetricErrorKind | None
     reactive_replicas: int | None
     queue_replicas: int | None
     projected_rps: float | None
@@ -87,7 +88,7 @@ class Decision:
     queue_replicas: int | None = None
     projected_rps: float | None = None
     lookahead_replicas: int | None = None
-    metric_error: str | None = None
+    metric_error: MetricErrorKind | None = None
     paused: bool = False
 
 
@@ -502,6 +503,6 @@ def to_status(decision: Decision) -> AutoscalingStatus:
         limited=decision.limited,
         last_scale_time=format_timestamp(st.last_scale_time) if st.last_scale_time is not None else None,
         last_scale_reason=st.last_scale_reason,
-        last_metric_error=decision.metric_error,  # type: ignore[arg-type]
+        last_metric_error=decision.metric_error,
         paused=decision.paused,
     )

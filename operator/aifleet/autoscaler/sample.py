@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+
+from ..api.autoscaling import MetricErrorKind
 
 # missing: the source has no answer for this service (e.g. absent from a batched query)
 # stale:   the sample is older than allowed
@@ -16,7 +17,6 @@ from typing import Literal
 # failed:  the request itself failed (connection, timeout, HTTP error, unparsable answer)
 # nan:     the value is NaN (e.g. 0/0 in the query)
 # invalid: negative, infinite or not a number at all
-MetricErrorKind = Literal["missing", "stale", "empty", "failed", "nan", "invalid"]
 
 
 @dataclass(frozen=True, slots=True)
