@@ -104,7 +104,10 @@ def test_model_repository_from_volume_with_cache(minimal):
 
 def test_replicas_follow_the_cluster_within_bounds(minimal):
     ais = _ais(minimal)  # min 1, max 4
-    replicas = lambda current: _by_kind(render(ais, replicas=current))["Deployment"]["spec"]["replicas"]  # noqa: E731
+
+    def replicas(current):
+        return _by_kind(render(ais, replicas=current))["Deployment"]["spec"]["replicas"]
+
     assert replicas(None) == 1
     assert replicas(3) == 3
     assert replicas(40) == 4
