@@ -372,7 +372,5 @@ class AutoscalingStatus(ApiModel):
     limited: LimitReason | None = Field(None, description="What capped the last decision, as HPA's ScalingLimited reasons.")
     last_scale_time: str | None = Field(None, description="When the fleet was last resized (RFC 3339).")
     last_scale_reason: str | None = Field(None, description="Why the fleet was last resized.")
-    last_metric_error: MetricErrorKind | None = Field(
-        None, description="Kind of the last metric failure."
-    )
+    last_metric_error: MetricErrorKind | None = Field(None, description="Kind of the last metric failure.")
     paused: bool = Field(False, description="True while the `aifleet.dev/paused: \"true\"` annotation holds the fleet.")
