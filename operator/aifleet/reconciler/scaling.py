@@ -94,7 +94,7 @@ def read_metrics(ais: AIService, source: BatchingSource) -> tuple[Sample, Sample
     metrics = scaling.metrics
     ns, name = ais.metadata.namespace, ais.metadata.name
     if metrics.query is None:
-        # Services poll at the same aligned moments (see handlers.aligned_delay): the first one fetches the batch,
+        # Services poll at the same aligned moments (see passes.aligned_delay): the first one fetches the batch,
         # the others of that moment reuse it.
         rps = source.service_rps(ns, name, max_age=min(BATCH_MAX_AGE_SECONDS, scaling.poll_interval_seconds / 2))
     else:
