@@ -1,5 +1,5 @@
 # Two commands matter: `make demo` and `make test`. See README.md.
-.PHONY: setup demo test unit e2e cluster-up cluster-down crd bench
+.PHONY: setup demo test lint unit e2e cluster-up cluster-down crd bench
 
 setup:
 	scripts/setup.sh
@@ -9,6 +9,9 @@ demo:
 
 test:
 	scripts/test.sh
+
+lint: setup
+	scripts/lint.sh
 
 unit: setup
 	scripts/pytest.sh tests -q

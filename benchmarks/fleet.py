@@ -80,7 +80,7 @@ sys.path.insert(0, str(ROOT / "e2e" / "services"))
 from harness import Prometheus  # noqa: E402
 
 try:  # the engine's own batch expression, so "visible in Prometheus" means what the operator would see
-    from aifleet.autoscaler.metrics import BATCH_RPS_QUERY
+    from aifleet.autoscaler.prometheus import BATCH_RPS_QUERY
 except Exception:  # noqa: BLE001 - the benchmark must not depend on the operator's internals
     BATCH_RPS_QUERY = (
         "sum by (namespace, aiservice) (label_replace("

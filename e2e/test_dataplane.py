@@ -23,12 +23,12 @@ import psycopg
 import pytest
 
 from aifleet.api import AIService
+from aifleet.api.children import names
 from aifleet.api.data import KafkaSpec, parse_maxmemory
 from aifleet.clients.kafka import BROKER_UNAVAILABLE, TIMEOUT, KafkaAdmin
-from aifleet.renderer.pgbouncer import config_secret_name, render_pgbouncer
-from aifleet.renderer.redis import config_secret_name as redis_config_secret_name
+from aifleet.renderer.pgbouncer import render_pgbouncer
 from aifleet.renderer.redis import render_redis
-from aifleet.topics.reconcile import delete_topics, sync_topics
+from aifleet.topics.apply import delete_topics, sync_topics
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "services"))
 import harness  # noqa: E402
@@ -75,7 +75,7 @@ def _pgbouncer_files(pg: harness.Postgres, **overrides: Any) -> dict[str, str]:
         "maxClientConn": 200, **overrides,
     }
     ais = _ais(pgbouncer=spec)
-    return _secret_files(render_pgbouncer(ais, PASSWORD), config_secret_name(ais))
+    return _secret_files(render_pgbouncer(ais, PASSWORD), names(ais).pgbouncer_config)
 
 
 class PoolWatcher(threading.Thread):
@@ -240,7 +240,7 @@ def test_rendered_pgbouncer_refuses_a_wrong_password(postgres, tmp_path):
 def test_rendered_redis_conf_runs_in_redis_server(tmp_path, persistent):
     ais = _ais(redis={"maxMemory": "64mb", "evictionPolicy": "allkeys-lfu", "persistence": {"enabled": persistent}})
     manifests = render_redis(ais, PASSWORD)
-    conf = _secret_files(manifests, redis_config_secret_name(ais))["redis.conf"]
+    conf = _secret_files(manifests, names(ais).redis_config)["redis.conf"]
     sts = next(m for m in manifests if m["kind"] == "StatefulSet")
     probe = sts["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["exec"]["command"]
     # redis-server chdir()s to `dir` while parsing, before the harness's later override: move the path here.

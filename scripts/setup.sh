@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv with aifleet and its test dependencies. Idempotent; reuses pip's cache, so a warm run is quick.
+# Create .venv with aifleet, its test dependencies and the linters. Idempotent; reuses pip's cache, so a warm run is quick.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -11,7 +11,7 @@ fi
 stamp=".venv/.aifleet-deps-$(sha256sum pyproject.toml | cut -c1-16)"
 if [[ ! -f $stamp ]]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[test]'
+  .venv/bin/python -m pip install -q -e '.[test,dev]'
   rm -f .venv/.aifleet-deps-* && touch "$stamp"
 fi
 echo "aifleet $(.venv/bin/aifleet --version | cut -d' ' -f2) in .venv" >&2

@@ -6,6 +6,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$PWD"
 
 scripts/setup.sh
+scripts/lint.sh
 scripts/pytest.sh tests -q
 
 bash e2e/services/install.sh

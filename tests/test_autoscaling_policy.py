@@ -11,7 +11,6 @@ from pydantic import ValidationError
 
 from aifleet.api.autoscaling import (
     DEFAULT_RPS_QUERY,
-    AutoscalerState,
     AutoscalingSpec,
     AutoscalingStatus,
     LookaheadSpec,
@@ -21,17 +20,17 @@ from aifleet.api.autoscaling import (
     ScaleDownRules,
     ScaleUpRules,
     ScalingPolicy,
-    TimedValue,
     render_query,
 )
 from aifleet.autoscaler.policy import Observation, decide, is_paused, lookahead_horizon, to_status, tolerances
 from aifleet.autoscaler.sample import Sample
+from aifleet.autoscaler.state import AutoscalerState, TimedValue
 
 T0 = 1_700_000_000.0
 
 
 def spec(**kw) -> AutoscalingSpec:
-    base = dict(target_rps_per_pod=100, min_replicas=1, max_replicas=100)
+    base = {"target_rps_per_pod": 100, "min_replicas": 1, "max_replicas": 100}
     base.update(kw)
     return AutoscalingSpec(**base)
 
@@ -93,12 +92,12 @@ def test_unknown_field_is_refused():
 @pytest.mark.parametrize(
     "kw, message",
     [
-        (dict(min_replicas=5, max_replicas=2), "spec.autoscaling.minReplicas must be <= maxReplicas"),
-        (dict(max_replicas=5, on_missing_metrics=OnMissingMetrics(action="Fallback", fallback_replicas=9)),
+        ({"min_replicas": 5, "max_replicas": 2}, "spec.autoscaling.minReplicas must be <= maxReplicas"),
+        ({"max_replicas": 5, "on_missing_metrics": OnMissingMetrics(action="Fallback", fallback_replicas=9)},
          "spec.autoscaling.onMissingMetrics.fallbackReplicas must be between minReplicas and maxReplicas"),
-        (dict(poll_interval_seconds=60, lookahead=LookaheadSpec(enabled=True, window_seconds=90)),
+        ({"poll_interval_seconds": 60, "lookahead": LookaheadSpec(enabled=True, window_seconds=90)},
          "spec.autoscaling.lookahead.windowSeconds must be >= 2 * pollIntervalSeconds"),
-        (dict(engine="hpa", lookahead=LookaheadSpec(enabled=True)), "engine hpa supports neither"),
+        ({"engine": "hpa", "lookahead": LookaheadSpec(enabled=True)}, "engine hpa supports neither"),
     ],
 )
 def test_cross_field_rules_say_what_the_api_server_says(kw, message):
@@ -149,15 +148,15 @@ def test_paused_annotation():
 
 def test_scale_up_reason_in_words():
     d = decide(obs(4210, 35), AutoscalerState(), spec(), T0)
-    assert (d.desired_replicas, d.act, d.reason_code, d.limited) == (43, True, "ScaleUp", None)
-    assert d.reason == "rps 4210 over target 100/pod: 35 -> 43 replicas"
-    assert d.state.last_scale_reason == d.reason and d.state.last_scale_time == T0
+    assert (d.desired_replicas, d.act, d.reason, d.limited) == (43, True, "ScaleUp", None)
+    assert d.message == "rps 4210 over target 100/pod: 35 -> 43 replicas"
+    assert d.state.last_scale_reason == d.message and d.state.last_scale_time == T0
 
 
 def test_tolerance_band_holds():
     d = decide(obs(3600, 35), AutoscalerState(), spec(), T0)  # 3% over target
-    assert (d.desired_replicas, d.act, d.reason_code) == (35, False, "WithinTolerance")
-    assert d.reason == "rps 3600 within 7% of target 100/pod: holding 35 replicas"
+    assert (d.desired_replicas, d.act, d.reason) == (35, False, "WithinTolerance")
+    assert d.message == "rps 3600 within 7% of target 100/pod: holding 35 replicas"
 
 
 def test_per_direction_tolerance():
@@ -167,14 +166,14 @@ def test_per_direction_tolerance():
     assert decide(obs(3780, 35), AutoscalerState(), spec(), T0).desired_replicas == 38  # +8%: up
     ds = run([(3400, 35)] * 21, spec())  # -2.9%: down to 34 once the 300 s window has passed
     assert [d.desired_replicas for d in ds if d.act] == [34] and ds[-1].act
-    assert ds[0].reason == "rps 3400 under target 100/pod: holding 35 replicas (scale-down stabilization 300s)"
+    assert ds[0].message == "rps 3400 under target 100/pod: holding 35 replicas (scale-down stabilization 300s)"
     assert not any(d.act for d in run([(3450, 35)] * 21, spec()))  # -1.4%: inside the 2% band
     # the spec's `tolerance` sets both directions (0.1: exactly HPA), a direction's own field wins
     assert tolerances(spec(tolerance=0.1)) == (0.1, 0.1)
     assert tolerances(spec(tolerance=0.1, scale_down=ScaleDownRules(tolerance=0.0))) == (0.1, 0.0)
     assert tolerances(spec(scale_up=ScaleUpRules(tolerance=0.2))) == (0.2, 0.02)
     d = decide(obs(3780, 35), AutoscalerState(), spec(tolerance=0.1), T0)
-    assert (d.desired_replicas, d.reason) == (35, "rps 3780 within 10% of target 100/pod: holding 35 replicas")
+    assert (d.desired_replicas, d.message) == (35, "rps 3780 within 10% of target 100/pod: holding 35 replicas")
     # the queue signal uses the same band
     q = spec(metrics=MetricsSpec(queue=QueueSignal(type="QueueTimeMs", target=100)))
     assert decide(obs(3500, 35, queue=Sample.of(106)), AutoscalerState(), q, T0).queue_replicas == 35
@@ -188,11 +187,11 @@ def test_scale_down_waits_for_five_minutes_of_calm():
     # HPA semantics: a recommendation counts while it is younger than the window (strictly)
     assert not any(d.act for d in ds[:20])
     assert ds[20].act  # t = 300 s: the 40 recorded at t = 0 has left the window
-    assert ds[1].reason == "rps 1200 under target 100/pod: holding 40 replicas (scale-down stabilization 300s)"
-    assert ds[1].reason_code == "Stabilized"
+    assert ds[1].message == "rps 1200 under target 100/pod: holding 40 replicas (scale-down stabilization 300s)"
+    assert ds[1].reason == "Stabilized"
     first_down = next(d for d in ds if d.act)
     assert first_down.desired_replicas == 12
-    assert first_down.reason.startswith("rps 1200 under target 100/pod: 40 -> 12 replicas")
+    assert first_down.message.startswith("rps 1200 under target 100/pod: 40 -> 12 replicas")
 
 
 def test_fresh_state_waits_a_window_before_shrinking():
@@ -207,19 +206,19 @@ def test_scale_up_rate_policy_and_max():
     sp = spec(max_replicas=50)
     d = decide(obs(1e6, 2), AutoscalerState(), sp, T0)
     assert (d.desired_replicas, d.limited) == (6, "ScaleUpLimit")  # max(+4 pods, +100%) per 15 s
-    assert d.reason == "rps 1000000 over target 100/pod: 2 -> 6 replicas (limited by scaleUp policies)"
+    assert d.message == "rps 1000000 over target 100/pod: 2 -> 6 replicas (limited by scaleUp policies)"
     d2 = decide(obs(1e6, 6), d.state, sp, T0 + 5)  # same period: 4 pods already added
     assert (d2.desired_replicas, d2.limited) == (6, "ScaleUpLimit") and not d2.act
     d3 = decide(obs(1e6, 40), d2.state, sp, T0 + 30)
     assert (d3.desired_replicas, d3.limited) == (50, "TooManyReplicas")
-    assert d3.reason.endswith("(capped at maxReplicas 50)")
+    assert d3.message.endswith("(capped at maxReplicas 50)")
 
 
 def test_scale_up_disabled():
     sp = spec(scale_up=ScaleUpRules(select_policy="Disabled"))
     d = decide(obs(5000, 10), AutoscalerState(), sp, T0)
     assert (d.desired_replicas, d.act, d.limited) == (10, False, "ScaleUpLimit")
-    assert d.reason.endswith("holding 10 replicas (scale-up disabled)")
+    assert d.message.endswith("holding 10 replicas (scale-up disabled)")
 
 
 def test_scale_down_policy_pods_per_period():
@@ -234,7 +233,7 @@ def test_scale_down_policy_pods_per_period():
 
 def test_out_of_range_is_corrected_first():
     d = decide(obs(Sample.failure("failed"), 150), AutoscalerState(), spec(), T0)
-    assert (d.desired_replicas, d.act, d.reason_code, d.limited) == (100, True, "OutOfRange", "TooManyReplicas")
+    assert (d.desired_replicas, d.act, d.reason, d.limited) == (100, True, "OutOfRange", "TooManyReplicas")
     d = decide(obs(0, 0), AutoscalerState(), spec(min_replicas=2), T0)
     assert (d.desired_replicas, d.limited) == (2, "TooFewReplicas")
 
@@ -242,7 +241,7 @@ def test_out_of_range_is_corrected_first():
 def test_paused_reports_and_touches_nothing():
     state = AutoscalerState(initialized=True, consecutive_failures=2)
     d = decide(obs(9000, 150, paused=True), state, spec(), T0)
-    assert not d.act and d.paused and d.reason_code == "Paused"
+    assert not d.act and d.paused and d.reason == "Paused"
     assert d.desired_replicas == 100  # reported within bounds, not acted on
     assert d.state == state
     assert to_status(d).paused is True
@@ -254,7 +253,7 @@ def test_not_ready_pods_of_a_fresh_scale_up_are_not_removed():
     assert d.desired_replicas == 20
     d2 = decide(Observation(Sample.of(500), 20, ready_replicas=10), d.state, sp, T0 + 15)
     assert (d2.desired_replicas, d2.act) == (20, False)
-    assert d2.reason.endswith("(10 pods still starting)")
+    assert d2.message.endswith("(10 pods still starting)")
     d3 = decide(Observation(Sample.of(500), 20, ready_replicas=20), d2.state, sp, T0 + 75)
     assert d3.desired_replicas == 5
 
@@ -277,8 +276,8 @@ def test_not_ready_pods_of_a_fresh_scale_up_are_not_removed():
 )
 def test_bad_metrics_hold_and_never_scale_down(sample, kind):
     d = decide(obs(sample, 12), AutoscalerState(initialized=True, consecutive_failures=4), spec(), T0)
-    assert (d.desired_replicas, d.act, d.reason_code, d.metric_error) == (12, False, "MetricsUnavailable", kind)
-    assert d.reason == f"metrics {kind}: holding 12 replicas"
+    assert (d.desired_replicas, d.act, d.reason, d.metric_error) == (12, False, "MetricsUnavailable", kind)
+    assert d.message == f"metrics {kind}: holding 12 replicas"
     assert d.state.consecutive_failures == 5
     assert d.state.consecutive_failures == 5 and to_status(d).last_metric_error == kind
 
@@ -294,9 +293,9 @@ def test_a_new_fleet_without_series_is_waiting_not_failing():
     for i in range(5):  # however often it polls during the warm-up: no failure, no fallback
         d = decide(obs(Sample.failure("empty"), 3, warming_up=True), state, sp, T0 + 15 * i)
         state = d.state
-        assert (d.desired_replicas, d.act, d.reason_code, d.metric_error) == (3, False, "WaitingForMetrics", None)
+        assert (d.desired_replicas, d.act, d.reason, d.metric_error) == (3, False, "WaitingForMetrics", None)
     assert d.state.consecutive_failures == 0
-    assert d.reason == "waiting for the fleet's first metrics: holding 3 replicas"
+    assert d.message == "waiting for the fleet's first metrics: holding 3 replicas"
 
 
 @pytest.mark.parametrize(
@@ -310,7 +309,7 @@ def test_a_new_fleet_without_series_is_waiting_not_failing():
 def test_only_a_fresh_fleets_empty_answer_waits(sample, warming_up, measured_before):
     state = AutoscalerState(initialized=True, measured=measured_before)
     d = decide(obs(sample, 3, warming_up=warming_up), state, spec(), T0)
-    assert (d.reason_code, d.metric_error, d.state.consecutive_failures) == ("MetricsUnavailable", sample.error, 1)
+    assert (d.reason, d.metric_error, d.state.consecutive_failures) == ("MetricsUnavailable", sample.error, 1)
 
 
 def test_a_first_sample_ends_the_warm_up():
@@ -325,9 +324,9 @@ def test_fallback_after_n_failures_never_below_current():
     for i in range(3):
         d = decide(obs(Sample.failure("failed"), 8), state, sp, T0 + 15 * i)
         state = d.state
-        kinds.append((d.desired_replicas, d.reason_code))
+        kinds.append((d.desired_replicas, d.reason))
     assert kinds == [(8, "MetricsUnavailable"), (8, "MetricsUnavailable"), (20, "Fallback")]
-    assert d.reason == "metrics failed: fallback 8 -> 20 replicas"
+    assert d.message == "metrics failed: fallback 8 -> 20 replicas"
     d = decide(obs(Sample.failure("failed"), 30), state, sp, T0 + 60)
     assert (d.desired_replicas, d.act) == (30, False)  # fallback 20 < current 30: hold
 
@@ -347,7 +346,7 @@ def test_queue_raises_but_never_lowers():
     sp = spec(metrics=MetricsSpec(queue=QueueSignal(target=4)))
     up = decide(obs(2000, 20, queue=Sample.of(120)), AutoscalerState(initialized=True), sp, T0)
     assert (up.desired_replicas, up.queue_replicas, up.reactive_replicas) == (30, 30, 20)
-    assert up.reason == "queue 120 over target 4/pod: 20 -> 30 replicas"
+    assert up.message == "queue 120 over target 4/pod: 20 -> 30 replicas"
     low = decide(obs(3000, 10, queue=Sample.of(0)), AutoscalerState(initialized=True), sp, T0)
     assert low.desired_replicas == 20  # the RPS decides; an empty queue does not pull it down
 
@@ -357,14 +356,14 @@ def test_queue_can_raise_while_rps_is_missing_but_not_lower():
     d = decide(obs(Sample.failure("empty"), 10, queue=Sample.of(80)), AutoscalerState(initialized=True), sp, T0)
     assert (d.desired_replicas, d.act) == (20, True)
     d = decide(obs(Sample.failure("empty"), 10, queue=Sample.of(0)), AutoscalerState(initialized=True), sp, T0)
-    assert (d.desired_replicas, d.reason_code) == (10, "MetricsUnavailable")
+    assert (d.desired_replicas, d.reason) == (10, "MetricsUnavailable")
 
 
 def test_queue_time_signal_scales_the_fleet_by_its_ratio():
     sp = spec(metrics=MetricsSpec(queue=QueueSignal(type="QueueTimeMs", target=50)))
     d = decide(obs(1000, 10, queue=Sample.of(150)), AutoscalerState(initialized=True), sp, T0)
     assert d.desired_replicas == 20  # wants 30, +100% per 15 s allows 20
-    assert d.reason.startswith("queue time 150ms over target 50ms: 10 -> 20 replicas")
+    assert d.message.startswith("queue time 150ms over target 50ms: 10 -> 20 replicas")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -389,8 +388,8 @@ def test_lookahead_scales_for_the_trend_before_it_arrives():
     assert last.lookahead_replicas == math.ceil(last.projected_rps / 100)
     plain = ramp(spec(), slope=10.0, start_rps=2000, n=25)[-1]
     assert last.desired_replicas > plain.desired_replicas + 5
-    acted = [d for d in ds if d.act and "rising to" in d.reason]
-    assert acted and acted[0].reason.startswith("rps ") and " rising to " in acted[0].reason
+    acted = [d for d in ds if d.act and "rising to" in d.message]
+    assert acted and acted[0].message.startswith("rps ") and " rising to " in acted[0].message
 
 
 def test_lookahead_preview_reports_without_acting():

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from aifleet.autoscaler.batching import BatchingSource
-from aifleet.autoscaler.metrics import BATCH_RPS_QUERY, Batch
+from aifleet.autoscaler.prometheus import BATCH_RPS_QUERY, Batch
 from aifleet.autoscaler.sample import Sample
 
 

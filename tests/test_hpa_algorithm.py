@@ -91,7 +91,7 @@ def test_stabilize_min_in_up_window_max_in_down_window():
     assert stabilize(recs, 20, 2, 0, 0, T0)[0] == 20
     # the window is strict: a recommendation exactly window seconds old no longer counts
     assert stabilize([(T0 - 300, 50)], 3, 10, 0, 300, T0)[0] == 3
-    _, kept = stabilize(recs + [(T0 - 400, 1)], 5, 5, 0, 300, T0)
+    _, kept = stabilize([*recs, (T0 - 400, 1)], 5, 5, 0, 300, T0)
     assert kept == ((T0 - 200, 9), (T0 - 100, 4), (T0 - 20, 7), (T0, 5))
 
 

@@ -11,11 +11,12 @@ import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from aifleet.autoscaler.metrics import BATCH_RPS_QUERY, Batch, PrometheusSource, parse_result, redact_url
+from aifleet.autoscaler.prometheus import BATCH_RPS_QUERY, Batch, PrometheusSource, parse_result, redact_url
 from aifleet.autoscaler.sample import Sample
 
 TOKEN = "s3cr3t-t0ken"
@@ -60,9 +61,9 @@ ANSWERS: dict[str, tuple[int, bytes, float]] = {
 
 
 class Handler(BaseHTTPRequestHandler):
-    seen_auth: list[str | None] = []
+    seen_auth: ClassVar[list[str | None]] = []
 
-    def do_GET(self):  # noqa: N802 - http.server's name
+    def do_GET(self):
         url = urlsplit(self.path)
         Handler.seen_auth.append(self.headers.get("Authorization"))
         if url.path != "/api/v1/query":

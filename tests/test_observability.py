@@ -33,11 +33,11 @@ def test_reconcile_counter_and_histogram_by_result():
 
 
 def test_errors_are_labelled_by_reason():
-    class Conflict(Exception):
+    class ConflictError(Exception):
         status = 409
 
     before = sample("aifleet_reconcile_errors_total", reason="conflict") or 0
-    observability.record_error(Conflict("409"))
+    observability.record_error(ConflictError("409"))
     observability.record_error(ValueError("x"))
     assert sample("aifleet_reconcile_errors_total", reason="conflict") == before + 1
     assert sample("aifleet_reconcile_errors_total", reason="ValueError") >= 1
@@ -156,7 +156,7 @@ def test_chart_rules_are_the_operators_permission_list():
 def test_no_wildcards_no_pods_and_delete_only_to_replace_statefulsets():
     for rule in [*permissions.NAMESPACED_RULES, permissions.CRD_RULE, permissions.peering_rule(True),
                  permissions.peering_rule(False)]:
-        assert "*" not in rule.verbs and "*" not in rule.resource and "*" != rule.group
+        assert "*" not in rule.verbs and "*" not in rule.resource and rule.group != "*"
         assert "deletecollection" not in rule.verbs
         assert ("delete" in rule.verbs) == (rule.resource == "statefulsets"), rule
         assert rule.plural not in ("pods", "namespaces", "nodes", "roles", "clusterroles")

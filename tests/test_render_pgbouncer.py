@@ -242,15 +242,16 @@ def test_missing_required_field_is_named(missing):
     assert f"spec.pgbouncer.{missing}: Field required" in describe_validation_error(info.value)
 
 
-def test_dataplane_wiring():
-    from aifleet.renderer.dataplane import dataplane_endpoints, render_dataplane, secret_names
+def test_the_component_wiring():
+    from aifleet.renderer import secret_names
+    from aifleet.renderer.component import Observed, RenderInputs
+    from aifleet.renderer.pgbouncer import PgBouncer
 
     ais = _ais()
     assert secret_names(ais) == ["db-creds"]
-    missing = render_dataplane(ais, {})
-    assert missing.manifests == [] and missing.problems == {
-        "pgbouncer": 'spec.pgbouncer.passwordSecretRef: Secret "db-creds" not found'
-    }
-    ok = render_dataplane(ais, {"db-creds": _secret(password=PASSWORD)})
-    assert ok.manifests == render_pgbouncer(ais, PASSWORD) and not ok.problems
-    assert dataplane_endpoints(ais) == {"pooler": "shop-pgbouncer.prod.svc:5432", "poolerSecret": "shop-pgbouncer-connection"}
+    missing = PgBouncer().render(ais, RenderInputs(secrets={}))
+    assert missing.manifests == [] and missing.problem == 'spec.pgbouncer.passwordSecretRef: Secret "db-creds" not found'
+    ok = PgBouncer().render(ais, RenderInputs(secrets={"db-creds": _secret(password=PASSWORD)}))
+    assert ok.manifests == render_pgbouncer(ais, PASSWORD) and ok.problem is None
+    endpoints = PgBouncer().endpoints(ais, Observed(lambda kind, ns, name: None))
+    assert endpoints == {"pooler": "shop-pgbouncer.prod.svc:5432", "poolerSecret": "shop-pgbouncer-connection"}

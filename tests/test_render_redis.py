@@ -10,11 +10,11 @@ import pytest
 from pydantic import ValidationError
 
 from aifleet.api import AIService
+from aifleet.api.data import parse_maxmemory
 from aifleet.api.errors import describe_validation_error
 from aifleet.renderer.redis import (
     generated_redis_secret,
     new_password,
-    parse_maxmemory,
     redis_conf,
     redis_password,
     redis_password_ref,
@@ -211,24 +211,27 @@ def test_maxmemory_below_the_limit_is_fine():
     assert _ais({"maxMemory": "400mb", "resources": {"limits": {"memory": "512Mi"}}}).spec.redis.max_memory == "400mb"
 
 
-def test_dataplane_creates_the_generated_secret_once_then_renders():
-    from aifleet.renderer.dataplane import dataplane_endpoints, render_dataplane, secret_names
+def test_the_component_creates_the_generated_secret_once_then_renders():
+    from aifleet.renderer import secret_names
+    from aifleet.renderer.component import Observed, RenderInputs
+    from aifleet.renderer.redis import Redis
 
     ais = _ais()
     assert secret_names(ais) == ["shop-redis-auth"]
-    first = render_dataplane(ais, {}, password_factory=lambda: PASSWORD)
-    assert first.manifests == [] and first.pending == {"redis": "creating the password Secret shop-redis-auth"}
+    first = Redis().render(ais, RenderInputs(secrets={}, new_password=lambda: PASSWORD))
+    assert first.manifests == [] and first.pending == "creating the password Secret shop-redis-auth"
     (created,) = first.create_once
-    second = render_dataplane(ais, {"shop-redis-auth": created})
-    assert second.create_once == [] and not second.problems and not second.pending
+    second = Redis().render(ais, RenderInputs(secrets={"shop-redis-auth": created}))
+    assert second.create_once == [] and second.problem is None and second.pending is None
     assert second.manifests == render_redis(ais, PASSWORD)
-    assert dataplane_endpoints(ais) == {"cache": "shop-redis.prod.svc:6379", "cacheSecret": "shop-redis-auth"}
+    endpoints = Redis().endpoints(ais, Observed(lambda kind, ns, name: None))
+    assert endpoints == {"cache": "shop-redis.prod.svc:6379", "cacheSecret": "shop-redis-auth"}
 
 
-def test_dataplane_reports_a_missing_user_secret_and_renders_nothing_for_it():
-    from aifleet.renderer.dataplane import render_dataplane
+def test_the_component_reports_a_missing_user_secret_and_renders_nothing_for_it():
+    from aifleet.renderer import render_all
 
     ais = _ais({"passwordSecretRef": {"name": "cache-creds", "key": "pw"}})
-    out = render_dataplane(ais, {"cache-creds": None})
-    assert out.manifests == [] and out.create_once == []
+    out = render_all(ais, secrets={"cache-creds": None})
+    assert [m for m in out.manifests if m["metadata"]["name"].startswith("shop-redis")] == [] and out.create_once == []
     assert out.problems == {"redis": 'spec.redis.passwordSecretRef: Secret "cache-creds" not found'}

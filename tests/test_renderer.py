@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from aifleet.api import AIService
+from aifleet.api.children import TRITON_GRPC_PORT, TRITON_HTTP_PORT, TRITON_METRICS_PORT
 from aifleet.renderer import CONFIG_HASH, render
 from conftest import example_documents
 
@@ -71,7 +72,7 @@ def test_triton_deployment(minimal):
     assert "--load-model=sentiment" in container["args"]
     assert container["startupProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
-    assert [p["containerPort"] for p in container["ports"]] == [8000, 8001, 8002]
+    assert [p["containerPort"] for p in container["ports"]] == [TRITON_HTTP_PORT, TRITON_GRPC_PORT, TRITON_METRICS_PORT]
     assert deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == "8002"
 
 
@@ -103,7 +104,10 @@ def test_model_repository_from_volume_with_cache(minimal):
 
 def test_replicas_follow_the_cluster_within_bounds(minimal):
     ais = _ais(minimal)  # min 1, max 4
-    replicas = lambda current: _by_kind(render(ais, replicas=current))["Deployment"]["spec"]["replicas"]  # noqa: E731
+
+    def replicas(current):
+        return _by_kind(render(ais, replicas=current))["Deployment"]["spec"]["replicas"]
+
     assert replicas(None) == 1
     assert replicas(3) == 3
     assert replicas(40) == 4

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aifleet.autoscaler import policy, simulate as sim
+from aifleet.autoscaler import policy
+from aifleet.autoscaler import simulate as sim
 from aifleet.autoscaler.simulate import (
     AifleetController,
     HPAController,

@@ -10,8 +10,8 @@ import yaml
 from aifleet.api import AIService
 from aifleet.api.crd import crd
 from aifleet.autoscaler.policy import Observation, decide
-from aifleet.api.autoscaling import AutoscalerState
 from aifleet.autoscaler.sample import Sample
+from aifleet.autoscaler.state import AutoscalerState
 from aifleet.reconciler.sync import build_status, component_states
 from aifleet.renderer import render_all
 from conftest import EXAMPLES
@@ -46,7 +46,10 @@ def test_written_status_survives_defaulting_unchanged():
     ais = AIService.model_validate(doc)
     deployment = {"metadata": {"generation": 1}, "spec": {"replicas": 2},
                   "status": {"observedGeneration": 1, "replicas": 2, "readyReplicas": 2, "availableReplicas": 2, "updatedReplicas": 2}}
-    lookup = lambda kind, ns, name: deployment if kind == "Deployment" else None  # noqa: E731
+
+    def lookup(kind, ns, name):
+        return deployment if kind == "Deployment" else None
+
     for sample in (Sample.of(42.0, 1000.0), Sample.failure("empty"), Sample.failure("failed")):
         decision = decide(Observation(rps=sample, current_replicas=2, ready_replicas=2), AutoscalerState(), ais.spec.autoscaling, 1000.0)
         states = component_states(ais, lookup, render_all(ais), None)

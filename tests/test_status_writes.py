@@ -3,9 +3,10 @@ not delivered back yet."""
 
 from __future__ import annotations
 
-from aifleet.api.autoscaling import AutoscalerState, AutoscalingSpec
+from aifleet.api.autoscaling import AutoscalingSpec
 from aifleet.autoscaler.policy import Observation, decide, tolerances
 from aifleet.autoscaler.sample import Sample
+from aifleet.autoscaler.state import AutoscalerState
 from aifleet.reconciler.observed import AppliedCache
 from aifleet.reconciler.scaling import operator_status, shown_decision, warming_up
 from aifleet.reconciler.sync import _changed, last_status
@@ -32,7 +33,7 @@ def test_steady_traffic_keeps_the_status_still():
     runs = steady([48.0, 48.7, 47.9, 49.2, 48.4])
     shown = {id(s) for _, s in runs}
     assert len(shown) == 1  # one status for five polls: nothing to write after the first
-    fields, conditions = operator_status(runs[-1][1])
+    fields, _conditions = operator_status(runs[-1][1])
     assert fields["currentRPS"] == 48.0
 
 

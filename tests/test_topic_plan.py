@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
@@ -10,14 +10,15 @@ from pydantic import ValidationError
 from aifleet.api import AIService
 from aifleet.api.data import KafkaSpec
 from aifleet.api.errors import describe_validation_error
-from aifleet.topics.plan import TopicState, plan_topics
-from aifleet.topics.reconcile import (
+from aifleet.clients.kafka import TopicState
+from aifleet.topics.apply import (
     SKIP_CLEANUP_ANNOTATION,
     delete_topics,
     give_up_reason,
     kafka_credentials,
     kafka_credentials_problem,
 )
+from aifleet.topics.plan import plan_topics
 
 ORDERS_CONFIGS = {"retention.ms": "604800000"}
 DLQ_CONFIGS = {"retention.ms": "1209600000"}
@@ -120,7 +121,7 @@ def test_retain_deletes_nothing_and_needs_no_client():
 
 
 def test_give_up_on_annotation_or_after_the_timeout():
-    now = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
     started = (now - timedelta(seconds=30)).isoformat().replace("+00:00", "Z")
     assert give_up_reason({}, started, now) is None
     assert "annotation" in give_up_reason({SKIP_CLEANUP_ANNOTATION: "true"}, started, now)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import yaml
 
 from . import __version__
+from .autoscaler import simulate_cli
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def _cmd_crd(_: argparse.Namespace) -> int:
@@ -40,7 +43,7 @@ def _priority(value: str) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from .logs import configure_logging
-    from .observability.runner import RunOptions, run
+    from .manager import RunOptions, run
 
     configure_logging(args.log_level, args.log_format)
     return run(
@@ -58,9 +61,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from .autoscaler.simulate import simulate_main
-
-    return simulate_main(args.rest)
+    return simulate_cli.run(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--preflight-retry-seconds", type=float, default=15.0,
         help="while the preflight fails, re-check this often (and report it on /readyz)",
     )
-    run.add_argument("--log-level", default="INFO")
+    run.add_argument("--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS, help="default INFO")
     run.add_argument("--log-format", choices=["json", "text"], default="json")
     run.set_defaults(func=_cmd_run)
 
@@ -100,8 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     crd = sub.add_parser("crd", help="print the AIService CustomResourceDefinition")
     crd.set_defaults(func=_cmd_crd)
 
-    simulate = sub.add_parser("simulate", help="replay a traffic trace through the scaling policies", add_help=False)
-    simulate.add_argument("rest", nargs=argparse.REMAINDER)
+    simulate = sub.add_parser(
+        "simulate", help="replay a traffic trace through the scaling policies", description=simulate_cli.DESCRIPTION
+    )
+    simulate_cli.add_arguments(simulate)
     simulate.set_defaults(func=_cmd_simulate)
     return parser
 

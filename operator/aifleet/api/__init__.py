@@ -7,8 +7,6 @@ from .aiservice import (
     PLURAL,
     VERSION,
     AIService,
-    AIServiceSpec,
-    AIServiceStatus,
 )
 
-__all__ = ["API_VERSION", "GROUP", "KIND", "PLURAL", "VERSION", "AIService", "AIServiceSpec", "AIServiceStatus"]
+__all__ = ["API_VERSION", "GROUP", "KIND", "PLURAL", "VERSION", "AIService"]

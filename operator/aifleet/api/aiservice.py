@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Final, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
-from .autoscaling import AutoscalingSpec, AutoscalingStatus
+from .autoscaling import AutoscalingSpec
 from .base import ApiModel
 from .data import KafkaSpec, PgBouncerSpec, RedisSpec
 from .inference import InferenceSpec
-from .status import AIServiceStatus as _BaseStatus
 
 GROUP = "aifleet.dev"
 VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-KIND = "AIService"
+# Spelled out rather than joined, so that the models' Literal fields can take them as defaults.
+API_VERSION: Final = "aifleet.dev/v1alpha1"
+KIND: Final = "AIService"
 PLURAL = "aiservices"
 SINGULAR = "aiservice"
 SHORT_NAMES = ["ais"]
@@ -27,30 +27,26 @@ class AIServiceSpec(ApiModel):
     autoscaling: AutoscalingSpec = Field(
         default_factory=AutoscalingSpec, description="How the fleet follows its traffic."
     )
-    pgbouncer: Optional[PgBouncerSpec] = Field(None, description="Connection pooling in front of an existing PostgreSQL.")
-    redis: Optional[RedisSpec] = Field(None, description="A Redis cache for the service.")
-    kafka: Optional[KafkaSpec] = Field(None, description="Kafka topics and dead-letter topics on an existing cluster.")
-
-
-class AIServiceStatus(_BaseStatus):
-    autoscaling: Optional[AutoscalingStatus] = Field(None, description="The autoscaler's last decision.")
+    pgbouncer: PgBouncerSpec | None = Field(None, description="Connection pooling in front of an existing PostgreSQL.")
+    redis: RedisSpec | None = Field(None, description="A Redis cache for the service.")
+    kafka: KafkaSpec | None = Field(None, description="Kafka topics and dead-letter topics on an existing cluster.")
 
 
 class ObjectMeta(ApiModel):
     """The part of metadata the renderer needs; the API server owns the rest."""
 
-    model_config = {"extra": "ignore"}
+    model_config = ConfigDict(extra="ignore")
 
     name: str = Field(max_length=53, description="AIService name; children derive their names from it.")
     namespace: str = Field("default", description="Namespace.")
-    uid: Optional[str] = Field(None, description="Set by the API server; used for owner references.")
-    generation: Optional[int] = Field(None, description="Set by the API server.")
+    uid: str | None = Field(None, description="Set by the API server; used for owner references.")
+    generation: int | None = Field(None, description="Set by the API server.")
     labels: dict[str, str] = Field(default_factory=dict, description="Labels.")
     annotations: dict[str, str] = Field(default_factory=dict, description="Annotations.")
 
 
 class AIService(ApiModel):
-    model_config = {"extra": "ignore"}
+    model_config = ConfigDict(extra="ignore")
 
     api_version: Literal["aifleet.dev/v1alpha1"] = Field(API_VERSION, description="API version.")
     kind: Literal["AIService"] = Field(KIND, description="Kind.")

@@ -1,23 +1,21 @@
 """`spec.autoscaling` and `status.autoscaling`: how the Triton fleet follows its traffic.
 
-The decision logic lives in `aifleet.autoscaler.policy.decide`; these models are its input (spec),
-its persisted memory (`AutoscalerState`) and its report (`AutoscalingStatus`).
+The decision logic lives in `aifleet.autoscaler.policy.decide`; these models are its input (spec) and its
+report (`AutoscalingStatus`); what it remembers between polls is `aifleet.autoscaler.state.AutoscalerState`.
 Semantics follow the HorizontalPodAutoscaler's `behavior` wherever HPA has a notion, so people who
 know HPA read this block without surprises.
 """
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
 from .base import ApiModel, cel
+from .children import triton_pod_regex
 
-# Pods of an AIService's Triton Deployment are `<name>-triton-<rs-hash>-<pod-hash>`. Matching the two
-# trailing hash segments exactly keeps service `foo` from counting the pods of a service `foo-triton-x`.
-POD_REGEX_TEMPLATE = "{name}-triton-[a-z0-9]+-[a-z0-9]+"
-_SELECTOR = 'namespace="{namespace}",pod=~"' + POD_REGEX_TEMPLATE + '"'
+_SELECTOR = 'namespace="{namespace}",pod=~"' + triton_pod_regex("{name}") + '"'
 
 # Query templates. Only the literal tokens `{namespace}` and `{name}` are substituted (see
 # `render_query`): every other brace is PromQL's own label-matcher syntax, so str.format is not used.
@@ -63,22 +61,33 @@ _POLICIES_DOC = (
 )
 
 
-class ScaleUpRules(ApiModel):
-    tolerance: Optional[float] = Field(
+def _tolerance(direction: Literal["up", "down"], default: float) -> Any:
+    side = "above" if direction == "up" else "below"
+    return Field(
         None,
         ge=0,
         le=0.9,
-        description="Scale up only when RPS is more than this fraction above target (HPA's behavior.scaleUp.tolerance). Unset: the spec's `tolerance`, else 0.07.",
+        description=f"Scale {direction} only when RPS is more than this fraction {side} target (HPA's "
+        f"behavior.scale{direction.capitalize()}.tolerance). Unset: the spec's `tolerance`, else {default:g}.",
     )
+
+
+def _select_policy(direction: Literal["up", "down"]) -> Any:
+    return Field(
+        "Max",
+        description=f"Max: the policy allowing the biggest change wins. Min: the smallest. Disabled: never scale {direction}.",
+    )
+
+
+class ScaleUpRules(ApiModel):
+    tolerance: float | None = _tolerance("up", DEFAULT_SCALE_UP_TOLERANCE)
     stabilization_window_seconds: int = Field(
         0,
         ge=0,
         le=3600,
         description="Scale up only to the lowest recommendation of this many past seconds (0: act on the first poll that shows the rise).",
     )
-    select_policy: Literal["Max", "Min", "Disabled"] = Field(
-        "Max", description="Max: the policy allowing the biggest change wins. Min: the smallest. Disabled: never scale up."
-    )
+    select_policy: Literal["Max", "Min", "Disabled"] = _select_policy("up")
     policies: list[ScalingPolicy] = Field(
         # A plain default (not a factory) so the generated CRD spells it out; pydantic copies it per instance.
         default=[
@@ -92,21 +101,14 @@ class ScaleUpRules(ApiModel):
 
 
 class ScaleDownRules(ApiModel):
-    tolerance: Optional[float] = Field(
-        None,
-        ge=0,
-        le=0.9,
-        description="Scale down only when RPS is more than this fraction below target (HPA's behavior.scaleDown.tolerance). Unset: the spec's `tolerance`, else 0.02.",
-    )
+    tolerance: float | None = _tolerance("down", DEFAULT_SCALE_DOWN_TOLERANCE)
     stabilization_window_seconds: int = Field(
         300,
         ge=0,
         le=3600,
         description="Scale down only to the highest recommendation of this many past seconds: 300 means 5 minutes of calm first.",
     )
-    select_policy: Literal["Max", "Min", "Disabled"] = Field(
-        "Max", description="Max: the policy allowing the biggest change wins. Min: the smallest. Disabled: never scale down."
-    )
+    select_policy: Literal["Max", "Min", "Disabled"] = _select_policy("down")
     policies: list[ScalingPolicy] = Field(
         default=[ScalingPolicy(type="Percent", value=100, period_seconds=15)],
         min_length=1,
@@ -119,7 +121,7 @@ class ScaleDownRules(ApiModel):
 # metrics
 
 
-class SecretKeyRef(ApiModel):
+class TokenSecretRef(ApiModel):
     name: str = Field(
         min_length=1,
         max_length=253,
@@ -134,7 +136,7 @@ class QueueSignal(ApiModel):
         "PendingRequests",
         description="PendingRequests: the query returns requests waiting across the fleet (additive). QueueTimeMs: it returns the mean time a request waits, in milliseconds.",
     )
-    query: Optional[str] = Field(
+    query: str | None = Field(
         None,
         min_length=1,
         description="PromQL returning one sample; `{namespace}` and `{name}` are substituted. Default: Triton's nv_inference_pending_request_count (or queue duration) over this service's pods.",
@@ -155,7 +157,7 @@ class MetricsSpec(ApiModel):
         pattern=r"^https?://[^\s]+$",
         description="Prometheus base URL (http or https).",
     )
-    query: Optional[str] = Field(
+    query: str | None = Field(
         None,
         min_length=1,
         description=(
@@ -179,13 +181,13 @@ class MetricsSpec(ApiModel):
             "series has been read. Prometheus needs a scrape interval or two before rate() answers for new pods."
         ),
     )
-    auth_secret_ref: Optional[SecretKeyRef] = Field(
+    auth_secret_ref: TokenSecretRef | None = Field(
         None, description="Secret holding a bearer token for Prometheus. The token is never logged."
     )
     insecure_skip_tls_verify: bool = Field(
         False, alias="insecureSkipTLSVerify", description="Skip TLS verification of an https Prometheus."
     )
-    queue: Optional[QueueSignal] = Field(
+    queue: QueueSignal | None = Field(
         None, description="Optional second signal from Triton's queue; it can add pods, never remove them."
     )
 
@@ -205,7 +207,7 @@ class OnMissingMetrics(ApiModel):
         "Hold",
         description="Hold: keep the current replicas while metrics are missing. Fallback: after `failuresBeforeFallback` failed polls, go to `fallbackReplicas`. Missing metrics never scale down unless `allowFallbackBelowCurrent`.",
     )
-    fallback_replicas: Optional[int] = Field(
+    fallback_replicas: int | None = Field(
         None, ge=1, description="Replicas to run while metrics are missing (action Fallback); within [minReplicas, maxReplicas]."
     )
     failures_before_fallback: int = Field(
@@ -216,7 +218,7 @@ class OnMissingMetrics(ApiModel):
     )
 
     @model_validator(mode="after")
-    def _fallback_given(self) -> "OnMissingMetrics":
+    def _fallback_given(self) -> OnMissingMetrics:
         if self.action == "Fallback" and self.fallback_replicas is None:
             raise ValueError(_FALLBACK_REQUIRED)
         return self
@@ -291,7 +293,7 @@ class AutoscalingSpec(ApiModel):
         alias="targetRPSPerPod",
         description="Requests per second one ready pod should serve; replicas = ceil(RPS / targetRPSPerPod).",
     )
-    tolerance: Optional[float] = Field(
+    tolerance: float | None = Field(
         None,
         ge=0,
         le=0.9,
@@ -319,7 +321,7 @@ class AutoscalingSpec(ApiModel):
     )
 
     @model_validator(mode="after")
-    def _cross_field(self) -> "AutoscalingSpec":
+    def _cross_field(self) -> AutoscalingSpec:
         if self.min_replicas > self.max_replicas:
             raise ValueError(_MIN_LE_MAX)
         fb = self.on_missing_metrics.fallback_replicas
@@ -335,48 +337,9 @@ class AutoscalingSpec(ApiModel):
 
 
 # ---------------------------------------------------------------------------------------------
-# the autoscaler's memory: small, serialisable, carried between polls by the caller
-
-
-class TimedReplicas(ApiModel):
-    t: float = Field(description="Unix time in seconds.")
-    replicas: int = Field(description="A replica count (recommendations) or a replica change (scale events).")
-
-
-class TimedValue(ApiModel):
-    t: float = Field(description="Unix time in seconds.")
-    value: float = Field(description="An observed RPS.")
-
-
-class AutoscalerState(ApiModel):
-    """What `decide` needs to remember between polls; it returns the updated copy in its Decision.
-
-    Bounded by the windows: recommendations span the longer stabilization window, scale events the
-    longest policy period, RPS samples the look-ahead window; about 50 entries at the defaults.
-    """
-
-    initialized: bool = Field(False, description="False until the first decision; a fresh state waits one scale-down window before shrinking.")
-    recommendations: list[TimedReplicas] = Field(
-        default_factory=list, description="Recent unstabilized recommendations, for the stabilization windows."
-    )
-    scale_up_events: list[TimedReplicas] = Field(default_factory=list, description="Recent scale-ups (pods added), for the rate policies.")
-    scale_down_events: list[TimedReplicas] = Field(
-        default_factory=list, description="Recent scale-downs (pods removed), for the rate policies."
-    )
-    rps_samples: list[TimedValue] = Field(default_factory=list, description="Recent good RPS samples, for the look-ahead trend.")
-    lookahead_floor: list[TimedValue] = Field(
-        default_factory=list, description="Recent look-ahead forecasts (projected RPS); each holds until its horizon has passed."
-    )
-    consecutive_failures: int = Field(0, ge=0, description="Polls in a row whose RPS was missing or bad.")
-    measured: bool = Field(False, description="An RPS sample has been read at least once (the warm-up is over).")
-    last_scale_up_time: Optional[float] = Field(None, description="Unix time of the last scale-up.")
-    last_scale_time: Optional[float] = Field(None, description="Unix time of the last resize.")
-    last_scale_reason: Optional[str] = Field(None, description="Why the last resize happened.")
-
-
-# ---------------------------------------------------------------------------------------------
 # status
 
+MetricErrorKind = Literal["missing", "stale", "empty", "failed", "nan", "invalid"]
 LimitReason = Literal["TooManyReplicas", "TooFewReplicas", "ScaleUpLimit", "ScaleDownLimit"]
 ReasonCode = Literal[
     "ScaleUp",
@@ -393,23 +356,21 @@ ReasonCode = Literal[
 
 
 class AutoscalingStatus(ApiModel):
-    current_rps: Optional[float] = Field(None, alias="currentRPS", description="Requests per second last read from Prometheus.")
-    projected_rps: Optional[float] = Field(
+    current_rps: float | None = Field(None, alias="currentRPS", description="Requests per second last read from Prometheus.")
+    projected_rps: float | None = Field(
         None, alias="projectedRPS", description="Look-ahead: RPS projected podStartupSeconds + pollIntervalSeconds ahead (only while clearly rising)."
     )
-    current_queue: Optional[float] = Field(None, description="Last value of the queue signal, if configured.")
-    reactive_replicas: Optional[int] = Field(None, description="Replicas the current RPS alone asks for (after the tolerance band).")
-    lookahead_replicas: Optional[int] = Field(None, description="Replicas the projected RPS asks for (Act or Preview).")
-    queue_replicas: Optional[int] = Field(None, description="Replicas the queue signal asks for.")
-    desired_replicas: Optional[int] = Field(
+    current_queue: float | None = Field(None, description="Last value of the queue signal, if configured.")
+    reactive_replicas: int | None = Field(None, description="Replicas the current RPS alone asks for (after the tolerance band).")
+    lookahead_replicas: int | None = Field(None, description="Replicas the projected RPS asks for (Act or Preview).")
+    queue_replicas: int | None = Field(None, description="Replicas the queue signal asks for.")
+    desired_replicas: int | None = Field(
         None, description="The final decision after stabilization, rate policies and [minReplicas, maxReplicas]."
     )
-    reason: Optional[ReasonCode] = Field(None, description="One CamelCase word for the last decision.")
-    message: Optional[str] = Field(None, description="The last decision in words, e.g. `rps 4210 over target 100/pod: 35 -> 43 replicas`.")
-    limited: Optional[LimitReason] = Field(None, description="What capped the last decision, as HPA's ScalingLimited reasons.")
-    last_scale_time: Optional[str] = Field(None, description="When the fleet was last resized (RFC 3339).")
-    last_scale_reason: Optional[str] = Field(None, description="Why the fleet was last resized.")
-    last_metric_error: Optional[Literal["missing", "stale", "empty", "failed", "nan", "invalid"]] = Field(
-        None, description="Kind of the last metric failure."
-    )
+    reason: ReasonCode | None = Field(None, description="One CamelCase word for the last decision.")
+    message: str | None = Field(None, description="The last decision in words, e.g. `rps 4210 over target 100/pod: 35 -> 43 replicas`.")
+    limited: LimitReason | None = Field(None, description="What capped the last decision, as HPA's ScalingLimited reasons.")
+    last_scale_time: str | None = Field(None, description="When the fleet was last resized (RFC 3339).")
+    last_scale_reason: str | None = Field(None, description="Why the fleet was last resized.")
+    last_metric_error: MetricErrorKind | None = Field(None, description="Kind of the last metric failure.")
     paused: bool = Field(False, description="True while the `aifleet.dev/paused: \"true\"` annotation holds the fleet.")

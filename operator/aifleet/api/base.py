@@ -6,8 +6,11 @@ Unknown fields are refused: a typo in a manifest must fail loudly, not be ignore
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import JsonDict
 
 
 class ApiModel(BaseModel):
@@ -18,14 +21,14 @@ class ApiModel(BaseModel):
         frozen=True,
     )
 
-    def to_wire(self) -> dict:
+    def to_wire(self) -> dict[str, Any]:
         """The object as it appears in a manifest: camelCase keys, no unset optionals."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
-def cel(rule: str, message: str, field_path: str | None = None) -> dict:
+def cel(rule: str, message: str, field_path: str | None = None) -> JsonDict:
     """One CEL validation rule as the CRD's `x-kubernetes-validations` entry wants it."""
-    entry = {"rule": rule, "message": message}
+    entry: JsonDict = {"rule": rule, "message": message}
     if field_path:
         entry["fieldPath"] = field_path
     return entry

@@ -9,10 +9,12 @@ parent object exists, so an object-valued default of `{}` is what makes them fir
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from pydantic import BaseModel
-from pydantic.json_schema import GenerateJsonSchema
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import core_schema
 
 from .aiservice import (
     CATEGORIES,
@@ -23,19 +25,19 @@ from .aiservice import (
     SINGULAR,
     VERSION,
     AIServiceSpec,
-    AIServiceStatus,
 )
+from .status import AIServiceStatus
 
 _DROP = {"title"}
 
 
 class _CrdSchema(GenerateJsonSchema):
-    def default_schema(self, schema):  # noqa: ANN001 - pydantic's own signature
+    def default_schema(self, schema: core_schema.WithDefaultSchema) -> JsonSchemaValue:
         factory = schema.get("default_factory")
         if factory is None:
             return super().default_schema(schema)
         inner = self.generate_inner(schema["schema"])
-        value = factory()
+        value = cast("Callable[[], Any]", factory)()  # the models' factories take no arguments
         if isinstance(value, BaseModel):
             inner["default"] = value.model_dump(by_alias=True, exclude_none=True, mode="json")
         elif value not in ([], {}):
@@ -78,7 +80,8 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
 
 def openapi_schema(model: type[BaseModel]) -> dict[str, Any]:
     raw = model.model_json_schema(by_alias=True, mode="validation", schema_generator=_CrdSchema)
-    return _inline(raw, raw.get("$defs", {}))
+    schema: dict[str, Any] = _inline(raw, raw.get("$defs", {}))
+    return schema
 
 
 PRINTER_COLUMNS = [

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
 from .base import ApiModel, cel
 from .inference import QUANTITY, ResourceList
+from .quantity import parse_quantity
 
 SECRET_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 TOPIC_NAME = r"^[a-zA-Z0-9._-]{1,200}$"
@@ -81,7 +81,7 @@ class PgBouncerSpec(ApiModel):
     resources: ComponentResources = Field(default_factory=ComponentResources, description="CPU and memory per pod.")
 
     @model_validator(mode="after")
-    def _pool_fits(self) -> "PgBouncerSpec":
+    def _pool_fits(self) -> PgBouncerSpec:
         if self.max_db_connections and self.default_pool_size + self.reserve_pool_size > self.max_db_connections:
             raise ValueError(POOL_SIZE_RULE)
         return self
@@ -103,21 +103,6 @@ def parse_maxmemory(value: str) -> int:
     return int(match.group(1)) * _UNITS[match.group(2).lower()]
 
 
-_SUFFIX = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-           "m": Decimal("0.001"), "": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
-
-
-def _quantity_bytes(value: str) -> int | None:
-    """A Kubernetes memory quantity in bytes; None when it is not one (the pattern reports that)."""
-    match = re.fullmatch(r"\+?([0-9.]+(?:[eE][-+]?[0-9]+)?)([KMGTPE]i|[mkMGTPE]?)", value)
-    if not match:
-        return None
-    try:
-        return int(Decimal(match.group(1)) * _SUFFIX[match.group(2)])
-    except InvalidOperation:
-        return None
-
-
 class RedisPersistence(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -130,7 +115,7 @@ class RedisPersistence(ApiModel):
 
     enabled: bool = Field(False, description="Keep the cache on a PersistentVolume (append-only file) across restarts.")
     size: str = Field("1Gi", pattern=QUANTITY, description="Volume size.")
-    storage_class_name: Optional[str] = Field(None, description="StorageClass of the volume; empty uses the default.")
+    storage_class_name: str | None = Field(None, description="StorageClass of the volume; empty uses the default.")
 
 
 class RedisSpec(ApiModel):
@@ -146,17 +131,17 @@ class RedisSpec(ApiModel):
         "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl",
     ] = Field("allkeys-lru", description="`maxmemory-policy`: what Redis drops when full.")
     persistence: RedisPersistence = Field(default_factory=RedisPersistence, description="Durability of the cache.")
-    password_secret_ref: Optional[SecretKeyRef] = Field(
+    password_secret_ref: SecretKeyRef | None = Field(
         None, description="Secret key holding the password; when absent the operator generates one once and never rotates it."
     )
     resources: ComponentResources = Field(default_factory=ComponentResources, description="CPU and memory.")
 
     @model_validator(mode="after")
-    def _fits_in_limit(self) -> "RedisSpec":
+    def _fits_in_limit(self) -> RedisSpec:
         # Python-only: CEL cannot parse Redis units. The reconciler reports it as InvalidSpec.
         limit = self.resources.limits.memory
-        limit_bytes = _quantity_bytes(limit) if limit else None
-        if limit_bytes is not None and parse_maxmemory(self.max_memory) >= limit_bytes:
+        limit_bytes = parse_quantity(limit) if limit else None
+        if limit_bytes is not None and parse_maxmemory(self.max_memory) >= int(limit_bytes):
             raise ValueError(
                 f"spec.redis.maxMemory ({self.max_memory}) must be below spec.redis.resources.limits.memory ({limit}):"
                 " Redis also needs memory for connections and forks, and would be OOM-killed"
@@ -204,7 +189,7 @@ class KafkaTopic(ApiModel):
     dead_letter: DeadLetter = Field(default_factory=DeadLetter, description="The dead-letter topic for failed events.")
 
     @model_validator(mode="after")
-    def _retention_once(self) -> "KafkaTopic":
+    def _retention_once(self) -> KafkaTopic:
         if "retention.ms" in self.configs:
             raise ValueError(f"spec.kafka.topics[{self.name}].configs: {RETENTION_IN_CONFIGS}")
         return self
@@ -220,8 +205,8 @@ class KafkaSpec(ApiModel):
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="How the operator talks to the brokers."
     )
-    sasl_mechanism: Optional[Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]] = Field(None, description="SASL mechanism.")
-    credentials_secret: Optional[str] = Field(
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(None, description="SASL mechanism.")
+    credentials_secret: str | None = Field(
         None, pattern=SECRET_NAME, description="Secret with `username`/`password` (SASL) and `ca.crt` (TLS)."
     )
     topics: list[KafkaTopic] = Field(
@@ -235,7 +220,7 @@ class KafkaSpec(ApiModel):
     )
 
     @model_validator(mode="after")
-    def _unique_topics(self) -> "KafkaSpec":
+    def _unique_topics(self) -> KafkaSpec:
         names = [t.name for t in self.topics]
         if len(names) != len(set(names)):
             raise ValueError("spec.kafka.topics[].name must be unique")

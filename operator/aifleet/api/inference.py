@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -16,9 +16,9 @@ DEFAULT_VERSION = "24.08-py3"
 
 
 class ResourceList(ApiModel):
-    cpu: Optional[str] = Field(None, pattern=QUANTITY, description="CPU, as a Kubernetes quantity (e.g. `4`, `500m`).")
-    memory: Optional[str] = Field(None, pattern=QUANTITY, description="Memory, as a Kubernetes quantity (e.g. `16Gi`).")
-    ephemeral_storage: Optional[str] = Field(
+    cpu: str | None = Field(None, pattern=QUANTITY, description="CPU, as a Kubernetes quantity (e.g. `4`, `500m`).")
+    memory: str | None = Field(None, pattern=QUANTITY, description="Memory, as a Kubernetes quantity (e.g. `16Gi`).")
+    ephemeral_storage: str | None = Field(
         None, pattern=QUANTITY, description="Ephemeral storage, as a Kubernetes quantity."
     )
 
@@ -35,13 +35,13 @@ class Resources(ApiModel):
 
 
 class Toleration(ApiModel):
-    key: Optional[str] = Field(None, description="Taint key the toleration applies to; empty matches all keys.")
+    key: str | None = Field(None, description="Taint key the toleration applies to; empty matches all keys.")
     operator: Literal["Exists", "Equal"] = Field("Equal", description="How the key relates to the value.")
-    value: Optional[str] = Field(None, description="Taint value matched when operator is Equal.")
-    effect: Optional[Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]] = Field(
+    value: str | None = Field(None, description="Taint value matched when operator is Equal.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
         None, description="Taint effect to match; empty matches all effects."
     )
-    toleration_seconds: Optional[int] = Field(
+    toleration_seconds: int | None = Field(
         None, description="For NoExecute: how long the pod stays bound after the taint appears."
     )
 
@@ -69,17 +69,17 @@ class ModelRepository(ApiModel):
         }
     )
 
-    uri: Optional[str] = Field(
+    uri: str | None = Field(
         None,
         pattern=r"^(s3|gs|as|https?)://.+",
         description="Remote model repository Triton reads directly (`s3://`, `gs://`, `as://`, `http(s)://`).",
     )
-    persistent_volume_claim: Optional[str] = Field(
+    persistent_volume_claim: str | None = Field(
         None,
         max_length=253,
         description="Name of a PersistentVolumeClaim holding the model repository, mounted read-only at /models.",
     )
-    credentials_secret: Optional[str] = Field(
+    credentials_secret: str | None = Field(
         None,
         max_length=253,
         description="Secret whose keys are exposed to Triton as environment variables (cloud storage credentials).",
@@ -87,7 +87,7 @@ class ModelRepository(ApiModel):
     cache: ModelCache = Field(default_factory=ModelCache, description="Node-local cache of fetched models.")
 
     @model_validator(mode="after")
-    def _one_source(self) -> "ModelRepository":
+    def _one_source(self) -> ModelRepository:
         if (self.uri is None) == (self.persistent_volume_claim is None):
             raise ValueError("spec.inference.modelRepository: set exactly one of uri or persistentVolumeClaim")
         return self
@@ -135,4 +135,4 @@ class InferenceSpec(ApiModel):
     probes: Probes = Field(default_factory=Probes, description="Startup, readiness and liveness timing.")
     disruption: Disruption = Field(default_factory=Disruption, description="PodDisruptionBudget for the fleet.")
     extra_args: list[str] = Field(default_factory=list, max_length=32, description="Extra `tritonserver` arguments.")
-    priority_class_name: Optional[str] = Field(None, description="PriorityClass for the Triton pods.")
+    priority_class_name: str | None = Field(None, description="PriorityClass for the Triton pods.")

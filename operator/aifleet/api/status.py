@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import Field
 
+from .autoscaling import AutoscalingStatus
 from .base import ApiModel
 
 ConditionStatus = Literal["True", "False", "Unknown"]
@@ -16,8 +17,8 @@ class Condition(ApiModel):
     status: ConditionStatus = Field(description="True, False or Unknown.")
     reason: str = Field(description="One CamelCase word a machine can match on.")
     message: str = Field("", description="What happened, in words.")
-    last_transition_time: Optional[str] = Field(None, description="When status last changed (RFC 3339).")
-    observed_generation: Optional[int] = Field(None, description="The spec generation this condition was computed for.")
+    last_transition_time: str | None = Field(None, description="When status last changed (RFC 3339).")
+    observed_generation: int | None = Field(None, description="The spec generation this condition was computed for.")
 
 
 class ComponentStatus(ApiModel):
@@ -26,27 +27,28 @@ class ComponentStatus(ApiModel):
 
 
 class Endpoints(ApiModel):
-    http: Optional[str] = Field(None, description="Triton HTTP/REST URL inside the cluster.")
-    grpc: Optional[str] = Field(None, description="Triton gRPC address inside the cluster.")
-    metrics: Optional[str] = Field(None, description="Triton Prometheus metrics URL inside the cluster.")
-    pooler: Optional[str] = Field(None, description="PgBouncer address (host:port) clients connect to.")
-    pooler_secret: Optional[str] = Field(None, description="Secret with the pooled connection settings.")
-    cache: Optional[str] = Field(None, description="Redis address (host:port).")
-    cache_secret: Optional[str] = Field(None, description="Secret holding the Redis password.")
+    http: str | None = Field(None, description="Triton HTTP/REST URL inside the cluster.")
+    grpc: str | None = Field(None, description="Triton gRPC address inside the cluster.")
+    metrics: str | None = Field(None, description="Triton Prometheus metrics URL inside the cluster.")
+    pooler: str | None = Field(None, description="PgBouncer address (host:port) clients connect to.")
+    pooler_secret: str | None = Field(None, description="Secret with the pooled connection settings.")
+    cache: str | None = Field(None, description="Redis address (host:port).")
+    cache_secret: str | None = Field(None, description="Secret holding the Redis password.")
     topics: list[str] = Field(default_factory=list, description="Kafka topics, dead-letter topics included.")
 
 
 class AIServiceStatus(ApiModel):
-    observed_generation: Optional[int] = Field(None, description="The spec generation the operator last acted on.")
+    observed_generation: int | None = Field(None, description="The spec generation the operator last acted on.")
     conditions: list[Condition] = Field(default_factory=list, description="Ready, Progressing, Degraded and per-component conditions.")
-    replicas: Optional[int] = Field(None, description="Triton pods that exist.")
-    ready_replicas: Optional[int] = Field(None, description="Triton pods that are ready and serving.")
-    desired_replicas: Optional[int] = Field(None, description="Triton pods the autoscaler wants.")
-    current_rps: Optional[float] = Field(
+    replicas: int | None = Field(None, description="Triton pods that exist.")
+    ready_replicas: int | None = Field(None, description="Triton pods that are ready and serving.")
+    desired_replicas: int | None = Field(None, description="Triton pods the autoscaler wants.")
+    current_rps: float | None = Field(
         None, alias="currentRPS", description="Requests per second the fleet serves, as last read from Prometheus."
     )
-    last_scale_time: Optional[str] = Field(None, description="When the fleet was last resized (RFC 3339).")
-    last_scale_reason: Optional[str] = Field(None, description="Why the fleet was last resized.")
-    selector: Optional[str] = Field(None, description="Label selector of the Triton pods (for the scale subresource).")
+    last_scale_time: str | None = Field(None, description="When the fleet was last resized (RFC 3339).")
+    last_scale_reason: str | None = Field(None, description="Why the fleet was last resized.")
+    selector: str | None = Field(None, description="Label selector of the Triton pods (for the scale subresource).")
     endpoints: Endpoints = Field(default_factory=Endpoints, description="Addresses clients use.")
     components: dict[str, ComponentStatus] = Field(default_factory=dict, description="State per component.")
+    autoscaling: AutoscalingStatus | None = Field(None, description="The autoscaler's last decision.")

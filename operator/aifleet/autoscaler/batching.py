@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
-from .metrics import BATCH_RPS_QUERY, DEFAULT_KEY_LABELS, Batch, MetricSource
+from .prometheus import BATCH_RPS_QUERY, DEFAULT_KEY_LABELS, Batch, MetricSource
 from .sample import Sample
 
 

@@ -29,12 +29,13 @@ baseline in the simulator and as the shared core of aifleet's own policy. Semant
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple, Optional, Sequence, Union
+from typing import Literal, NamedTuple
 
-from ..api.autoscaling import ScaleDownRules, ScaleUpRules, ScalingPolicy
+from ..api.autoscaling import LimitReason, ScaleDownRules, ScaleUpRules, ScalingPolicy
 
-ScalingRules = Union[ScaleUpRules, ScaleDownRules]
+ScalingRules = ScaleUpRules | ScaleDownRules
 
 Event = tuple[float, int]  # (unix seconds, replicas) for recommendations, (unix seconds, change) for scale events
 
@@ -52,7 +53,6 @@ class Tolerances(NamedTuple):
 
 
 HPA_TOLERANCES = Tolerances()
-SYNC_PERIOD_SECONDS = 15
 # Default behavior (autoscaling/v2 defaulting, and the --horizontal-pod-autoscaler-downscale-stabilization flag)
 DEFAULT_SCALE_UP = ScaleUpRules(
     stabilization_window_seconds=0,
@@ -70,7 +70,6 @@ DEFAULT_SCALE_DOWN = ScaleDownRules(
 # Keeps replica arithmetic in int32 territory whatever a metric says (HPA's replicas are int32).
 _REPLICA_CEILING = 2**31 - 1
 
-LimitReason = Literal["TooManyReplicas", "TooFewReplicas", "ScaleUpLimit", "ScaleDownLimit"]
 
 
 def ceil_replicas(x: float) -> int:
@@ -104,12 +103,12 @@ def external_per_pod_replicas(
 class PodMetric:
     phase: Literal["Pending", "Running", "Succeeded", "Failed"] = "Running"
     deleting: bool = False
-    value: Optional[float] = None  # None: no metric for this pod
+    value: float | None = None  # None: no metric for this pod
 
 
 def pods_metric_replicas(
     pods: Sequence[PodMetric], current_replicas: int, target_per_pod: float, tolerances: Tolerances = HPA_TOLERANCES
-) -> Optional[int]:
+) -> int | None:
     """calcPlainMetricReplicas with groupPods, for a non-CPU Pods metric. None means "no metrics" (error)."""
     ready: dict[int, float] = {}
     ignored: list[int] = []
@@ -170,7 +169,7 @@ def stabilize(
     if stabilized > down_rec:
         stabilized = down_rec
     keep_after = now - max(up_window, down_window)
-    kept = tuple(e for e in recommendations if e[0] > keep_after) + ((now, proposal),)
+    kept = (*(e for e in recommendations if e[0] > keep_after), (now, proposal))
     return stabilized, kept
 
 
@@ -180,37 +179,47 @@ def changes_in_period(events: Sequence[Event], period_seconds: int, now: float) 
     return sum(change for t, change in events if t > cutoff)
 
 
-def scale_up_limit(current: int, up_events: Sequence[Event], down_events: Sequence[Event], rules: ScalingRules, now: float) -> int:
-    """calculateScaleUpLimitWithScalingRules."""
+def _policy_limit(
+    current: int,
+    up_events: Sequence[Event],
+    down_events: Sequence[Event],
+    rules: ScalingRules,
+    now: float,
+    pick: Callable[[int, int], int],
+    propose: Callable[[int, ScalingPolicy], int],
+) -> int:
+    """The replica count the rate policies allow, each from the replicas at the start of its period."""
     if rules.select_policy == "Disabled":
         return current
-    pick = min if rules.select_policy == "Min" else max
-    result: Optional[int] = None
+    result: int | None = None
     for p in rules.policies:
         start = current - changes_in_period(up_events, p.period_seconds, now) + changes_in_period(down_events, p.period_seconds, now)
-        if p.type == "Pods":
-            proposed = start + p.value
-        else:  # rounded up so that a small fleet can still grow
-            proposed = math.ceil(start * (1 + p.value / 100))
+        proposed = propose(start, p)
         result = proposed if result is None else pick(result, proposed)
     return current if result is None else result
+
+
+def _grown(start: int, p: ScalingPolicy) -> int:
+    # Percent is rounded up so that a small fleet can still grow.
+    return start + p.value if p.type == "Pods" else math.ceil(start * (1 + p.value / 100))
+
+
+def _shrunk(start: int, p: ScalingPolicy) -> int:
+    # Percent is truncated, as int32(float64(...)).
+    return start - p.value if p.type == "Pods" else int(start * (1 - p.value / 100))
+
+
+def scale_up_limit(current: int, up_events: Sequence[Event], down_events: Sequence[Event], rules: ScalingRules, now: float) -> int:
+    """calculateScaleUpLimitWithScalingRules."""
+    pick = min if rules.select_policy == "Min" else max
+    return _policy_limit(current, up_events, down_events, rules, now, pick, _grown)
 
 
 def scale_down_limit(current: int, up_events: Sequence[Event], down_events: Sequence[Event], rules: ScalingRules, now: float) -> int:
     """calculateScaleDownLimitWithBehaviors: the lowest replica count the policies allow."""
-    if rules.select_policy == "Disabled":
-        return current
     # For scaling down the biggest change is the lowest count: Max change picks min(), Min change picks max().
     pick = max if rules.select_policy == "Min" else min
-    result: Optional[int] = None
-    for p in rules.policies:
-        start = current - changes_in_period(up_events, p.period_seconds, now) + changes_in_period(down_events, p.period_seconds, now)
-        if p.type == "Pods":
-            proposed = start - p.value
-        else:
-            proposed = int(start * (1 - p.value / 100))  # truncation, as int32(float64(...))
-        result = proposed if result is None else pick(result, proposed)
-    return current if result is None else result
+    return _policy_limit(current, up_events, down_events, rules, now, pick, _shrunk)
 
 
 def limit_by_rate(
@@ -223,8 +232,9 @@ def limit_by_rate(
     up_rules: ScalingRules,
     down_rules: ScalingRules,
     now: float,
-) -> tuple[int, Optional[LimitReason]]:
+) -> tuple[int, LimitReason | None]:
     """convertDesiredReplicasWithBehaviorRate: rate policies, then [min, max]; returns the limiting reason."""
+    reason: LimitReason
     if desired > current:
         limit = max(scale_up_limit(current, up_events, down_events, up_rules, now), current)
         if max_replicas > limit:
@@ -282,13 +292,13 @@ class HPAState:
 class HPAResult:
     desired: int
     rescale: bool
-    limited: Optional[LimitReason]
+    limited: LimitReason | None
     metric_ok: bool
     state: HPAState = field(default_factory=HPAState)
 
 
 def hpa_sync(
-    metric_total: Optional[float],
+    metric_total: float | None,
     spec_replicas: int,
     status_replicas: int,
     min_replicas: int,
@@ -302,7 +312,7 @@ def hpa_sync(
     tolerances: Tolerances = HPA_TOLERANCES,
 ) -> HPAResult:
     """reconcileAutoscaler for one External AverageValue metric; `metric_total` None means the read failed."""
-    limited: Optional[LimitReason] = None
+    limited: LimitReason | None = None
     if spec_replicas == 0 and min_replicas != 0:
         return HPAResult(0, False, None, metric_total is not None, state)  # autoscaling disabled
     if spec_replicas > max_replicas:

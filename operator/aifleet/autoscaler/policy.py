@@ -30,34 +30,47 @@ Pipeline (HPA-compatible where HPA has a notion, see `hpa.py`):
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Mapping, Optional
+from typing import Any, TypedDict
 
 from ..api.autoscaling import (
     DEFAULT_SCALE_DOWN_TOLERANCE,
     DEFAULT_SCALE_UP_TOLERANCE,
     PAUSED_ANNOTATION,
-    AutoscalerState,
     AutoscalingSpec,
     AutoscalingStatus,
     LimitReason,
+    MetricErrorKind,
     ReasonCode,
-    TimedReplicas,
-    TimedValue,
 )
+from ..api.timestamps import format_timestamp
 from .hpa import Tolerances, ceil_replicas, external_per_pod_replicas, limit_by_rate, record_scale_event, stabilize
 from .sample import Sample
+from .state import AutoscalerState, TimedReplicas, TimedValue
 
 
 @dataclass(frozen=True, slots=True)
 class Observation:
     rps: Sample
     current_replicas: int  # the Deployment's spec.replicas
-    ready_replicas: Optional[int] = None  # None: all current replicas are ready
-    queue: Optional[Sample] = None
+    ready_replicas: int | None = None  # None: all current replicas are ready
+    queue: Sample | None = None
     paused: bool = False
     warming_up: bool = False  # the fleet has not been available for `metrics.warmupSeconds` yet
+
+
+class _Readings(TypedDict, total=False):
+    """The fields of a Decision that report what it was made on, shared by every branch of `decide`."""
+
+    current_replicas: int
+    rps: float | None
+    queue: float | None
+    metric_error: MetricErrorKind | None
+    reactive_replicas: int | None
+    queue_replicas: int | None
+    projected_rps: float | None
+    lookahead_replicas: int | None
 
 
 @dataclass(frozen=True)
@@ -65,17 +78,17 @@ class Decision:
     desired_replicas: int  # always within [minReplicas, maxReplicas]
     current_replicas: int
     act: bool  # resize the Deployment to desired_replicas
-    reason: str  # e.g. "rps 4210 over target 100/pod: 35 -> 43 replicas"
-    reason_code: ReasonCode
-    limited: Optional[LimitReason]
+    message: str  # e.g. "rps 4210 over target 100/pod: 35 -> 43 replicas"
+    reason: ReasonCode  # one CamelCase word
+    limited: LimitReason | None
     state: AutoscalerState
-    rps: Optional[float] = None
-    reactive_replicas: Optional[int] = None
-    queue: Optional[float] = None
-    queue_replicas: Optional[int] = None
-    projected_rps: Optional[float] = None
-    lookahead_replicas: Optional[int] = None
-    metric_error: Optional[str] = None
+    rps: float | None = None
+    reactive_replicas: int | None = None
+    queue: float | None = None
+    queue_replicas: int | None = None
+    projected_rps: float | None = None
+    lookahead_replicas: int | None = None
+    metric_error: MetricErrorKind | None = None
     paused: bool = False
 
 
@@ -104,8 +117,8 @@ def decide(obs: Observation, state: AutoscalerState, spec: AutoscalingSpec, now:
             desired_replicas=_clamp(cur, lo, hi),
             current_replicas=cur,
             act=False,
-            reason=f"paused by annotation {PAUSED_ANNOTATION}: holding {cur} replicas",
-            reason_code="Paused",
+            message=f"paused by annotation {PAUSED_ANNOTATION}: holding {cur} replicas",
+            reason="Paused",
             limited=None,
             state=state,
             paused=True,
@@ -125,20 +138,20 @@ def decide(obs: Observation, state: AutoscalerState, spec: AutoscalingSpec, now:
     )
 
     qspec = spec.metrics.queue
-    queue: Optional[float] = None
+    queue: float | None = None
     if qspec is not None and obs.queue is not None:
         q = obs.queue.checked(now, stale_after)
         queue = q.value if q.ok else None
 
-    common = dict(current_replicas=cur, rps=rps, queue=queue, metric_error=rps_sample.error)
+    common: _Readings = {"current_replicas": cur, "rps": rps, "queue": queue, "metric_error": rps_sample.error}
 
     # -- out of range: fix before anything else (as HPA) ----------------------------------------
     if cur > hi or cur < lo:
         desired = hi if cur > hi else lo
-        limited: Optional[LimitReason] = "TooManyReplicas" if cur > hi else "TooFewReplicas"
+        limited: LimitReason | None = "TooManyReplicas" if cur > hi else "TooFewReplicas"
         reason = f"{cur} replicas outside [minReplicas {lo}, maxReplicas {hi}]: {cur} -> {desired} replicas"
         return Decision(
-            desired_replicas=desired, act=True, reason=reason, reason_code="OutOfRange", limited=limited,
+            desired_replicas=desired, act=True, message=reason, reason="OutOfRange", limited=limited,
             state=_scaled(state, cur, desired, now, reason, spec), **common,
         )
 
@@ -147,7 +160,9 @@ def decide(obs: Observation, state: AutoscalerState, spec: AutoscalingSpec, now:
     reactive = _reactive_replicas(rps, cur, _measured_fleet(state, cur, spec), spec) if rps is not None else None
     queue_prop = _queue_replicas(queue, cur, spec) if queue is not None else None
     projected, la_prop = _lookahead(samples, rps, now, spec) if rps is not None else (None, None)
-    common.update(reactive_replicas=reactive, queue_replicas=queue_prop, projected_rps=projected, lookahead_replicas=la_prop)
+    common.update(
+        {"reactive_replicas": reactive, "queue_replicas": queue_prop, "projected_rps": projected, "lookahead_replicas": la_prop}
+    )
 
     # Measured signals: what the traffic asks for now. They go through the stabilization windows.
     candidates: list[tuple[int, str]] = []
@@ -172,9 +187,11 @@ def decide(obs: Observation, state: AutoscalerState, spec: AutoscalingSpec, now:
     forecast_in = int(strongest.t + horizon - now) if strongest is not None else 0
 
     if not candidates and waiting:
+        readings = common.copy()
+        readings["metric_error"] = None
         return Decision(
-            desired_replicas=cur, act=False, reason=f"waiting for the fleet's first metrics: holding {cur} replicas",
-            reason_code="WaitingForMetrics", limited=None, state=state, **{**common, "metric_error": None},
+            desired_replicas=cur, act=False, message=f"waiting for the fleet's first metrics: holding {cur} replicas",
+            reason="WaitingForMetrics", limited=None, state=state, **readings,
         )
     if not candidates:
         return _on_missing_metrics(rps_sample.error or "missing", failures, cur, state, spec, now, common)
@@ -220,7 +237,7 @@ def decide(obs: Observation, state: AutoscalerState, spec: AutoscalingSpec, now:
     else:
         state = _scaled(state, cur, cur, now, None, spec)  # prunes old scale events
     return Decision(
-        desired_replicas=desired, act=desired != cur, reason=reason, reason_code=code, limited=limited, state=state, **common
+        desired_replicas=desired, act=desired != cur, message=reason, reason=code, limited=limited, state=state, **common
     )
 
 
@@ -279,7 +296,7 @@ def tolerances(spec: AutoscalingSpec) -> Tolerances:
     return Tolerances(up=up, down=down)
 
 
-def _remember_rps(samples: list[TimedValue], rps: Optional[float], now: float, spec: AutoscalingSpec) -> list[TimedValue]:
+def _remember_rps(samples: list[TimedValue], rps: float | None, now: float, spec: AutoscalingSpec) -> list[TimedValue]:
     if not spec.lookahead.enabled:
         return []
     cutoff = now - spec.lookahead.window_seconds
@@ -307,7 +324,7 @@ SE_CORRECTION = 2.0
 TREND_SIGNIFICANCE = 2 * SE_CORRECTION
 
 
-def _trend(samples: list[TimedValue], now: float, window: int) -> Optional[tuple[float, float, float]]:
+def _trend(samples: list[TimedValue], now: float, window: int) -> tuple[float, float, float] | None:
     """Least-squares slope (rps/s), fitted level at `now` and the slope's naive standard error, when the
     slope is clearly positive, so that noise on a flat line does not buy pods."""
     pts = [(s.t, s.value) for s in samples if s.t > now - window]
@@ -333,7 +350,7 @@ def _trend(samples: list[TimedValue], now: float, window: int) -> Optional[tuple
     return slope, level, se
 
 
-def _lookahead(samples: list[TimedValue], rps: float, now: float, spec: AutoscalingSpec) -> tuple[Optional[float], Optional[int]]:
+def _lookahead(samples: list[TimedValue], rps: float, now: float, spec: AutoscalingSpec) -> tuple[float | None, int | None]:
     if not spec.lookahead.enabled:
         return None, None
     trend = _trend(samples, now, spec.lookahead.window_seconds)
@@ -359,7 +376,7 @@ def _lookahead(samples: list[TimedValue], rps: float, now: float, spec: Autoscal
 
 
 def _on_missing_metrics(
-    kind: str, failures: int, cur: int, state: AutoscalerState, spec: AutoscalingSpec, now: float, common: dict
+    kind: str, failures: int, cur: int, state: AutoscalerState, spec: AutoscalingSpec, now: float, common: _Readings
 ) -> Decision:
     """Missing or bad RPS: never shrink because of it. Hold, or after N failures go to the fallback."""
     policy = spec.on_missing_metrics
@@ -374,26 +391,26 @@ def _on_missing_metrics(
         if desired != cur:
             reason = f"{what}: fallback {cur} -> {desired} replicas"
             return Decision(
-                desired_replicas=desired, act=True, reason=reason, reason_code="Fallback", limited=None,
+                desired_replicas=desired, act=True, message=reason, reason="Fallback", limited=None,
                 state=_scaled(state, cur, desired, now, reason, spec), **common,
             )
         return Decision(
-            desired_replicas=cur, act=False, reason=f"{what}: holding {cur} replicas (fallbackReplicas {fb})",
-            reason_code="Fallback", limited=None, state=state, **common,
+            desired_replicas=cur, act=False, message=f"{what}: holding {cur} replicas (fallbackReplicas {fb})",
+            reason="Fallback", limited=None, state=state, **common,
         )
     return Decision(
-        desired_replicas=cur, act=False, reason=f"{what}: holding {cur} replicas",
-        reason_code="MetricsUnavailable", limited=None, state=state, **common,
+        desired_replicas=cur, act=False, message=f"{what}: holding {cur} replicas",
+        reason="MetricsUnavailable", limited=None, state=state, **common,
     )
 
 
-def _scaled(state: AutoscalerState, cur: int, new: int, now: float, reason: Optional[str], spec: AutoscalingSpec) -> AutoscalerState:
+def _scaled(state: AutoscalerState, cur: int, new: int, now: float, reason: str | None, spec: AutoscalingSpec) -> AutoscalerState:
     up, down = record_scale_event(
         tuple((e.t, e.replicas) for e in state.scale_up_events),
         tuple((e.t, e.replicas) for e in state.scale_down_events),
         cur, new, now, spec.scale_up, spec.scale_down,
     )
-    update: dict = {
+    update: dict[str, Any] = {
         "scale_up_events": [TimedReplicas.model_construct(t=t, replicas=r) for t, r in up],
         "scale_down_events": [TimedReplicas.model_construct(t=t, replicas=r) for t, r in down],
     }
@@ -418,14 +435,14 @@ def _describe(
     proposal: int,
     stabilized: int,
     desired: int,
-    limited: Optional[LimitReason],
+    limited: LimitReason | None,
     in_flight: bool,
     starting: int,
     cur: int,
-    rps: Optional[float],
-    projected: Optional[float],
+    rps: float | None,
+    projected: float | None,
     forecast_in: int,
-    queue: Optional[float],
+    queue: float | None,
     spec: AutoscalingSpec,
 ) -> tuple[str, ReasonCode]:
     target = f"target {fmt(spec.target_rps_per_pod)}/pod"
@@ -470,10 +487,6 @@ def _describe(
     return f"{signal} {direction} {target}: holding {cur} replicas{suffix}", code
 
 
-def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def to_status(decision: Decision) -> AutoscalingStatus:
     """The Decision as `status.autoscaling`."""
     st = decision.state
@@ -485,11 +498,11 @@ def to_status(decision: Decision) -> AutoscalingStatus:
         lookahead_replicas=decision.lookahead_replicas,
         queue_replicas=decision.queue_replicas,
         desired_replicas=decision.desired_replicas,
-        reason=decision.reason_code,
-        message=decision.reason,
+        reason=decision.reason,
+        message=decision.message,
         limited=decision.limited,
-        last_scale_time=rfc3339(st.last_scale_time) if st.last_scale_time is not None else None,
+        last_scale_time=format_timestamp(st.last_scale_time) if st.last_scale_time is not None else None,
         last_scale_reason=st.last_scale_reason,
-        last_metric_error=decision.metric_error,  # type: ignore[arg-type]
+        last_metric_error=decision.metric_error,
         paused=decision.paused,
     )

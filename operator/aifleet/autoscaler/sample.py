@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, Optional
+
+from ..api.autoscaling import MetricErrorKind
 
 # missing: the source has no answer for this service (e.g. absent from a batched query)
 # stale:   the sample is older than allowed
@@ -16,14 +17,13 @@ from typing import Literal, Optional
 # failed:  the request itself failed (connection, timeout, HTTP error, unparsable answer)
 # nan:     the value is NaN (e.g. 0/0 in the query)
 # invalid: negative, infinite or not a number at all
-MetricErrorKind = Literal["missing", "stale", "empty", "failed", "nan", "invalid"]
 
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    value: Optional[float] = None
-    error: Optional[MetricErrorKind] = None
-    timestamp: Optional[float] = None  # Unix seconds of the data point, when the source knows it
+    value: float | None = None
+    error: MetricErrorKind | None = None
+    timestamp: float | None = None  # Unix seconds of the data point, when the source knows it
     detail: str = ""  # for logs; never holds a URL with credentials or a token
 
     @property
@@ -31,7 +31,7 @@ class Sample:
         return self.error is None
 
     @classmethod
-    def of(cls, value: object, timestamp: Optional[float] = None) -> "Sample":
+    def of(cls, value: object, timestamp: float | None = None) -> Sample:
         """Classify a raw value: NaN, inf, negative and non-numbers become errors."""
         try:
             v = float(value)  # type: ignore[arg-type]
@@ -44,10 +44,10 @@ class Sample:
         return cls(value=v, timestamp=timestamp)
 
     @classmethod
-    def failure(cls, kind: MetricErrorKind, detail: str = "") -> "Sample":
+    def failure(cls, kind: MetricErrorKind, detail: str = "") -> Sample:
         return cls(error=kind, detail=detail)
 
-    def checked(self, now: float, stale_after: float) -> "Sample":
+    def checked(self, now: float, stale_after: float) -> Sample:
         """Re-classify at decision time: an old sample is stale; a hand-built bad value is caught too."""
         if self.error is not None:
             return self

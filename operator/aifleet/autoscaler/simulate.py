@@ -21,18 +21,20 @@ import bisect
 import csv
 import math
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
-from ..api.autoscaling import AutoscalerState, AutoscalingSpec, LookaheadSpec
+from ..api.autoscaling import AutoscalingSpec, LookaheadSpec
 from .hpa import HPAState, hpa_sync
 from .policy import Observation, decide
 from .sample import Sample
+from .simulate_cli import DESCRIPTION, POLICIES, add_arguments
+from .state import AutoscalerState
 
-POLICIES = ("aifleet", "aifleet-lookahead", "hpa", "oracle")
 # The simulated clock starts at a realistic Unix time so timestamps look like the operator's.
 EPOCH = 1_700_000_000.0
 
@@ -145,7 +147,7 @@ class HPAController:
         return r.desired
 
 
-def controller_for(policy: str, cfg: SimConfig, spec: Optional[AutoscalingSpec] = None) -> Controller:
+def controller_for(policy: str, cfg: SimConfig, spec: AutoscalingSpec | None = None) -> Controller:
     if policy == "hpa":
         return HPAController(cfg)
     if policy in ("aifleet", "aifleet-lookahead"):
@@ -245,7 +247,7 @@ def oracle(trace: Trace, cfg: SimConfig) -> SimResult:
     return _summarise("oracle", t, demand, pods, pods, events, cfg.target_rps_per_pod)
 
 
-def run(trace: Trace, cfg: SimConfig, policies: Sequence[str] = POLICIES, spec: Optional[AutoscalingSpec] = None) -> list[SimResult]:
+def run(trace: Trace, cfg: SimConfig, policies: Sequence[str] = POLICIES, spec: AutoscalingSpec | None = None) -> list[SimResult]:
     out = []
     for p in policies:
         out.append(oracle(trace, cfg) if p == "oracle" else simulate(trace, controller_for(p, cfg, spec), cfg))
@@ -275,7 +277,10 @@ def format_table(results: Sequence[SimResult], markdown: bool = True) -> str:
         lines += ["| " + " | ".join(row) + " |" for row in rows]
         return "\n".join(lines)
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    fmt_row = lambda row: "  ".join(str(x).ljust(w) if i == 0 else str(x).rjust(w) for i, (x, w) in enumerate(zip(row, widths)))  # noqa: E731
+
+    def fmt_row(row: Sequence[object]) -> str:
+        return "  ".join(str(x).ljust(w) if i == 0 else str(x).rjust(w) for i, (x, w) in enumerate(zip(row, widths)))
+
     return "\n".join([fmt_row(header)] + [fmt_row(row) for row in rows])
 
 
@@ -325,21 +330,15 @@ def _load_spec(path: str) -> AutoscalingSpec:
     return AutoscalingSpec.model_validate(doc)
 
 
-def simulate_main(argv: Optional[Sequence[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="aifleet simulate", description=__doc__.split("\n\n")[0])
-    ap.add_argument("trace", help="CSV with header time_seconds,rps")
-    ap.add_argument("--policy", action="append", choices=POLICIES, help="repeat to pick several (default: all)")
-    ap.add_argument("--spec", help="YAML of spec.autoscaling (or a whole AIService) to simulate; sets target/min/max/startup/poll")
-    ap.add_argument("--target-rps-per-pod", type=float, default=10.0)
-    ap.add_argument("--min-replicas", type=int, default=1)
-    ap.add_argument("--max-replicas", type=int, default=1000)
-    ap.add_argument("--pod-startup-seconds", type=int, default=60)
-    ap.add_argument("--poll-interval-seconds", type=int, default=15)
-    ap.add_argument("--metric-window-seconds", type=int, default=60, help="the rate() window of the RPS query")
-    ap.add_argument("--plot", help="write a PNG of traffic vs capacity per policy")
-    ap.add_argument("--markdown", action="store_true", help="print the table as Markdown")
-    args = ap.parse_args(argv)
+def simulate_main(argv: Sequence[str] | None = None) -> int:
+    """`aifleet simulate` on its own: parse `argv` and run."""
+    parser = argparse.ArgumentParser(prog="aifleet simulate", description=DESCRIPTION)
+    add_arguments(parser)
+    return simulate_command(parser.parse_args(argv))
 
+
+def simulate_command(args: argparse.Namespace) -> int:
+    """Run the simulation the parsed options of `aifleet simulate` describe."""
     try:
         trace = load_trace(args.trace)
         spec = _load_spec(args.spec) if args.spec else None

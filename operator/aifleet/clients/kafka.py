@@ -12,7 +12,9 @@ import concurrent.futures
 import logging
 import re
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (
@@ -26,9 +28,17 @@ from confluent_kafka.admin import (
 )
 
 from ..api.data import KafkaSpec
-from ..topics.plan import TopicState
 
 log = logging.getLogger("aifleet.kafka")
+
+
+@dataclass(frozen=True)
+class TopicState:
+    """A topic as the cluster has it. `configs` holds at least the keys we manage, as strings."""
+
+    partitions: int
+    replication_factor: int
+    configs: dict[str, str] = field(default_factory=dict)
 
 
 class _Repeats(logging.Filter):
@@ -159,7 +169,7 @@ class KafkaAdmin:
     @classmethod
     def from_spec(
         cls, spec: KafkaSpec, credentials: dict[str, str] | None = None, *, timeout: float = 10.0
-    ) -> "KafkaAdmin":
+    ) -> KafkaAdmin:
         """`credentials` are the decoded keys of `spec.credentialsSecret` (`username`, `password`, `ca.crt`)."""
         creds = credentials or {}
         return cls(

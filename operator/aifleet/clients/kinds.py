@@ -22,7 +22,7 @@ class Kind:
         return f"{path}/{name}" if name else path
 
 
-# The children an AIService can own. Order is apply order: identities and config before workloads.
+# The children an AIService can own (`api.children.APPLY_ORDER` names them in the order they are applied).
 CHILD_KINDS: tuple[Kind, ...] = (
     Kind("ServiceAccount", "", "v1", "serviceaccounts"),
     Kind("Secret", "", "v1", "secrets"),
@@ -40,6 +40,3 @@ AISERVICE = Kind("AIService", "aifleet.dev", "v1alpha1", "aiservices")
 def kind_of(manifest: dict) -> Kind:
     return BY_KIND[manifest["kind"]]
 
-
-def apply_order(manifest: dict) -> int:
-    return CHILD_KINDS.index(kind_of(manifest))

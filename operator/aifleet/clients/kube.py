@@ -35,7 +35,7 @@ def load_config() -> None:
 
 def _body_message(raw: bytes | str | None, reason: str | None) -> str:
     try:
-        return json.loads(raw).get("message", reason)
+        return str(json.loads(raw or "").get("message", reason))
     except (TypeError, ValueError, AttributeError):
         return str(reason)
 

@@ -16,8 +16,8 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 
 from . import metrics
 
@@ -29,7 +29,7 @@ READINESS_CHECKS = ("preflight", "kopf", "watching")
 class Health:
     def __init__(self, stale_after: float = 60.0) -> None:
         self._lock = threading.Lock()
-        self._checks: dict[str, tuple[bool, str]] = {name: (False, "not checked yet") for name in READINESS_CHECKS}
+        self._checks: dict[str, tuple[bool, str]] = dict.fromkeys(READINESS_CHECKS, (False, "not checked yet"))
         self._beat = time.monotonic()
         self.stale_after = stale_after
 
@@ -74,7 +74,7 @@ def _metrics_route() -> tuple[int, bytes, str]:
 
 def _handler(routes: dict[str, Route]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             route = routes.get(self.path.split("?", 1)[0])
             if route is None:
                 code, body, content_type = 404, b"not found\n", "text/plain"

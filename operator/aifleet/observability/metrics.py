@@ -13,8 +13,8 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    Histogram,
     GCCollector,
+    Histogram,
     PlatformCollector,
     ProcessCollector,
     disable_created_metrics,
@@ -109,7 +109,7 @@ def record_reconcile(result: str, seconds: float) -> None:
         result = _bounded(result, RESULTS)
         RECONCILES.labels(result=result).inc()
         RECONCILE_SECONDS.labels(result=result).observe(max(0.0, float(seconds)))
-    except Exception:  # noqa: BLE001 - never let metrics break a reconcile
+    except Exception:  # never let metrics break a reconcile
         log.debug("record_reconcile failed", exc_info=True)
 
 
@@ -128,7 +128,7 @@ def record_error(exc_or_reason: BaseException | str) -> None:
     try:
         reason = exc_or_reason if isinstance(exc_or_reason, str) else error_reason(exc_or_reason)
         ERRORS.labels(reason=reason[:40]).inc()
-    except Exception:  # noqa: BLE001
+    except Exception:
         log.debug("record_error failed", exc_info=True)
 
 
@@ -139,7 +139,7 @@ def record_desired(namespace: str, name: str, desired: int | None, rps: float | 
             DESIRED_REPLICAS.labels(namespace=namespace, name=name).set(desired)
         if rps is not None:
             OBSERVED_RPS.labels(namespace=namespace, name=name).set(rps)
-    except Exception:  # noqa: BLE001
+    except Exception:
         log.debug("record_desired failed", exc_info=True)
 
 
@@ -147,7 +147,7 @@ def record_scale(direction: str, namespace: str, name: str, desired: int) -> Non
     """The operator engine changed an AIService's replicas: ``direction`` "up" or "down"."""
     try:
         SCALING_DECISIONS.labels(direction=_bounded(direction, DIRECTIONS)).inc()
-    except Exception:  # noqa: BLE001
+    except Exception:
         log.debug("record_scale failed", exc_info=True)
     record_desired(namespace, name, desired)
 
@@ -156,7 +156,7 @@ def record_metric_failure(kind: str) -> None:
     """A metric query failed: ``kind`` is short and bounded (e.g. "unreachable", "empty", "invalid")."""
     try:
         METRIC_FAILURES.labels(kind=str(kind)[:40] or OTHER).inc()
-    except Exception:  # noqa: BLE001
+    except Exception:
         log.debug("record_metric_failure failed", exc_info=True)
 
 
@@ -167,7 +167,7 @@ def forget(namespace: str, name: str) -> None:
             gauge.remove(namespace, name)
         except KeyError:
             pass
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.debug("forget failed", exc_info=True)
 
 

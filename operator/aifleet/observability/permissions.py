@@ -14,8 +14,8 @@ Scopes:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 # Kinds the operator owns (see clients/kinds.py): kopf lists and watches each (index + event handlers). The
 # kinds the renderer produces are server-side-applied too; an apply that creates the object is authorized as
@@ -28,7 +28,7 @@ _CHILDREN = (
     ("", "configmaps", WATCH, "watched as a child kind; no child is a ConfigMap, so never written"),
     ("", "services", APPLY, "watch the children it owns and server-side-apply them"),
     ("apps", "deployments", APPLY, "watch the children it owns and server-side-apply them"),
-    ("apps", "statefulsets", APPLY + ("delete",),
+    ("apps", "statefulsets", (*APPLY, "delete"),
      "server-side-apply; delete with propagation Orphan replaces a StatefulSet whose volumeClaimTemplates "
      "changed, keeping its pods and volumes"),
     ("policy", "poddisruptionbudgets", APPLY, "watch the children it owns and server-side-apply them"),

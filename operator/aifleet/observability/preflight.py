@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, cast
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
@@ -45,7 +46,7 @@ class Result:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, ApiException):
         try:
-            return f"HTTP {exc.status}: {json.loads(exc.body).get('message') or exc.reason}"
+            return f"HTTP {exc.status}: {json.loads(exc.body or '').get('message') or exc.reason}"
         except (TypeError, ValueError, AttributeError):
             return f"HTTP {exc.status}: {exc.reason}"
     text = str(exc).strip()
@@ -65,7 +66,8 @@ def _who(api: kubernetes.client.ApiClient) -> str:
         review = kubernetes.client.AuthenticationV1Api(api).create_self_subject_review(
             kubernetes.client.V1SelfSubjectReview(), _request_timeout=TIMEOUT
         )
-        return review.status.user_info.username or "this identity"
+        user = review.status.user_info if review.status else None
+        return (user.username if user else None) or "this identity"
     except Exception:  # noqa: BLE001 - only for the message
         return "this identity"
 
@@ -91,6 +93,7 @@ def _allowed(api: kubernetes.client.ApiClient, check: permissions.Check) -> bool
     review = kubernetes.client.AuthorizationV1Api(api).create_self_subject_access_review(
         kubernetes.client.V1SelfSubjectAccessReview(spec=spec), _request_timeout=TIMEOUT
     )
+    assert review.status is not None  # the API server always answers a review with its status
     return bool(review.status.allowed)
 
 
@@ -119,7 +122,7 @@ def _peering_object_missing(api: kubernetes.client.ApiClient, namespaces: Sequen
         else:
             found = objects.list_cluster_custom_object(
                 group, version, plural, field_selector=selector, _request_timeout=TIMEOUT)
-        if not (found or {}).get("items"):
+        if not cast("dict[str, Any]", found or {}).get("items"):
             absent.append(namespace)
     if not absent:
         return None

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, NamedTuple
+from collections.abc import Iterable
+from typing import Any
 
-
-class ComponentState(NamedTuple):
-    state: str  # Pending | Progressing | Ready | Degraded | Disabled
-    message: str
-    serving: bool  # enough pods answer requests, even if a rollout or scale-up is still under way
-
-
-DISABLED = ComponentState("Disabled", "not requested in the spec", True)
+from ..renderer.component import ComponentState
 
 
 def condition(type_: str, ok: bool | None, reason: str, message: str = "") -> dict[str, Any]:
@@ -31,36 +25,11 @@ def merge_conditions(
         merged.append(
             {
                 **cond,
-                "lastTransitionTime": now if moved else old.get("lastTransitionTime", now),
+                "lastTransitionTime": now if old is None or moved else old.get("lastTransitionTime", now),
                 "observedGeneration": generation,
             }
         )
     return merged
-
-
-def workload_state(workload: dict[str, Any] | None, floor: int) -> ComponentState:
-    """State of a Deployment or StatefulSet, judged by pods that are available, never by objects created.
-
-    `floor` is how many available pods count as serving (the autoscaler's minimum for Triton).
-    """
-    if workload is None:
-        return ComponentState("Pending", "not created yet", False)
-    spec, status = workload.get("spec", {}), workload.get("status", {}) or {}
-    wanted = spec.get("replicas", 1)
-    ready = status.get("readyReplicas", 0) or 0
-    available = status.get("availableReplicas", 0) or 0
-    updated = status.get("updatedReplicas", 0) or 0
-    observed = status.get("observedGeneration", 0) >= workload.get("metadata", {}).get("generation", 0)
-    serving = available >= max(1, min(floor, wanted))
-    summary = f"{available}/{wanted} pods available, {ready} ready, {updated} updated"
-    for cond in status.get("conditions", []) or []:
-        if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
-            return ComponentState("Degraded", f"{cond.get('reason')}: {cond.get('message')}", serving)
-        if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
-            return ComponentState("Degraded", f"rollout stalled ({summary})", serving)
-    if serving and observed and updated >= wanted and available >= wanted:
-        return ComponentState("Ready", summary, True)
-    return ComponentState("Progressing", summary, serving)
 
 
 def summary_conditions(states: dict[str, ComponentState], spec_error: str | None) -> list[dict[str, Any]]:

@@ -7,29 +7,21 @@ API server canonicalises them (`1000m` comes back as `1`).
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from kubernetes.utils import parse_quantity
+from ..api.quantity import parse_quantity
 
 # Metadata the API server or other controllers own; our own labels and annotations are still compared.
 _IGNORED_METADATA = {"resourceVersion", "uid", "generation", "creationTimestamp", "managedFields", "selfLink"}
 
 
-def _quantity(value: str) -> Decimal | None:
-    try:
-        return parse_quantity(value)
-    except (ValueError, InvalidOperation, TypeError):
-        return None
-
-
 def _same_scalar(want: Any, have: Any) -> bool:
     if want == have:
         return True
-    if isinstance(want, (int, float)) and isinstance(have, str) or isinstance(want, str) and isinstance(have, (int, float)):
+    if (isinstance(want, (int, float)) and isinstance(have, str)) or (isinstance(want, str) and isinstance(have, (int, float))):
         want, have = str(want), str(have)
     if isinstance(want, str) and isinstance(have, str):
-        a, b = _quantity(want), _quantity(have)
+        a, b = parse_quantity(want), parse_quantity(have)
         return a is not None and a == b
     return False
 

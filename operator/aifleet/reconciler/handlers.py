@@ -11,26 +11,22 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import copy
-import math
 import logging
 import os
 import time
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
-from ..api import GROUP, KIND, PLURAL, VERSION, AIService
+from ..api import GROUP, KIND, PLURAL, VERSION
+from ..api.children import INSTANCE_LABEL, MANAGED_SELECTOR
 from ..clients.kinds import BY_KIND, CHILD_KINDS, Kind
+from ..clients.kube import KubeError
 from ..observability import metrics
-from ..clients.kube import Kube, KubeError
-from ..renderer.common import INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
-from .observed import AppliedCache, trim
-from .scaling import Autoscalers, autoscale
-from .sync import parse, reconcile
-from .topics import TopicsEngine
-from ..topics.reconcile import delete_topics, give_up_reason, kafka_credentials
+from .observed import trim
+from .passes import Engines, aligned_delay, clean_up_topics, run_pass
+from .sync import Emit
 from .triggers import Triggers
 
 log = logging.getLogger("aifleet.handlers")
@@ -38,13 +34,10 @@ log = logging.getLogger("aifleet.handlers")
 # AIFLEET_RESYNC_SECONDS: shorter resyncs make "a quiet resync writes nothing" measurable in minutes (benchmarks).
 RESYNC_SECONDS = float(os.environ.get("AIFLEET_RESYNC_SECONDS", "300"))
 MAX_BACKOFF_SECONDS = 300.0
-USER_RECHECK_SECONDS = 10.0  # how soon a fix the user makes (e.g. creating a missing Secret) is noticed
-# Passes mostly wait on the API server: threads, not CPUs. First in, first out on purpose: while a fleet is created
-# in bulk, a pass waits its turn and then covers every change of its AIService since; putting the short passes first
-# reported Ready sooner (0.2 s after availability rather than ~30 s) but ran more passes and twice the status
-# writes, and 1,000 AIServices took 25% longer to turn Ready (benchmarks/results/fleet-findings.md, round 2).
+# Passes mostly wait on the API server: threads, not CPUs. First in, first out: while a fleet is created in bulk,
+# a pass waits its turn and then covers every change of its AIService since, which keeps passes and status
+# writes few (benchmarks/results/fleet-findings.md).
 WORKER_THREADS = 32
-MANAGED = {MANAGED_BY_LABEL: MANAGED_BY}
 
 
 def index_id(kind: Kind) -> str:
@@ -63,11 +56,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.execution.max_workers = 16
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    memo.kube = Kube()
-    memo.applied = AppliedCache()
+    memo.engines = Engines()
     memo.triggers = Triggers()
-    memo.autoscalers = Autoscalers()
-    memo.topics = TopicsEngine()
 
 
 @kopf.on.startup()
@@ -85,18 +75,21 @@ def _register_child(kind: Kind) -> None:
 
     # async: they only touch memory, and a sync handler costs a thread hop per watch event (thousands per minute
     # while a fleet converges).
-    async def index(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict:
-        return {(namespace, name): trim(dict(body))}
+    # kopf types `namespace` as optional; every kind here is namespaced.
+    async def index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
+        return {(namespace or "", name): trim(dict(body))}
 
-    async def on_event(namespace: str, labels: dict, type: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+    async def on_event(
+        namespace: str | None, labels: Mapping[str, str], type: str | None, name: str, memo: kopf.Memo, **_: Any
+    ) -> None:
         if type == "DELETED":
-            memo.applied.forget(kind.kind, namespace, name)
+            memo.engines.applied.forget(kind.kind, namespace or "", name)
         owner = labels.get(INSTANCE_LABEL)
         if owner:
-            memo.triggers.poke(namespace, owner)
+            memo.triggers.poke(namespace or "", owner)
 
-    kopf.index(*resource, labels=MANAGED, id=index_id(kind))(index)
-    kopf.on.event(*resource, labels=MANAGED, id=f"watch_{kind.plural}")(on_event)
+    kopf.index(*resource, labels=MANAGED_SELECTOR, id=index_id(kind))(index)
+    kopf.on.event(*resource, labels=MANAGED_SELECTOR, id=f"watch_{kind.plural}")(on_event)
 
 
 for _kind in CHILD_KINDS:
@@ -104,9 +97,9 @@ for _kind in CHILD_KINDS:
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def on_aiservice_event(namespace: str, name: str, type: str | None, memo: kopf.Memo, **_: Any) -> None:
+async def on_aiservice_event(namespace: str | None, name: str, type: str | None, memo: kopf.Memo, **_: Any) -> None:
     if type != "DELETED":
-        memo.triggers.poke(namespace, name)
+        memo.triggers.poke(namespace or "", name)
 
 
 def _lookup(indexes: dict[str, Any]):
@@ -121,9 +114,10 @@ def _lookup(indexes: dict[str, Any]):
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0, id="worker")
 async def worker(
-    body: kopf.Body, namespace: str, name: str, memo: kopf.Memo, stopped: kopf.DaemonStopped, **kwargs: Any
+    body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo, stopped: kopf.DaemonStopped, **kwargs: Any
 ) -> None:
     """Reconcile when poked, poll the metrics when due, resync periodically; back off on errors."""
+    namespace = namespace or ""
     lookup = _lookup({k: v for k, v in kwargs.items() if k.startswith("children_")})
     trigger = memo.triggers.register(namespace, name)
     next_poll = 0.0  # the first poll happens at once
@@ -135,18 +129,20 @@ async def worker(
             try:
                 started = time.monotonic()
                 poll_due = started >= next_poll
-                tick = await asyncio.to_thread(_tick, copy.deepcopy(dict(body)), lookup, memo, body, poll_due)
+                done = await asyncio.to_thread(
+                    run_pass, copy.deepcopy(dict(body)), lookup, memo.engines, _emitter(body), poll_due
+                )
                 now = time.monotonic()
-                metrics.record_reconcile("changed" if tick.changed else "unchanged", now - started)
-                if tick.poll_interval is not None:
+                metrics.record_reconcile("changed" if done.changed else "unchanged", now - started)
+                if done.poll_interval is not None:
                     if poll_due:
                         # No Deployment to decide for yet: look again shortly rather than a whole poll later.
-                        next_poll = now + (aligned_delay(tick.poll_interval) if tick.polled else 1.0)
+                        next_poll = now + (aligned_delay(done.poll_interval) if done.polled else 1.0)
                     wait = min(wait, next_poll - now)
-                if tick.wake_in is not None:
-                    wait = min(wait, tick.wake_in)
+                if done.wake_in is not None:
+                    wait = min(wait, done.wake_in)
                 failures = 0
-            except Exception as exc:  # noqa: BLE001 - one bad object must not stop its worker
+            except Exception as exc:  # one bad object must not stop its worker
                 metrics.record_reconcile("error", time.monotonic() - started)
                 metrics.record_error(exc)
                 failures += 1
@@ -161,60 +157,17 @@ async def worker(
     finally:
         memo.triggers.unregister(namespace, name, trigger)
         if stopped.reason and stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED:
-            memo.autoscalers.forget(namespace, name)
-            memo.topics.forget(namespace, name)
-            memo.applied.forget(KIND, namespace, name)
+            memo.engines.autoscalers.forget(namespace, name)
+            memo.engines.topics.forget(namespace, name)
+            memo.engines.applied.forget(KIND, namespace, name)
             metrics.forget(namespace, name)
 
 
-def aligned_delay(interval: float) -> float:
-    """Seconds to the next multiple of `interval` on the wall clock. Every AIService with the same poll interval
-    polls at the same moments, so one batched Prometheus query answers all of them and each acts within one
-    poll of the data changing."""
-    now = time.time()
-    return (math.floor(now / interval) + 1) * interval - now
-
-
-@dataclass(frozen=True)
-class Tick:
-    poll_interval: float | None  # the operator engine's poll interval, when it runs
-    polled: bool  # a decision was made (not before the fleet's Deployment exists)
-    changed: bool  # something was written
-    wake_in: float | None  # come back this soon for another engine (Kafka retries)
-
-
-def _emitter(body: kopf.Body):
+def _emitter(body: kopf.Body) -> Emit:
     def emit(type_: str, reason: str, message: str) -> None:
         kopf.event(body, type=type_, reason=reason, message=message)
 
     return emit
-
-
-def _tick(snapshot: dict, lookup, memo: kopf.Memo, body: kopf.Body, poll_due: bool) -> Tick:
-    """One pass for one AIService: autoscale when due, then reconcile everything."""
-    emit = _emitter(body)
-    ais = parse(snapshot)
-    decision, poll_interval, wake_in, polled, acted = None, None, None, False, False
-    if ais is not None and ais.spec.autoscaling.engine == "operator":
-        poll_interval = float(ais.spec.autoscaling.poll_interval_seconds)
-        memory = memo.autoscalers.memory(ais.metadata.namespace, ais.metadata.name)
-        if poll_due:
-            decision = autoscale(ais, lookup, memo.kube, memo.autoscalers, memo.applied, emit)
-            polled = decision is not None
-        acted = decision is not None and decision.act
-        decision = memory.shown
-
-    def topics(ais: AIService, secret: dict | None):
-        return memo.topics.sync(ais, secret, emit)
-
-    outcome = reconcile(snapshot, lookup, memo.kube, memo.applied, emit, decision, topics)
-    if ais is not None and ais.spec.kafka is not None:
-        due = memo.topics.next_due(ais.metadata.namespace, ais.metadata.name)
-        wake_in = None if due is None else max(1.0, due - time.monotonic())
-    if outcome.waiting_on_user:
-        wake_in = min(wake_in or USER_RECHECK_SECONDS, USER_RECHECK_SECONDS)
-    changed = bool(outcome.applied or outcome.status_written or acted)
-    return Tick(poll_interval, polled, changed, wake_in)
 
 
 def _deletes_topics(spec: kopf.Spec, **_: Any) -> bool:
@@ -226,18 +179,9 @@ def _deletes_topics(spec: kopf.Spec, **_: Any) -> bool:
                 backoff=30, errors=kopf.ErrorsMode.TEMPORARY)
 def delete_topics_on_deletion(body: kopf.Body, meta: kopf.Meta, memo: kopf.Memo, **_: Any) -> None:
     """deletionPolicy Delete: remove the topics. Never blocks deletion forever: see `give_up_reason`."""
-    ais = parse(copy.deepcopy(dict(body)))
-    if ais is None or ais.spec.kafka is None:
-        return
-    spec, emit = ais.spec.kafka, _emitter(body)
-    secret = memo.kube.get("Secret", ais.metadata.namespace, spec.credentials_secret) if spec.credentials_secret else None
-    result = delete_topics(spec, memo.topics.admin(spec, kafka_credentials(secret)))
-    for message in result.events:
-        emit("Normal", "TopicsDeleted", message)
-    if result.state == "Ready":
-        return
-    give_up = give_up_reason(dict(meta.get("annotations") or {}), meta.get("deletionTimestamp"), datetime.now(timezone.utc))
-    if give_up:
-        emit("Warning", "TopicCleanupAbandoned", give_up)
-        return
-    raise kopf.TemporaryError(f"cannot delete topics yet: {result.message}", delay=30)
+    retry = clean_up_topics(
+        copy.deepcopy(dict(body)), dict(meta.get("annotations") or {}), meta.get("deletionTimestamp"), memo.engines,
+        _emitter(body),
+    )
+    if retry is not None:
+        raise kopf.TemporaryError(retry, delay=30)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable
-
-Lookup = Callable[[str, str, str], "dict[str, Any] | None"]  # (kind, namespace, name) -> live object
+from collections.abc import Callable
+from typing import Any
 
 
 def trim(body: dict[str, Any]) -> dict[str, Any]:

@@ -6,26 +6,28 @@ HPA-style conditions (AbleToScale, ScalingActive, ScalingLimited).
 
 from __future__ import annotations
 
-import base64
 import copy
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any
 
 from ..api import AIService
+from ..api.children import names
+from ..api.secret_data import decode_key
+from ..api.timestamps import parse_timestamp
 from ..autoscaler.batching import BatchingSource
-from ..autoscaler.metrics import MetricSource, PrometheusSource
 from ..autoscaler.policy import Decision, Observation, decide, is_paused, to_status, tolerances
-from ..api.autoscaling import AutoscalerState
+from ..autoscaler.prometheus import MetricSource, PrometheusSource
 from ..autoscaler.sample import Sample
+from ..autoscaler.state import AutoscalerState
 from ..clients.kube import Kube
 from ..observability import metrics
-from ..renderer.common import Names
+from ..renderer.component import Lookup
 from .conditions import condition
-from .observed import AppliedCache, Lookup
+from .observed import AppliedCache
 
 log = logging.getLogger("aifleet.autoscaler")
 BATCH_MAX_AGE_SECONDS = 3.0
@@ -47,7 +49,7 @@ class Autoscalers:
     def __init__(self, source_factory: Callable[..., MetricSource] = PrometheusSource) -> None:
         self._lock = threading.Lock()
         self._memory: dict[tuple[str, str], ScalingMemory] = {}
-        self._sources: dict[tuple, MetricSource] = {}
+        self._sources: dict[tuple[str, int, bool, int], BatchingSource] = {}
         self._source_factory = source_factory
 
     def memory(self, namespace: str, name: str) -> ScalingMemory:
@@ -79,12 +81,11 @@ def _bearer_token(ais: AIService, kube: Kube) -> str | None:
     ref = ais.spec.autoscaling.metrics.auth_secret_ref
     if ref is None:
         return None
-    secret = kube.get("Secret", ais.metadata.namespace, ref.name)
-    data = (secret or {}).get("data") or {}
-    if ref.key not in data:
+    token = decode_key(kube.get("Secret", ais.metadata.namespace, ref.name), ref.key)
+    if token is None:
         # Reported as a metric failure by the caller; the token itself is never in a message.
         raise LookupError(f"spec.autoscaling.metrics.authSecretRef: Secret {ref.name!r} has no key {ref.key!r}")
-    return base64.b64decode(data[ref.key]).decode().strip()
+    return token.strip()
 
 
 def read_metrics(ais: AIService, source: BatchingSource) -> tuple[Sample, Sample | None]:
@@ -93,7 +94,7 @@ def read_metrics(ais: AIService, source: BatchingSource) -> tuple[Sample, Sample
     metrics = scaling.metrics
     ns, name = ais.metadata.namespace, ais.metadata.name
     if metrics.query is None:
-        # Services poll at the same aligned moments (see handlers.aligned_delay): the first one fetches the batch,
+        # Services poll at the same aligned moments (see passes.aligned_delay): the first one fetches the batch,
         # the others of that moment reuse it.
         rps = source.service_rps(ns, name, max_age=min(BATCH_MAX_AGE_SECONDS, scaling.poll_interval_seconds / 2))
     else:
@@ -109,10 +110,10 @@ def warming_up(deployment: dict[str, Any], warmup_seconds: float, now: float) ->
             if cond.get("status") != "True":
                 return True
             try:
-                since = datetime.strptime(cond["lastTransitionTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+                since = parse_timestamp(cond["lastTransitionTime"])
             except (KeyError, TypeError, ValueError):
                 return False
-            return now - since.timestamp() < warmup_seconds
+            return now - since < warmup_seconds
     return True
 
 
@@ -130,7 +131,7 @@ def autoscale(
     ais: AIService, lookup: Lookup, kube: Kube, autoscalers: Autoscalers, applied: AppliedCache, emit: Emit
 ) -> Decision | None:
     """One poll of the operator engine. Returns the decision, which the status reports."""
-    fleet = Names(ais.metadata.name).triton
+    fleet = names(ais).triton
     deployment = lookup("Deployment", ais.metadata.namespace, fleet)
     if deployment is None:
         return None
@@ -161,26 +162,26 @@ def autoscale(
         _remember_resize(applied, deployment, decision.desired_replicas, scale)
         up = decision.desired_replicas > decision.current_replicas
         metrics.record_scale("up" if up else "down", ais.metadata.namespace, ais.metadata.name, decision.desired_replicas)
-        emit("Normal", "ScaledUp" if up else "ScaledDown", decision.reason)
+        emit("Normal", "ScaledUp" if up else "ScaledDown", decision.message)
         log.info(
             "scaled",
             extra={"aiservice": ref, "from": decision.current_replicas, "to": decision.desired_replicas,
-                   "rps": decision.rps, "why": decision.reason},
+                   "rps": decision.rps, "why": decision.message},
         )
     was_failing = previous is not None and previous.metric_error is not None
     if decision.metric_error and not was_failing:
-        emit("Warning", "MetricsUnavailable", f"{decision.metric_error} rps ({observation.rps.detail or 'no detail'}): {decision.reason}")
+        emit("Warning", "MetricsUnavailable", f"{decision.metric_error} rps ({observation.rps.detail or 'no detail'}): {decision.message}")
         log.warning("metrics unavailable", extra={"aiservice": ref, "kind": decision.metric_error, "detail": observation.rps.detail})
     elif was_failing and not decision.metric_error:
-        what = "Prometheus answers again" if decision.reason_code == "WaitingForMetrics" else "rps readable again"
-        emit("Normal", "MetricsRecovered", f"{what}: {decision.reason}")
+        what = "Prometheus answers again" if decision.reason == "WaitingForMetrics" else "rps readable again"
+        emit("Normal", "MetricsRecovered", f"{what}: {decision.message}")
     return decision
 
 
 # --- status: pure ------------------------------------------------------------------------------------
 
 # What a decision decided, as opposed to the readings it was made on.
-_DECIDED = ("desired_replicas", "current_replicas", "act", "reason_code", "limited", "reactive_replicas",
+_DECIDED = ("desired_replicas", "current_replicas", "act", "reason", "limited", "reactive_replicas",
             "lookahead_replicas", "queue_replicas", "metric_error", "paused")
 _READINGS = ("rps", "projected_rps", "queue")
 
@@ -230,15 +231,15 @@ def operator_status(decision: Decision | None) -> tuple[dict[str, Any], list[dic
         "autoscaling": report,
     }
     if decision.paused:
-        active = condition("ScalingActive", False, "ScalingPaused", decision.reason)
-    elif decision.reason_code == "WaitingForMetrics":
-        active = condition("ScalingActive", None, "WaitingForMetrics", decision.reason)
+        active = condition("ScalingActive", False, "ScalingPaused", decision.message)
+    elif decision.reason == "WaitingForMetrics":
+        active = condition("ScalingActive", None, "WaitingForMetrics", decision.message)
     elif decision.metric_error:
-        active = condition("ScalingActive", False, "FailedGetMetrics", decision.reason)
+        active = condition("ScalingActive", False, "FailedGetMetrics", decision.message)
     else:
-        active = condition("ScalingActive", True, "ValidMetricFound", decision.reason)
+        active = condition("ScalingActive", True, "ValidMetricFound", decision.message)
     limited = (
-        condition("ScalingLimited", True, decision.limited, decision.reason)
+        condition("ScalingLimited", True, decision.limited, decision.message)
         if decision.limited
         else condition("ScalingLimited", False, "DesiredWithinRange", "the desired count is within the acceptable range")
     )

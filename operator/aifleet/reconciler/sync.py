@@ -5,32 +5,25 @@ report status. Everything here is plain functions; kopf only calls `reconcile`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from pydantic import ValidationError
 
 from ..api import KIND, AIService
+from ..api.children import TRITON, label_selector, names
 from ..api.errors import describe_validation_error
+from ..api.timestamps import now_timestamp
 from ..autoscaler.policy import Decision
 from ..clients.kube import Kube, KubeError
-from ..renderer import CONFIG_HASH, Rendered, render_all
-from ..renderer import pgbouncer as pgbouncer_renderer
-from ..renderer import redis as redis_renderer
-from ..renderer.common import Names, selector_labels, service_host
-from ..renderer.dataplane import dataplane_endpoints, secret_names
-from ..topics.reconcile import TopicsResult
-from .conditions import (
-    DISABLED,
-    ComponentState,
-    component_condition,
-    merge_conditions,
-    summary_conditions,
-    workload_state,
-)
+from ..renderer import CONFIG_HASH, Rendered, render_all, secret_names
+from ..renderer.component import DISABLED, ComponentState, Lookup, Observed, Rendering
+from ..renderer.components import COMPONENTS
+from ..topics.apply import TopicsResult
+from .conditions import component_condition, merge_conditions, summary_conditions
 from .diff import drift
-from .observed import AppliedCache, Lookup
+from .observed import AppliedCache
 from .scaling import hpa_status, operator_status
 
 log = logging.getLogger("aifleet.reconciler")
@@ -47,10 +40,6 @@ class Outcome:
     status_written: bool = False
     error: str | None = None
     waiting_on_user: bool = False  # e.g. a referenced Secret is missing: we do not watch user Secrets, so re-check soon
-
-
-def now_rfc3339() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def parse(body: dict[str, Any]) -> AIService | None:
@@ -148,53 +137,27 @@ def read_secrets(ais: AIService, lookup: Lookup, kube: Kube) -> dict[str, dict[s
 # --- status -------------------------------------------------------------------------------------------
 
 
-def endpoints(ais: AIService, topics: TopicsResult | None) -> dict[str, Any]:
-    ns, names = ais.metadata.namespace, Names(ais.metadata.name)
-    host = service_host(names.triton, ns)
-    out = {"http": f"http://{host}:8000", "grpc": f"{host}:8001", "metrics": f"http://{host}:8002/metrics"}
-    out.update(dataplane_endpoints(ais))
-    if topics is not None and topics.topics:
-        out["topics"] = sorted(topics.topics)
+def endpoints(ais: AIService, observed: Observed) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for component in COMPONENTS:
+        if component.wanted(ais):
+            out.update(component.endpoints(ais, observed))
     return out
-
-
-def _dataplane_state(
-    component: str, wanted: bool, rendered: Rendered, workload: dict[str, Any] | None
-) -> ComponentState:
-    if not wanted:
-        return DISABLED
-    if component in rendered.problems:
-        return ComponentState("Degraded", rendered.problems[component], False)
-    if component in rendered.pending:
-        return ComponentState("Pending", rendered.pending[component], False)
-    return workload_state(workload, 1)
-
-
-def _topics_state(ais: AIService, topics: TopicsResult | None) -> ComponentState:
-    if ais.spec.kafka is None or not ais.spec.kafka.enabled:
-        return DISABLED
-    if topics is None:
-        return ComponentState("Pending", "not synced with Kafka yet", False)
-    return ComponentState(topics.state, f"{topics.reason}: {topics.message}", topics.state == "Ready")
 
 
 def component_states(
     ais: AIService, lookup: Lookup, rendered: Rendered, topics: TopicsResult | None
 ) -> dict[str, ComponentState]:
-    ns, names = ais.metadata.namespace, Names(ais.metadata.name)
+    observed = Observed(lookup, topics)
     return {
-        "inference": workload_state(lookup("Deployment", ns, names.triton), ais.spec.autoscaling.min_replicas),
-        "pooler": _dataplane_state("pgbouncer", pgbouncer_renderer.wanted(ais) is not None, rendered,
-                                   lookup("Deployment", ns, names.pgbouncer)),
-        "cache": _dataplane_state("redis", redis_renderer.wanted(ais) is not None, rendered,
-                                  lookup("StatefulSet", ns, names.redis)),
-        "topics": _topics_state(ais, topics),
+        c.status_key: c.state(ais, observed, rendered.parts.get(c.name, Rendering())) if c.wanted(ais) else DISABLED
+        for c in COMPONENTS
     }
 
 
 def scaling_report(ais: AIService, lookup: Lookup, decision: Decision | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     if ais.spec.autoscaling.engine == "hpa":
-        return hpa_status(lookup("HorizontalPodAutoscaler", ais.metadata.namespace, Names(ais.metadata.name).triton))
+        return hpa_status(lookup("HorizontalPodAutoscaler", ais.metadata.namespace, names(ais).triton))
     return operator_status(decision)
 
 
@@ -209,7 +172,7 @@ def build_status(
 ) -> dict[str, Any]:
     """The status block, computed purely from the spec, the component states, the observed children and the
     engines' last results."""
-    deployment = lookup("Deployment", ais.metadata.namespace, Names(ais.metadata.name).triton)
+    deployment = lookup("Deployment", ais.metadata.namespace, names(ais).triton)
     scaling_fields, scaling_conditions = scaling_report(ais, lookup, decision)
     conditions = (
         summary_conditions(states, None)
@@ -222,8 +185,8 @@ def build_status(
         "conditions": merge_conditions(previous.get("conditions"), conditions, now, ais.metadata.generation),
         "replicas": dep_status.get("replicas", 0),
         "readyReplicas": dep_status.get("readyReplicas", 0),
-        "selector": ",".join(f"{k}={v}" for k, v in selector_labels(ais, "triton").items()),
-        "endpoints": endpoints(ais, topics),
+        "selector": label_selector(ais, TRITON),
+        "endpoints": endpoints(ais, Observed(lookup, topics)),
         "components": {n: {"state": s.state, "message": s.message} for n, s in states.items()},
     }
     if deployment is not None:
@@ -293,11 +256,11 @@ def reconcile(
     applied: AppliedCache,
     emit: Emit,
     decision: Decision | None = None,
-    topics: Callable[[AIService, Mapping[str, Any]], TopicsResult | None] | None = None,
+    topics: Callable[[AIService, dict[str, Any] | None], TopicsResult | None] | None = None,
 ) -> Outcome:
     outcome = Outcome()
     previous = last_status(body, applied)
-    now = now_rfc3339()
+    now = now_timestamp()
     try:
         ais = AIService.model_validate(body)
     except ValidationError as exc:
@@ -312,7 +275,7 @@ def reconcile(
         return outcome
 
     secrets = read_secrets(ais, lookup, kube)
-    fleet = Names(ais.metadata.name).triton
+    fleet = names(ais).triton
     live_fleet = applied.newest("Deployment", ais.metadata.namespace, fleet, lookup("Deployment", ais.metadata.namespace, fleet))
     replicas = (live_fleet or {}).get("spec", {}).get("replicas")
     rendered = render_all(ais, replicas=replicas, secrets=secrets)

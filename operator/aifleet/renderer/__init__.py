@@ -1,7 +1,17 @@
 """The renderer: a pure function from a validated AIService to the manifests of its children.
 
 Same input, same output, byte for byte: the reconciler compares these against the cluster, and
-`aifleet render` prints them for review. Secrets the data plane needs are passed in, never fetched here.
+`aifleet render` prints them for review. Every component (renderer/components.py) renders its own part.
+
+Secrets are passed in, never fetched here, apart from drawing a fresh password for a generated Secret.
+The reconciler:
+1. reads (from its watch cache) each Secret named by `secret_names(ais)` (None when missing);
+2. calls `render_all(ais, replicas=..., secrets=...)`;
+3. creates each of `create_once` with create-only semantics (never apply: an existing one must not change);
+4. applies `manifests`;
+5. reports each entry of `problems` on that component's condition (Degraded) and as a Warning event (the
+   messages name the field and the Secret, never a value); each entry of `pending` as Progressing.
+A component with a problem renders nothing, so a missing Secret leaves the running pods as they are.
 """
 
 from __future__ import annotations
@@ -12,15 +22,15 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from ..api import AIService
-from ..clients.kinds import apply_order
-from .autoscaling import render_hpa
+from ..api.children import APPLY_ORDER
 from .common import owned
-from .dataplane import render_dataplane, secret_names
-from .inference import render_inference
+from .component import Rendering, RenderInputs
+from .components import COMPONENTS
 
 CONFIG_HASH = "aifleet.dev/config-hash"
 
@@ -29,15 +39,22 @@ CONFIG_HASH = "aifleet.dev/config-hash"
 class Rendered:
     manifests: list[dict[str, Any]]
     create_once: list[dict[str, Any]] = field(default_factory=list)  # generated Secrets: created, never updated
-    problems: dict[str, str] = field(default_factory=dict)  # component -> why it could not be rendered
-    pending: dict[str, str] = field(default_factory=dict)  # component -> what it waits for
+    parts: dict[str, Rendering] = field(default_factory=dict)  # component name -> its part (wanted ones only)
+
+    @property
+    def problems(self) -> dict[str, str]:
+        """component -> why it could not be rendered"""
+        return {name: part.problem for name, part in self.parts.items() if part.problem is not None}
+
+    @property
+    def pending(self) -> dict[str, str]:
+        """component -> what it waits for"""
+        return {name: part.pending for name, part in self.parts.items() if part.pending is not None}
 
 
-def initial_replicas(ais: AIService, current: int | None) -> int:
-    """Keep the replicas the autoscaler (or HPA) chose, inside [min, max]; start new fleets at min."""
-    scaling = ais.spec.autoscaling
-    wanted = scaling.min_replicas if current is None else current
-    return max(scaling.min_replicas, min(scaling.max_replicas, wanted))
+def secret_names(ais: AIService) -> list[str]:
+    """The Secrets (in the AIService's namespace) that rendering reads."""
+    return list(dict.fromkeys(name for c in COMPONENTS if c.wanted(ais) for name in c.secret_names(ais)))
 
 
 def config_hash(manifest: dict[str, Any]) -> str:
@@ -69,7 +86,7 @@ def placeholder_secrets(ais: AIService) -> dict[str, dict[str, Any]]:
 
 
 _CACHE_SIZE = 4096
-_cache: "OrderedDict[str, Rendered]" = OrderedDict()
+_cache: OrderedDict[str, Rendered] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
@@ -103,14 +120,13 @@ def render_all(
 def _render_all(
     ais: AIService, replicas: int | None, secrets: Mapping[str, dict[str, Any] | None] | None
 ) -> Rendered:
-    dataplane = render_dataplane(ais, placeholder_secrets(ais) if secrets is None else secrets)
-    manifests = render_inference(ais, initial_replicas(ais, replicas)) + render_hpa(ais) + dataplane.manifests
-    manifests = [_stamp(owned(ais, m)) for m in manifests]
+    inputs = RenderInputs(placeholder_secrets(ais) if secrets is None else secrets, replicas)
+    parts = {c.name: c.render(ais, inputs) for c in COMPONENTS if c.wanted(ais)}
+    manifests = [_stamp(owned(ais, m)) for part in parts.values() for m in part.manifests]
     return Rendered(
-        manifests=sorted(manifests, key=lambda m: (apply_order(m), m["metadata"]["name"])),
-        create_once=[owned(ais, m) for m in dataplane.create_once],
-        problems=dataplane.problems,
-        pending=dataplane.pending,
+        manifests=sorted(manifests, key=lambda m: (APPLY_ORDER.index(m["kind"]), m["metadata"]["name"])),
+        create_once=[owned(ais, m) for part in parts.values() for m in part.create_once],
+        parts=parts,
     )
 
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from ..api import AIService
 from ..api.autoscaling import ScaleDownRules, ScaleUpRules
-from .common import Names, common_labels, from_template
-from .inference import COMPONENT
+from ..api.children import TRITON, common_labels, names
+from .common import from_template
 
 # The per-pod metric a custom-metrics adapter serves from Triton's nv_inference_request_success counter.
 HPA_METRIC = "triton_requests_per_second"
@@ -43,9 +43,9 @@ def render_hpa(ais: AIService) -> list[dict[str, Any]]:
         from_template(
             "triton-hpa.yaml.j2",
             spec=ais.spec,
-            names=Names(ais.metadata.name),
+            names=names(ais),
             namespace=ais.metadata.namespace,
-            labels=common_labels(ais, COMPONENT, ais.spec.inference.version),
+            labels=common_labels(ais, TRITON, ais.spec.inference.version),
             metric_name=HPA_METRIC,
             target=_milli(scaling.target_rps_per_pod),
             behavior={

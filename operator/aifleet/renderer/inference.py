@@ -1,4 +1,5 @@
-"""The Triton Inference Server fleet: ServiceAccount, Service, Deployment, PodDisruptionBudget."""
+"""The Triton Inference Server fleet: ServiceAccount, Service, Deployment, PodDisruptionBudget (and, with the
+`hpa` engine, its HorizontalPodAutoscaler)."""
 
 from __future__ import annotations
 
@@ -6,24 +7,41 @@ import math
 from typing import Any
 
 from ..api import AIService
+from ..api.children import (
+    TRITON,
+    TRITON_GRPC_PORT,
+    TRITON_HTTP_PORT,
+    TRITON_METRICS_PORT,
+    common_labels,
+    names,
+    selector_labels,
+    service_host,
+)
 from ..api.inference import InferenceSpec
-from .common import Names, common_labels, from_template, selector_labels
+from .autoscaling import render_hpa
+from .common import from_template
+from .component import Component, ComponentState, Observed, Rendering, RenderInputs, workload_state
 
-COMPONENT = "triton"
 GPU_RESOURCE = "nvidia.com/gpu"
 MODEL_MOUNT = "/models"
 CACHE_MOUNT = "/model-cache"
 # Triton copies remote repositories into these directories; pointing them at a node cache keeps the copy.
 _CLOUD_MOUNT_ENV = ("TRITON_AWS_MOUNT_DIRECTORY", "TRITON_GCS_MOUNT_DIRECTORY", "TRITON_AZURE_MOUNT_DIRECTORY")
+TEMPLATES = (
+    "triton-serviceaccount.yaml.j2",
+    "triton-service.yaml.j2",
+    "triton-deployment.yaml.j2",
+    "triton-pdb.yaml.j2",
+)
 
 
 def triton_args(inf: InferenceSpec) -> list[str]:
     repo = inf.model_repository
     args = [
         f"--model-repository={repo.uri or MODEL_MOUNT}",
-        "--http-port=8000",
-        "--grpc-port=8001",
-        "--metrics-port=8002",
+        f"--http-port={TRITON_HTTP_PORT}",
+        f"--grpc-port={TRITON_GRPC_PORT}",
+        f"--metrics-port={TRITON_METRICS_PORT}",
         "--allow-metrics=true",
         f"--allow-gpu-metrics={'true' if inf.gpus_per_pod else 'false'}",
         # Ready only when every model is loaded, so the Service never routes to a pod that would 503.
@@ -90,14 +108,16 @@ def startup_failure_threshold(inf: InferenceSpec) -> int:
 
 def render_inference(ais: AIService, replicas: int) -> list[dict[str, Any]]:
     inf = ais.spec.inference
-    names = Names(ais.metadata.name)
     volumes, mounts = _volumes(inf)
     context = {
         "spec": ais.spec,
-        "names": names,
+        "names": names(ais),
         "namespace": ais.metadata.namespace,
-        "labels": common_labels(ais, COMPONENT, inf.version),
-        "selector": selector_labels(ais, COMPONENT),
+        "labels": common_labels(ais, TRITON, inf.version),
+        "selector": selector_labels(ais, TRITON),
+        "http_port": TRITON_HTTP_PORT,
+        "grpc_port": TRITON_GRPC_PORT,
+        "metrics_port": TRITON_METRICS_PORT,
         "replicas": replicas,
         "image": f"{inf.image}:{inf.version}",
         "args": triton_args(inf),
@@ -110,13 +130,38 @@ def render_inference(ais: AIService, replicas: int) -> list[dict[str, Any]]:
         "startup_failure_threshold": startup_failure_threshold(inf),
         "max_unavailable": _int_or_percent(inf.disruption.max_unavailable),
     }
-    return [
-        from_template("triton-serviceaccount.yaml.j2", **context),
-        from_template("triton-service.yaml.j2", **context),
-        from_template("triton-deployment.yaml.j2", **context),
-        from_template("triton-pdb.yaml.j2", **context),
-    ]
+    return [from_template(template, **context) for template in TEMPLATES]
 
 
 def _int_or_percent(value: str) -> int | str:
     return value if value.endswith("%") else int(value)
+
+
+def initial_replicas(ais: AIService, current: int | None) -> int:
+    """Keep the replicas the autoscaler (or HPA) chose, inside [min, max]; start new fleets at min."""
+    scaling = ais.spec.autoscaling
+    wanted = scaling.min_replicas if current is None else current
+    return max(scaling.min_replicas, min(scaling.max_replicas, wanted))
+
+
+class Triton(Component):
+    name = TRITON
+    status_key = "inference"
+
+    def wanted(self, ais: AIService) -> bool:
+        return True
+
+    def render(self, ais: AIService, inputs: RenderInputs) -> Rendering:
+        return Rendering(manifests=render_inference(ais, initial_replicas(ais, inputs.replicas)) + render_hpa(ais))
+
+    def state(self, ais: AIService, observed: Observed, rendering: Rendering) -> ComponentState:
+        fleet = observed.lookup("Deployment", ais.metadata.namespace, names(ais).triton)
+        return workload_state(fleet, ais.spec.autoscaling.min_replicas)
+
+    def endpoints(self, ais: AIService, observed: Observed) -> dict[str, str]:
+        host = service_host(names(ais).triton, ais.metadata.namespace)
+        return {
+            "http": f"http://{host}:{TRITON_HTTP_PORT}",
+            "grpc": f"{host}:{TRITON_GRPC_PORT}",
+            "metrics": f"http://{host}:{TRITON_METRICS_PORT}/metrics",
+        }

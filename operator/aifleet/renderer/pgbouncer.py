@@ -17,30 +17,36 @@ from typing import Any
 from urllib.parse import quote
 
 from ..api import AIService
+from ..api.children import (
+    PGBOUNCER,
+    PGBOUNCER_LISTEN_PORT,
+    PGBOUNCER_SERVICE_PORT,
+    common_labels,
+    names,
+    selector_labels,
+    service_host,
+)
 from ..api.data import PgBouncerSpec
-from .components import image_tag, resources
-from .common import service_host as common_service_host
-from .common import Names, common_labels, from_template, selector_labels
-from .secretdata import config_checksum, decode_key, encode_data, secret_ref_problem
+from ..api.secret_data import decode_key
+from .common import from_template
+from .component import Observed, Rendering, RenderInputs, WorkloadComponent
+from .secretdata import CHECKSUM_ANNOTATION, config_checksum, encode_data, secret_ref_problem
+from .workload import image_tag, resources
 
-COMPONENT = "pgbouncer"
-LISTEN_PORT = 6432
-SERVICE_PORT = 5432
 CONFIG_DIR = "/etc/pgbouncer"
 SOCKET_DIR = "/tmp"  # an emptyDir: the root filesystem is read-only
 PASSWORD_FIELD = "spec.pgbouncer.passwordSecretRef"
+TEMPLATES = (
+    "pgbouncer-config-secret.yaml.j2",
+    "pgbouncer-connection-secret.yaml.j2",
+    "pgbouncer-service.yaml.j2",
+    "pgbouncer-deployment.yaml.j2",
+    "pgbouncer-pdb.yaml.j2",
+)
 
 
-def config_secret_name(ais: AIService) -> str:
-    return f"{Names(ais.metadata.name).pgbouncer}-config"
-
-
-def connection_secret_name(ais: AIService) -> str:
-    return f"{Names(ais.metadata.name).pgbouncer}-connection"
-
-
-def service_host(ais: AIService) -> str:
-    return common_service_host(Names(ais.metadata.name).pgbouncer, ais.metadata.namespace)
+def pooler_host(ais: AIService) -> str:
+    return service_host(names(ais).pgbouncer, ais.metadata.namespace)
 
 
 def wanted(ais: AIService) -> PgBouncerSpec | None:
@@ -79,7 +85,7 @@ def pgbouncer_ini(spec: PgBouncerSpec) -> str:
         "",
         "[pgbouncer]",
         "listen_addr = 0.0.0.0",
-        f"listen_port = {LISTEN_PORT}",
+        f"listen_port = {PGBOUNCER_LISTEN_PORT}",
         f"unix_socket_dir = {SOCKET_DIR}",
         f"auth_type = {spec.auth_type}",
         f"auth_file = {CONFIG_DIR}/userlist.txt",
@@ -119,14 +125,14 @@ def connection_values(ais: AIService, password: str) -> dict[str, str]:
     """What an API pod needs to reach the database through the pool (the connection Secret's keys)."""
     spec = ais.spec.pgbouncer
     assert spec is not None
-    host = service_host(ais)
+    host = pooler_host(ais)
     uri = (
-        f"postgresql://{quote(spec.user, safe='')}:{quote(password, safe='')}@{host}:{SERVICE_PORT}"
+        f"postgresql://{quote(spec.user, safe='')}:{quote(password, safe='')}@{host}:{PGBOUNCER_SERVICE_PORT}"
         f"/{quote(spec.database_name, safe='')}"
     )
     return {
         "host": host,
-        "port": str(SERVICE_PORT),
+        "port": str(PGBOUNCER_SERVICE_PORT),
         "dbname": spec.database_name,
         "user": spec.user,
         "password": password,
@@ -139,31 +145,54 @@ def render_pgbouncer(ais: AIService, password: str | None) -> list[dict[str, Any
     spec = wanted(ais)
     if spec is None or password is None:
         return []
-    names = Names(ais.metadata.name)
+    children = names(ais)
     ini = pgbouncer_ini(spec)
     userlist = userlist_txt(spec.user, password)
     context = {
         "spec": spec,
-        "names": names,
+        "names": children,
         "namespace": ais.metadata.namespace,
-        "labels": common_labels(ais, COMPONENT, image_tag(spec.image)),
-        "selector": selector_labels(ais, COMPONENT),
-        "config_secret": config_secret_name(ais),
-        "connection_secret": connection_secret_name(ais),
+        "labels": common_labels(ais, PGBOUNCER, image_tag(spec.image)),
+        "selector": selector_labels(ais, PGBOUNCER),
+        "config_secret": children.pgbouncer_config,
+        "connection_secret": children.pgbouncer_connection,
         "config_data": encode_data({"pgbouncer.ini": ini, "userlist.txt": userlist}),
         "connection_data": encode_data(connection_values(ais, password)),
-        "checksum": config_checksum(f"{ais.metadata.namespace}/{ais.metadata.name}/{COMPONENT}", ini, userlist),
+        "checksum_annotation": CHECKSUM_ANNOTATION,
+        "checksum": config_checksum(f"{ais.metadata.namespace}/{ais.metadata.name}/{PGBOUNCER}", ini, userlist),
         "resources": resources(spec.resources),
-        "listen_port": LISTEN_PORT,
-        "service_port": SERVICE_PORT,
+        "listen_port": PGBOUNCER_LISTEN_PORT,
+        "service_port": PGBOUNCER_SERVICE_PORT,
         "config_dir": CONFIG_DIR,
         "socket_dir": SOCKET_DIR,
     }
-    return [
-        from_template("pgbouncer-config-secret.yaml.j2", **context),
-        from_template("pgbouncer-connection-secret.yaml.j2", **context),
-        from_template("pgbouncer-service.yaml.j2", **context),
-        from_template("pgbouncer-deployment.yaml.j2", **context),
-        from_template("pgbouncer-pdb.yaml.j2", **context),
-    ]
+    return [from_template(template, **context) for template in TEMPLATES]
 
+
+class PgBouncer(WorkloadComponent):
+    name = PGBOUNCER
+    status_key = "pooler"
+    workload_kind = "Deployment"
+
+    def wanted(self, ais: AIService) -> bool:
+        return wanted(ais) is not None
+
+    def workload_name(self, ais: AIService) -> str:
+        return names(ais).pgbouncer
+
+    def secret_names(self, ais: AIService) -> list[str]:
+        spec = wanted(ais)
+        return [spec.password_secret_ref.name] if spec is not None else []
+
+    def render(self, ais: AIService, inputs: RenderInputs) -> Rendering:
+        spec = wanted(ais)
+        if spec is None:
+            return Rendering()
+        secret = inputs.secrets.get(spec.password_secret_ref.name)
+        problem = pgbouncer_secret_problem(ais, secret)
+        if problem:
+            return Rendering(problem=problem)
+        return Rendering(manifests=render_pgbouncer(ais, pgbouncer_password(ais, secret)))
+
+    def endpoints(self, ais: AIService, observed: Observed) -> dict[str, str]:
+        return {"pooler": f"{pooler_host(ais)}:{PGBOUNCER_SERVICE_PORT}", "poolerSecret": names(ais).pgbouncer_connection}

@@ -14,25 +14,14 @@ import secrets
 from typing import Any
 
 from ..api import AIService
-from ..api.data import RedisSpec, SecretKeyRef, parse_maxmemory
-from .components import image_tag, resources
-from .common import service_host as common_service_host
-from .common import Names, common_labels, from_template, selector_labels
-from .secretdata import config_checksum, decode_key, encode_data, secret_ref_problem
+from ..api.children import REDIS, REDIS_PORT, common_labels, names, selector_labels, service_host
+from ..api.data import RedisSpec, SecretKeyRef
+from ..api.secret_data import decode_key
+from .common import from_template
+from .component import Observed, Rendering, RenderInputs, WorkloadComponent
+from .secretdata import CHECKSUM_ANNOTATION, config_checksum, encode_data, secret_ref_problem
+from .workload import image_tag, resources
 
-__all__ = [
-    "generated_redis_secret",
-    "new_password",
-    "parse_maxmemory",
-    "redis_conf",
-    "redis_password",
-    "redis_password_ref",
-    "redis_secret_problem",
-    "render_redis",
-]
-
-COMPONENT = "redis"
-PORT = 6379
 CONFIG_DIR = "/etc/redis"
 DATA_DIR = "/data"
 PASSWORD_FIELD = "spec.redis.passwordSecretRef"
@@ -41,18 +30,15 @@ GENERATED_ANNOTATION = "aifleet.dev/generated"
 # Redis 7's default snapshot points, written out so the file says what the server does.
 _DEFAULT_SAVE = "3600 1 300 100 60 10000"
 _NO_SNAPSHOTS = '""'
+TEMPLATES = (
+    "redis-config-secret.yaml.j2",
+    "redis-service.yaml.j2",
+    "redis-statefulset.yaml.j2",
+)
 
 
-def config_secret_name(ais: AIService) -> str:
-    return f"{Names(ais.metadata.name).redis}-config"
-
-
-def generated_secret_name(ais: AIService) -> str:
-    return f"{Names(ais.metadata.name).redis}-auth"
-
-
-def service_host(ais: AIService) -> str:
-    return common_service_host(Names(ais.metadata.name).redis, ais.metadata.namespace)
+def cache_host(ais: AIService) -> str:
+    return service_host(names(ais).redis, ais.metadata.namespace)
 
 
 def wanted(ais: AIService) -> RedisSpec | None:
@@ -70,7 +56,7 @@ def redis_password_ref(ais: AIService) -> SecretKeyRef:
     spec = ais.spec.redis
     if spec is not None and spec.password_secret_ref is not None:
         return spec.password_secret_ref
-    return SecretKeyRef(name=generated_secret_name(ais), key=GENERATED_KEY)
+    return SecretKeyRef(name=names(ais).redis_auth, key=GENERATED_KEY)
 
 
 def redis_secret_problem(ais: AIService, secret: dict[str, Any] | None) -> str | None:
@@ -94,9 +80,9 @@ def generated_redis_secret(ais: AIService, password: str) -> dict[str, Any]:
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {
-            "name": generated_secret_name(ais),
+            "name": names(ais).redis_auth,
             "namespace": ais.metadata.namespace,
-            "labels": common_labels(ais, COMPONENT),
+            "labels": common_labels(ais, REDIS),
             "annotations": {GENERATED_ANNOTATION: "true"},
         },
         "type": "Opaque",
@@ -124,7 +110,7 @@ def redis_conf(spec: RedisSpec, password: str) -> str:
         "# Rendered by aifleet from the AIService spec; edits are overwritten.",
         # Every IPv4 address of the pod, and IPv6 where the pod has it (`-` = skip if unavailable).
         "bind 0.0.0.0 -::*",
-        f"port {PORT}",
+        f"port {REDIS_PORT}",
         "protected-mode yes",
         f"requirepass {_quoted(password)}",
         f"maxmemory {spec.max_memory}",
@@ -147,32 +133,63 @@ def render_redis(ais: AIService, password: str | None) -> list[dict[str, Any]]:
     spec = wanted(ais)
     if spec is None or password is None:
         return []
-    names = Names(ais.metadata.name)
+    children = names(ais)
     conf = redis_conf(spec, password)
     ref = redis_password_ref(ais)
-    labels = common_labels(ais, COMPONENT, image_tag(spec.image))
+    labels = common_labels(ais, REDIS, image_tag(spec.image))
     context = {
         "spec": spec,
-        "names": names,
+        "names": children,
         "namespace": ais.metadata.namespace,
         "labels": labels,
-        "selector": selector_labels(ais, COMPONENT),
-        "config_secret": config_secret_name(ais),
+        "selector": selector_labels(ais, REDIS),
+        "config_secret": children.redis_config,
         "config_data": encode_data({"redis.conf": conf}),
+        "checksum_annotation": CHECKSUM_ANNOTATION,
         # The public part of the checksum is the config without its password.
         "checksum": config_checksum(
-            f"{ais.metadata.namespace}/{ais.metadata.name}/{COMPONENT}", redis_conf(spec, ""), password
+            f"{ais.metadata.namespace}/{ais.metadata.name}/{REDIS}", redis_conf(spec, ""), password
         ),
         "password_ref": ref,
         "resources": resources(spec.resources),
-        "port": PORT,
+        "port": REDIS_PORT,
         "config_dir": CONFIG_DIR,
         "data_dir": DATA_DIR,
         "persistence": spec.persistence if spec.persistence.enabled else None,
     }
-    return [
-        from_template("redis-config-secret.yaml.j2", **context),
-        from_template("redis-service.yaml.j2", **context),
-        from_template("redis-statefulset.yaml.j2", **context),
-    ]
+    return [from_template(template, **context) for template in TEMPLATES]
 
+
+class Redis(WorkloadComponent):
+    name = REDIS
+    status_key = "cache"
+    workload_kind = "StatefulSet"
+
+    def wanted(self, ais: AIService) -> bool:
+        return wanted(ais) is not None
+
+    def workload_name(self, ais: AIService) -> str:
+        return names(ais).redis
+
+    def secret_names(self, ais: AIService) -> list[str]:
+        return [redis_password_ref(ais).name] if wanted(ais) is not None else []
+
+    def render(self, ais: AIService, inputs: RenderInputs) -> Rendering:
+        spec = wanted(ais)
+        if spec is None:
+            return Rendering()
+        ref = redis_password_ref(ais)
+        secret = inputs.secrets.get(ref.name)
+        if secret is None and spec.password_secret_ref is None:
+            # Created now, rendered on the next pass (the Secret's watch event triggers it): rendering with
+            # the fresh password right away would be wrong whenever the create loses a race to an older one.
+            password = (inputs.new_password or new_password)()
+            return Rendering(
+                create_once=[generated_redis_secret(ais, password)], pending=f"creating the password Secret {ref.name}"
+            )
+        if problem := redis_secret_problem(ais, secret):
+            return Rendering(problem=problem)
+        return Rendering(manifests=render_redis(ais, redis_password(ais, secret)))
+
+    def endpoints(self, ais: AIService, observed: Observed) -> dict[str, str]:
+        return {"cache": f"{cache_host(ais)}:{REDIS_PORT}", "cacheSecret": redis_password_ref(ais).name}

@@ -1,4 +1,4 @@
-"""Secrets as data: reading a referenced key, writing `data`, and checksums that do not leak what they cover.
+"""Secrets as data: checking a referenced key, writing `data`, and checksums that do not leak what they cover.
 
 Pure. The reconciler fetches Secrets; these functions only look at the dictionaries it passes in.
 Messages name the field and the Secret, never a value.
@@ -7,12 +7,12 @@ Messages name the field and the Secret, never a value.
 from __future__ import annotations
 
 import base64
-import binascii
 import functools
 import hashlib
 from typing import Any
 
 from ..api.data import SecretKeyRef
+from ..api.secret_data import decode_key
 
 CHECKSUM_ANNOTATION = "aifleet.dev/config-checksum"
 # As many PBKDF2 rounds as PostgreSQL's own SCRAM verifier: the pod annotation exposes no more about a
@@ -23,20 +23,6 @@ _ROUNDS = 4096
 def encode_data(values: dict[str, str]) -> dict[str, str]:
     """A Secret's `data`. Not `stringData`: the API server never returns that, so drift checks would always fire."""
     return {key: base64.b64encode(value.encode()).decode() for key, value in sorted(values.items())}
-
-
-def decode_key(secret: dict[str, Any] | None, key: str) -> str | None:
-    """The text under `key` of a Secret object as the API returns it; None when absent or not UTF-8."""
-    if not secret:
-        return None
-    raw = (secret.get("data") or {}).get(key)
-    if raw is None:
-        plain = (secret.get("stringData") or {}).get(key)
-        return plain if isinstance(plain, str) else None
-    try:
-        return base64.b64decode(raw, validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return None
 
 
 def secret_ref_problem(field: str, ref: SecretKeyRef, secret: dict[str, Any] | None) -> str | None:

@@ -18,17 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..api.data import KafkaSpec, KafkaTopic
+from ..clients.kafka import TopicState
 
 UNMANAGED_ON_DLQ = frozenset({"cleanup.policy"})
-
-
-@dataclass(frozen=True)
-class TopicState:
-    """A topic as the cluster has it. `configs` holds at least the keys we manage, as strings."""
-
-    partitions: int
-    replication_factor: int
-    configs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -16,20 +16,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Protocol, Sequence
+from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
+from ..api.children import triton_pod_regex
 from .sample import Sample
 
 log = logging.getLogger(__name__)
 
-# One query for every AIService behind a Prometheus: the service name is recovered from the pod name
-# (`<name>-triton-<rs-hash>-<pod-hash>`), so no relabelling has to be set up for it to work.
+# One query for every AIService behind a Prometheus: the service name is recovered from the pod name, so no
+# relabelling has to be set up for it to work.
 BATCH_RPS_QUERY = (
     "sum by (namespace, aiservice) (label_replace("
-    'rate(nv_inference_request_success{pod=~".+-triton-[a-z0-9]+-[a-z0-9]+"}[1m]), '
-    '"aiservice", "$1", "pod", "(.+)-triton-[a-z0-9]+-[a-z0-9]+"))'
+    f'rate(nv_inference_request_success{{pod=~"{triton_pod_regex(".+")}"}}[1m]), '
+    f'"aiservice", "$1", "pod", "{triton_pod_regex("(.+)")}"))'
 )
 DEFAULT_KEY_LABELS = ("namespace", "aiservice")
 
@@ -39,7 +41,7 @@ class MetricSource(Protocol):
         """One sample from a query that must return exactly one series (or a scalar)."""
         ...
 
-    def query_many(self, promql: str, key_labels: Sequence[str] = DEFAULT_KEY_LABELS) -> "Batch":
+    def query_many(self, promql: str, key_labels: Sequence[str] = DEFAULT_KEY_LABELS) -> Batch:
         """One sample per series, keyed by the values of `key_labels`."""
         ...
 
@@ -49,7 +51,7 @@ class Batch:
     """The answer to one batched query. `error` is set when the whole query failed."""
 
     samples: dict[tuple[str, ...], Sample] = field(default_factory=dict)
-    error: Optional[Sample] = None
+    error: Sample | None = None
 
     def get(self, *key: str) -> Sample:
         if self.error is not None:
@@ -105,7 +107,7 @@ class PrometheusSource:
         address: str,
         *,
         timeout_seconds: float = 5,
-        bearer_token: Optional[str] = None,
+        bearer_token: str | None = None,
         insecure_skip_tls_verify: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -126,23 +128,13 @@ class PrometheusSource:
             timeout=timeout_seconds,
         )
 
-    @classmethod
-    def from_spec(cls, metrics: Any, bearer_token: Optional[str] = None) -> "PrometheusSource":
-        """Build from `spec.autoscaling.metrics`; the caller reads the token from authSecretRef."""
-        return cls(
-            metrics.address,
-            timeout_seconds=metrics.timeout_seconds,
-            bearer_token=bearer_token,
-            insecure_skip_tls_verify=metrics.insecure_skip_tls_verify,
-        )
-
     def __repr__(self) -> str:  # never the headers
         return f"PrometheusSource({self._address!r})"
 
     def _raw(self, promql: str) -> Any:
         return self._client.custom_query(query=promql, timeout=self._timeout)
 
-    def _fetch(self, promql: str) -> tuple[Optional[list[tuple[dict[str, str], Sample]]], Optional[Sample]]:
+    def _fetch(self, promql: str) -> tuple[list[tuple[dict[str, str], Sample]] | None, Sample | None]:
         now = self._clock()
         try:
             result = self._raw(promql)

@@ -1,4 +1,5 @@
-"""`aifleet run`: serve health and metrics, pass the preflight, then run kopf with the operator's handlers.
+"""The operator's entry point (`aifleet run`): serve health and metrics, pass the preflight, then run kopf with
+the reconciler's handlers.
 
 A failed preflight (no CRD, missing permission, peering object absent, API unreachable) is reported in one log
 line and on ``/readyz``, and re-checked every ``retry_seconds``: the operator starts by itself once an admin
@@ -10,16 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
-from ..api import GROUP, PLURAL
-from . import metrics, permissions, preflight
-from .health import Health, Servers
+from .api import GROUP, PLURAL
+from .observability import metrics, permissions, preflight
+from .observability.health import Health, Servers
 
 log = logging.getLogger("aifleet.operator")
 
 HEARTBEAT_SECONDS = 5.0
+HANDLERS = "aifleet.reconciler.handlers"  # importing it registers the kopf handlers
 
 
 @dataclass
@@ -75,7 +79,7 @@ async def _preflight(options: RunOptions, health: Health) -> None:
         await asyncio.sleep(options.retry_seconds)
 
 
-def _insights():
+def _insights() -> Any:
     try:  # kopf.run() takes it; the class is not exported (kopf<2 is pinned in pyproject.toml)
         from kopf._cogs.structs.references import Insights
 
@@ -84,7 +88,7 @@ def _insights():
         return None
 
 
-async def _track_readiness(health: Health, started: asyncio.Event, insights) -> None:
+async def _track_readiness(health: Health, started: asyncio.Event, insights: Any) -> None:
     health.set("kopf", False, "starting")
     health.set("watching", False, "waiting for kopf to start")
     await started.wait()
@@ -104,7 +108,7 @@ async def _track_readiness(health: Health, started: asyncio.Event, insights) -> 
 async def _operate(options: RunOptions, health: Health) -> None:
     import kopf
 
-    from ..reconciler import handlers  # noqa: F401 - registers the handlers
+    importlib.import_module(HANDLERS)
 
     beat = asyncio.create_task(_heartbeat(health), name="aifleet heartbeat")
     tracker = None

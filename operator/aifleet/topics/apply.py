@@ -3,11 +3,11 @@
 `sync_topics` is level-triggered: it describes the cluster, plans, applies, and describes again to
 confirm. It never raises for Kafka's sake: an unreachable cluster is a `Degraded` result with a reason.
 
-Deletion and the finalizer (wired by the reconciler):
-- Add the finalizer `FINALIZER` only while `spec.kafka.deletionPolicy` is `Delete` (and Kafka is enabled).
-  With `Retain` there is nothing to clean up, so nothing can block the AIService's deletion.
-- On deletion, call `delete_topics`; when its state is not `Ready`, retry with backoff.
-- Never block forever: remove the finalizer anyway, with a Warning event, once `give_up_reason` says so
+Deletion (the reconciler's delete handler, which kopf guards with its finalizer):
+- The handler exists for an AIService only while `spec.kafka.deletionPolicy` is `Delete` (and Kafka is
+  enabled). With `Retain` there is nothing to clean up, so nothing can block the AIService's deletion.
+- On deletion it calls `delete_topics`; when its state is not `Ready`, it retries with backoff.
+- It never blocks forever: it lets the deletion go on, with a Warning event, once `give_up_reason` says so
   (the annotation `aifleet.dev/skip-topic-cleanup: "true"` is set, or `CLEANUP_TIMEOUT_SECONDS` have passed
   since `metadata.deletionTimestamp`). A Kafka cluster that is gone for good then costs ten minutes, not a
   stuck namespace, and the event names the topics that may remain.
@@ -21,11 +21,11 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from ..api.data import KafkaSpec
-from ..clients.kafka import KafkaAdminError
-from ..renderer.secretdata import decode_key
-from .plan import DesiredTopic, TopicPlan, TopicState, plan_topics
+from ..api.secret_data import decode_key
+from ..api.timestamps import parse_timestamp
+from ..clients.kafka import KafkaAdminError, TopicState
+from .plan import DesiredTopic, TopicPlan, plan_topics
 
-FINALIZER = "aifleet.dev/kafka-topics"
 SKIP_CLEANUP_ANNOTATION = "aifleet.dev/skip-topic-cleanup"
 CLEANUP_TIMEOUT_SECONDS = 600
 CREDENTIALS_FIELD = "spec.kafka.credentialsSecret"
@@ -181,16 +181,11 @@ def give_up_reason(
     annotations: dict[str, str], deletion_timestamp: str | None, now: datetime,
     timeout_seconds: int = CLEANUP_TIMEOUT_SECONDS,
 ) -> str | None:
-    """Why the finalizer should stop waiting for Kafka (message for a Warning event), or None to keep trying."""
+    """Why the deletion should stop waiting for Kafka (message for a Warning event), or None to keep trying."""
     if annotations.get(SKIP_CLEANUP_ANNOTATION, "").lower() == "true":
         return f"topic cleanup skipped: annotation {SKIP_CLEANUP_ANNOTATION} is true; topics may remain on the cluster"
-    if deletion_timestamp:
-        started = datetime.fromisoformat(deletion_timestamp.replace("Z", "+00:00"))
-        if (now - started).total_seconds() >= timeout_seconds:
-            return (
-                f"gave up deleting topics after {timeout_seconds}s without reaching Kafka; they may remain on the"
-                " cluster"
-            )
+    if deletion_timestamp and now.timestamp() - parse_timestamp(deletion_timestamp) >= timeout_seconds:
+        return f"gave up deleting topics after {timeout_seconds}s without reaching Kafka; they may remain on the cluster"
     return None
 
 

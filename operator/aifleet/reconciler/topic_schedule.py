@@ -10,13 +10,13 @@ import hashlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..api import AIService
 from ..api.data import KafkaSpec
 from ..clients.kafka import KafkaAdmin
-from ..topics.reconcile import TopicsResult, kafka_credentials, kafka_credentials_problem, sync_topics
+from ..topics.apply import TopicsResult, kafka_credentials, kafka_credentials_problem, sync_topics
 
 Emit = Callable[[str, str, str], None]
 READY_RESYNC_SECONDS = 300.0

@@ -1,0 +1,102 @@
+"""What an AIService's children are called and how they are found: names, labels, selectors, ports, and the
+pod-name pattern Prometheus queries match. The renderer, the reconciler, the metric source, the tests and the
+benchmarks all read these facts here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # aiservice imports autoscaling, which needs the pod pattern from here
+    from .aiservice import AIService
+
+# Components, as they appear in child names and in the `app.kubernetes.io/component` label.
+TRITON = "triton"
+PGBOUNCER = "pgbouncer"
+REDIS = "redis"
+
+MANAGED_BY = "aifleet"
+PART_OF = "aifleet"
+NAME_LABEL = "app.kubernetes.io/name"
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+PART_OF_LABEL = "app.kubernetes.io/part-of"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+VERSION_LABEL = "app.kubernetes.io/version"
+MANAGED_SELECTOR = {MANAGED_BY_LABEL: MANAGED_BY}  # every child the operator owns carries it
+
+# Triton's ports, the same in the container and on the Service.
+TRITON_HTTP_PORT = 8000
+TRITON_GRPC_PORT = 8001
+TRITON_METRICS_PORT = 8002
+PGBOUNCER_LISTEN_PORT = 6432  # in the pod
+PGBOUNCER_SERVICE_PORT = 5432  # on the Service: PostgreSQL's usual port
+REDIS_PORT = 6379
+
+# Children in the order they are applied: identities and config before the workloads that use them.
+APPLY_ORDER = (
+    "ServiceAccount", "Secret", "ConfigMap", "Service", "Deployment", "StatefulSet", "PodDisruptionBudget",
+    "HorizontalPodAutoscaler",
+)
+
+# Triton pods are `<name>-triton-<rs-hash>-<pod-hash>`. Matching the two trailing hash segments exactly keeps
+# service `foo` from counting the pods of a service `foo-triton-x`.
+_POD_HASHES = "-[a-z0-9]+-[a-z0-9]+"
+
+
+def triton_pod_regex(name: str) -> str:
+    """A regular expression for the Triton pods of the service(s) whose name matches the regex `name`."""
+    return f"{name}-{TRITON}{_POD_HASHES}"
+
+
+@dataclass(frozen=True)
+class ChildNames:
+    """Child names derive from the AIService name; the CRD caps it at 53 characters so these fit 63."""
+
+    triton: str
+    pgbouncer: str
+    pgbouncer_config: str
+    pgbouncer_connection: str
+    redis: str
+    redis_config: str
+    redis_auth: str
+
+
+def child_names(base: str) -> ChildNames:
+    pgbouncer, redis = f"{base}-{PGBOUNCER}", f"{base}-{REDIS}"
+    return ChildNames(
+        triton=f"{base}-{TRITON}",
+        pgbouncer=pgbouncer,
+        pgbouncer_config=f"{pgbouncer}-config",
+        pgbouncer_connection=f"{pgbouncer}-connection",
+        redis=redis,
+        redis_config=f"{redis}-config",
+        redis_auth=f"{redis}-auth",
+    )
+
+
+def names(ais: AIService) -> ChildNames:
+    return child_names(ais.metadata.name)
+
+
+def service_host(service: str, namespace: str) -> str:
+    """The in-cluster DNS name clients use for one of our Services."""
+    return f"{service}.{namespace}.svc"
+
+
+def selector_labels(ais: AIService, component: str) -> dict[str, str]:
+    """The immutable subset used in workload selectors: never add to it."""
+    return {NAME_LABEL: component, INSTANCE_LABEL: ais.metadata.name, COMPONENT_LABEL: component}
+
+
+def label_selector(ais: AIService, component: str) -> str:
+    """`selector_labels` as a label-selector string (`status.selector`, kubectl -l)."""
+    return ",".join(f"{k}={v}" for k, v in selector_labels(ais, component).items())
+
+
+def common_labels(ais: AIService, component: str, version: str | None = None) -> dict[str, str]:
+    labels = {**selector_labels(ais, component), PART_OF_LABEL: PART_OF, MANAGED_BY_LABEL: MANAGED_BY}
+    if version:
+        labels[VERSION_LABEL] = version[:63]
+    return labels
