@@ -39,6 +39,8 @@ SYSCTLS=(net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables vm.overcommit_me
 SYSCTL_SAVE="$CLUSTER_DIR/node-sysctls.saved"
 # The nftables tables that existed before (iptables-nft creates the ones it touches).
 NFT_TABLES_SAVE="$CLUSTER_DIR/node-nft-tables.saved"
+# Present when /run/netns was not a mount point before the node started.
+NETNS_MOUNT_OURS="$CLUSTER_DIR/node-netns-mount-ours"
 TRITON_IMAGE=nvcr.io/nvidia/tritonserver:24.08-py3
 TRITON_NEXT_IMAGE=nvcr.io/nvidia/tritonserver:24.09-py3
 # Our own iptables chain, jumped to from FORWARD.
@@ -138,6 +140,8 @@ save_sysctls() {
   for s in "${SYSCTLS[@]}"; do printf '%s=%s\n' "$s" "$(sysctl -n "$s")"; done >"$SYSCTL_SAVE.tmp"
   mv "$SYSCTL_SAVE.tmp" "$SYSCTL_SAVE"
   nft list tables >"$NFT_TABLES_SAVE" 2>/dev/null || true
+  # containerd makes /run/netns a mount point of its own for pod network namespaces.
+  if ! findmnt -rn /run/netns >/dev/null; then touch "$NETNS_MOUNT_OURS"; fi
 }
 
 restore_sysctls() {
@@ -417,6 +421,11 @@ node_down() {
   remove_cgroups
   network_down
   restore_sysctls
+  # /run/netns, if it was not a mount point before and no namespace is left in it.
+  if [[ -f $NETNS_MOUNT_OURS ]] && findmnt -rn /run/netns >/dev/null && [[ -z "$(ls -A /run/netns 2>/dev/null)" ]]; then
+    umount /run/netns 2>/dev/null && rmdir /run/netns 2>/dev/null || true
+  fi
+  rm -f "$NETNS_MOUNT_OURS"
   rm -rf "$RUN_DIR"
   rm -f "$NODE_DIR/netns-owned"
   # containerd writes its shim sockets under /run/containerd/s whatever its

@@ -127,6 +127,10 @@ StatefulSet replacement (owner references and the garbage collector remove child
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch", "create", "patch"]
+# Why Triton pods that do not become available fail (crash, image, scheduling): listed by label selector.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
 # The operator autoscaling engine resizes Triton.
 - apiGroups: ["apps"]
   resources: ["deployments/scale"]

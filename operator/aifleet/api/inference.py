@@ -136,3 +136,12 @@ class InferenceSpec(ApiModel):
     disruption: Disruption = Field(default_factory=Disruption, description="PodDisruptionBudget for the fleet.")
     extra_args: list[str] = Field(default_factory=list, max_length=32, description="Extra `tritonserver` arguments.")
     priority_class_name: str | None = Field(None, description="PriorityClass for the Triton pods.")
+    drain_seconds: int = Field(
+        10,
+        ge=0,
+        le=45,
+        description=(
+            "Seconds a terminating Triton pod keeps serving before Triton stops (a preStop sleep), so that Services "
+            "stop sending it requests first and a rollout or scale-down drops none. 0 stops at once."
+        ),
+    )

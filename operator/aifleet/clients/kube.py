@@ -123,6 +123,11 @@ class Kube:
                 return None
             raise
 
+    def list_pods(self, namespace: str, selector: dict[str, str]) -> list[dict[str, Any]]:
+        query = [("labelSelector", ",".join(f"{k}={v}" for k, v in sorted(selector.items())))]
+        found = self._call("GET", f"/api/v1/namespaces/{namespace}/pods", query=query)
+        return list((found or {}).get("items") or [])
+
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
         return self._call(
             "PATCH",

@@ -61,6 +61,8 @@ NAMESPACED_RULES: tuple[Rule, ...] = (
     *(Rule(group, plural, verbs, why) for group, plural, verbs, why in _CHILDREN),
     Rule("", "secrets", ("get", "list", "watch", "create", "patch"),
          "watch and apply generated Secrets (config, passwords); read the user Secrets a spec references"),
+    Rule("", "pods", ("list",),
+         "say why Triton pods that do not become available fail (crash, image, scheduling), by label selector"),
     Rule("apps", "deployments/scale", ("patch",), "the operator autoscaling engine sets Triton's replicas"),
     Rule("", "events", ("create",), "explain each decision in `kubectl describe aiservice`"),
 )

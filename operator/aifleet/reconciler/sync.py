@@ -14,11 +14,11 @@ from pydantic import ValidationError
 from ..api import KIND, AIService
 from ..api.children import TRITON, label_selector, names
 from ..api.errors import describe_validation_error
-from ..api.timestamps import now_timestamp
+from ..api.timestamps import now_timestamp, parse_timestamp
 from ..autoscaler.policy import Decision
 from ..clients.kube import Kube, KubeError
 from ..renderer import CONFIG_HASH, Rendered, render_all, secret_names
-from ..renderer.component import DISABLED, ComponentState, Lookup, Observed, Rendering
+from ..renderer.component import DISABLED, ComponentState, Lookup, Observed, PodLister, Rendering
 from ..renderer.components import COMPONENTS
 from ..topics.apply import TopicsResult
 from .conditions import component_condition, merge_conditions, summary_conditions
@@ -146,13 +146,27 @@ def endpoints(ais: AIService, observed: Observed) -> dict[str, Any]:
 
 
 def component_states(
-    ais: AIService, lookup: Lookup, rendered: Rendered, topics: TopicsResult | None
+    ais: AIService, lookup: Lookup, rendered: Rendered, topics: TopicsResult | None,
+    pods: PodLister | None = None, now: float | None = None,
 ) -> dict[str, ComponentState]:
-    observed = Observed(lookup, topics)
+    observed = Observed(lookup, topics, pods, now)
     return {
         c.status_key: c.state(ais, observed, rendered.parts.get(c.name, Rendering())) if c.wanted(ais) else DISABLED
         for c in COMPONENTS
     }
+
+
+def _pod_lister(kube: Kube) -> PodLister:
+    """Pods for the failure report; an API error only leaves the report out (the counts still stand)."""
+
+    def pods(namespace: str, selector: dict[str, str]) -> list[dict[str, Any]]:
+        try:
+            return kube.list_pods(namespace, selector)
+        except KubeError as exc:
+            log.warning("cannot list pods to say why they fail", extra={"namespace": namespace, "error": str(exc)})
+            return []
+
+    return pods
 
 
 def scaling_report(ais: AIService, lookup: Lookup, decision: Decision | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -296,7 +310,7 @@ def reconcile(
 
     kafka_secret = secrets.get(ais.spec.kafka.credentials_secret) if ais.spec.kafka and ais.spec.kafka.credentials_secret else None
     topic_result = topics(ais, kafka_secret) if topics is not None else None
-    states = component_states(ais, lookup, rendered, topic_result)
+    states = component_states(ais, lookup, rendered, topic_result, _pod_lister(kube), parse_timestamp(now))
     status = build_status(ais, lookup, previous, now, states, decision, topic_result)
     _report_problems(previous, states, emit)
     patch = _changed(previous, status)

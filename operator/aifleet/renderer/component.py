@@ -48,12 +48,18 @@ class Rendering:
     pending: str | None = None  # what it waits for (not an error)
 
 
+PodLister = Callable[[str, "dict[str, str]"], "list[dict[str, Any]]"]  # (namespace, label selector) -> pods
+
+
 @dataclass(frozen=True)
 class Observed:
-    """What the reconciler saw: the live children, and the last result of the topic sync."""
+    """What the reconciler saw: the live children, the last result of the topic sync, and, asked only for a
+    workload that stopped making progress, its pods."""
 
     lookup: Lookup
     topics: TopicsResult | None = None
+    pods: PodLister | None = None
+    now: float | None = None  # unix seconds of the pass
 
 
 class Component(ABC):

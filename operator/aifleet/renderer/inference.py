@@ -21,6 +21,7 @@ from ..api.inference import InferenceSpec
 from .autoscaling import render_hpa
 from .common import from_template
 from .component import Component, ComponentState, Observed, Rendering, RenderInputs, workload_state
+from .pods import pod_problems, stalled
 
 GPU_RESOURCE = "nvidia.com/gpu"
 MODEL_MOUNT = "/models"
@@ -156,7 +157,13 @@ class Triton(Component):
 
     def state(self, ais: AIService, observed: Observed, rendering: Rendering) -> ComponentState:
         fleet = observed.lookup("Deployment", ais.metadata.namespace, names(ais).triton)
-        return workload_state(fleet, ais.spec.autoscaling.min_replicas)
+        state = workload_state(fleet, ais.spec.autoscaling.min_replicas)
+        if state.state == "Ready" or observed.pods is None or observed.now is None or not stalled(fleet, observed.now):
+            return state
+        problems = pod_problems(observed.pods(ais.metadata.namespace, selector_labels(ais, TRITON)), TRITON)
+        if not problems:
+            return state
+        return ComponentState("Degraded", f"Triton pods are failing: {'; '.join(problems)}", state.serving)
 
     def endpoints(self, ais: AIService, observed: Observed) -> dict[str, str]:
         host = service_host(names(ais).triton, ais.metadata.namespace)
