@@ -243,9 +243,10 @@ unmount_all() {
   for target in $(findmnt -rn -o TARGET | grep -E '^/run/netns/cni-' | sort -r); do
     if [[ -f $NODE_DIR/netns-owned ]] && grep -qx "${target##*/}" "$NODE_DIR/netns-owned" 2>/dev/null; then
       umount "$target" 2>/dev/null || umount -l "$target" 2>/dev/null || true
-      rm -f "$target"
+      rm -f "$target" 2>/dev/null || true
     fi
   done
+  return 0
 }
 
 # The kubelet's pod cgroups (cgroupfs driver, cgroup v1): remove every
@@ -333,6 +334,14 @@ node_up() {
   printf 'nameserver %s\nsearch cluster.local\noptions ndots:5\n' "$NODE_IP" >"$NODE_DIR/resolv.conf"
 
   network_up
+  # Pod network namespaces are bind mounts under /run/netns, which must be a shared mount point of its own
+  # before the first one is made (as `ip netns` sets it up); otherwise a namespace mounted on the parent
+  # filesystem and seen through a later bind cannot be removed ("device or resource busy").
+  mkdir -p /run/netns
+  if ! findmnt -rn /run/netns >/dev/null; then
+    mount --bind /run/netns /run/netns
+  fi
+  mount --make-shared /run/netns
 
   start containerd containerd --config "$NODE_DIR/containerd.toml"
   containerd_ready() { ctr --address "$CONTAINERD_SOCK" version >/dev/null 2>&1; }
@@ -417,10 +426,11 @@ node_down() {
       */containerd-shim-runc-v2) kill -KILL "$pid" 2>/dev/null || true ;;
     esac
   done
-  unmount_all
-  remove_cgroups
-  network_down
-  restore_sysctls
+  # Every step runs even when one before it failed, so one stuck mount leaves no rule or route behind.
+  local step failed=0
+  for step in unmount_all remove_cgroups network_down restore_sysctls; do
+    "$step" || { log "cleanup step $step failed"; failed=1; }
+  done
   # /run/netns, if it was not a mount point before and no namespace is left in it.
   if [[ -f $NETNS_MOUNT_OURS ]] && findmnt -rn /run/netns >/dev/null && [[ -z "$(ls -A /run/netns 2>/dev/null)" ]]; then
     umount /run/netns 2>/dev/null && rmdir /run/netns 2>/dev/null || true
@@ -431,7 +441,7 @@ node_down() {
   # containerd writes its shim sockets under /run/containerd/s whatever its
   # state dir; the directories go when nothing else uses them.
   rmdir /run/containerd/s /run/containerd 2>/dev/null || true
-  return 0
+  return "$failed"
 }
 
 case "${1:-}" in
