@@ -50,4 +50,4 @@ say "Real traffic against real Triton pods; the fleet follows the load"
 .venv/bin/python scripts/demo_traffic.py
 
 say "The operator's log, last lines"
-kubectl logs -n aifleet-system deployment/aifleet-aifleet-operator --tail=15
+kubectl logs -n aifleet-system -l app.kubernetes.io/instance=aifleet --tail=15

@@ -24,7 +24,7 @@ import realnode  # noqa: E402
 
 NAMESPACE, NAME = "demo", "sentiment"
 # (seconds, requests per second). One pod serves 20 rps at most (the model's 50 ms per request, one instance).
-STEPS = [(30, 5), (100, 45), (90, 0)]
+STEPS = [(30, 5), (150, 45), (90, 0)]
 TARGET_RPS_PER_POD = 10
 
 
