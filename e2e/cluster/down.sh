@@ -21,23 +21,6 @@ esac
 # shellcheck source=lib.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
-# stop_pid NAME PID: SIGTERM, wait up to 20s for a clean exit, then SIGKILL.
-stop_pid() {
-  local name=$1 pid=$2 i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < 200; i++)); do
-    is_ours "$pid" || { log "stopped $name (pid $pid)"; return 0; }
-    sleep 0.1
-  done
-  log "$name (pid $pid) ignored SIGTERM for 20s; killing it"
-  kill -KILL "$pid" 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do
-    is_ours "$pid" || return 0
-    sleep 0.1
-  done
-  return 1
-}
-
 failed=0
 # The real node first: its pods and network go while the API server still runs.
 "$cluster_src/node.sh" down || { log "the real node did not stop cleanly"; failed=1; }

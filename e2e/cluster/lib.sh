@@ -41,6 +41,11 @@ POD_CIDR="${AIFLEET_POD_CIDR:-10.244.0.0/16}"
 RUN_DIR="/run/aifleet-$(printf '%s' "$CLUSTER_DIR" | sha256sum | cut -c1-8)"
 
 PID_DIR="$CLUSTER_DIR/pids"
+PKI="$CLUSTER_DIR/pki"
+KCFG_DIR="$CLUSTER_DIR/kubeconfigs"
+ADMIN_KUBECONFIG="$CLUSTER_DIR/kubeconfig"
+TIMEOUT="${AIFLEET_UP_TIMEOUT:-180}" # seconds per readiness wait
+KUBECTL="${KUBECTL:-kubectl}"
 LOG_DIR="$CLUSTER_DIR/logs"
 
 log() { printf '[%s] %s\n' "${LOG_TAG:-cluster}" "$*" >&2; }
@@ -84,3 +89,68 @@ stray_pids() {
   done
   return 0
 }
+
+k() { "$KUBECTL" --kubeconfig="$ADMIN_KUBECONFIG" "$@"; }
+
+# wait_for DESC CMD...: poll CMD until it succeeds, or give up after TIMEOUT seconds.
+wait_for() {
+  local desc=$1 deadline=$((SECONDS + TIMEOUT)); shift
+  until "$@"; do
+    if ((SECONDS >= deadline)); then
+      die "timed out after ${TIMEOUT}s waiting for $desc (logs: $LOG_DIR/; stop with down.sh)"
+    fi
+    check_alive
+    sleep 0.5
+  done
+}
+
+# check_alive: fail fast, with the log tail, if a component we started died.
+check_alive() {
+  local c
+  for c in "${started[@]}"; do
+    if ! pid_of "$c" >/dev/null; then
+      log "$c exited; last lines of $LOG_DIR/$c.log:"
+      tail -n 30 "$LOG_DIR/$c.log" >&2 || true
+      die "$c is not running (stop the rest with down.sh)"
+    fi
+  done
+}
+
+# start NAME BINARY ARGS...: run a component detached (own session, so it
+# survives this script and a terminal's Ctrl-C), log to logs/NAME.log, pid to
+# pids/NAME.pid. The pid is written by the process itself right before it
+# execs the component, so it is exactly the component's pid.
+started=()
+start() {
+  local name=$1; shift
+  rm -f "$PID_DIR/$name.pid"
+  {
+    printf '\n===== %s: starting %s\n' "$(date -u +%FT%TZ)" "$name"
+    printf '%q ' "$@"; printf '\n'
+  } >>"$LOG_DIR/$name.log"
+  # shellcheck disable=SC2016  # $$ and $0 are for the inner bash
+  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$PID_DIR/$name.pid" "$@" \
+    </dev/null >>"$LOG_DIR/$name.log" 2>&1 &
+  started+=("$name")
+  # Give bash -c a moment to write the pid file.
+  local i
+  for i in $(seq 50); do [[ -s $PID_DIR/$name.pid ]] && break; sleep 0.05; done
+}
+
+# stop_pid NAME PID: SIGTERM, wait up to 20s for a clean exit, then SIGKILL.
+stop_pid() {
+  local name=$1 pid=$2 i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 200; i++)); do
+    is_ours "$pid" || { log "stopped $name (pid $pid)"; return 0; }
+    sleep 0.1
+  done
+  log "$name (pid $pid) ignored SIGTERM for 20s; killing it"
+  kill -KILL "$pid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    is_ours "$pid" || return 0
+    sleep 0.1
+  done
+  return 1
+}
+

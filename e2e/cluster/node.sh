@@ -25,11 +25,6 @@ source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
 NODE_SRC="$cluster_src/node"
 NODE_DIR="$CLUSTER_DIR/node"
-PKI="$CLUSTER_DIR/pki"
-KCFG_DIR="$CLUSTER_DIR/kubeconfigs"
-ADMIN_KUBECONFIG="$CLUSTER_DIR/kubeconfig"
-TIMEOUT="${AIFLEET_UP_TIMEOUT:-180}"
-KUBECTL="${KUBECTL:-kubectl}"
 CONTAINERD_SOCK="$RUN_DIR/containerd/containerd.sock"
 CRI_ENDPOINT="unix://$CONTAINERD_SOCK"
 # Kernel settings the kubelet, kube-proxy or the CNI bridge change; down
@@ -46,62 +41,13 @@ TRITON_NEXT_IMAGE=nvcr.io/nvidia/tritonserver:24.09-py3
 # Our own iptables chain, jumped to from FORWARD.
 ISOLATION_CHAIN=AIFLEET-NODE-ISOLATION
 
-k() { "$KUBECTL" --kubeconfig="$ADMIN_KUBECONFIG" "$@"; }
 
 # --------------------------------------------------------------- helpers ---
 
-wait_for() { # wait_for DESC CMD...
-  local desc=$1 deadline=$((SECONDS + TIMEOUT)); shift
-  until "$@"; do
-    if ((SECONDS >= deadline)); then
-      die "timed out after ${TIMEOUT}s waiting for $desc (logs: $LOG_DIR/)"
-    fi
-    check_alive
-    sleep 0.5
-  done
-}
-
-check_alive() {
-  local c
-  for c in "${NODE_COMPONENTS[@]}"; do
-    [[ -f $PID_DIR/$c.pid ]] || continue
-    if ! pid_of "$c" >/dev/null; then
-      log "$c exited; last lines of $LOG_DIR/$c.log:"
-      tail -n 30 "$LOG_DIR/$c.log" >&2 || true
-      die "$c is not running (stop the rest with down.sh)"
-    fi
-  done
-}
-
-start() { # start NAME ARGV...: detached, logs to logs/NAME.log, pid to pids/NAME.pid
-  local name=$1; shift
-  rm -f "$PID_DIR/$name.pid"
-  {
-    printf '\n===== %s: starting %s\n' "$(date -u +%FT%TZ)" "$name"
-    printf '%q ' "$@"; printf '\n'
-  } >>"$LOG_DIR/$name.log"
-  # shellcheck disable=SC2016  # $$ and $0 are for the inner bash
-  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$PID_DIR/$name.pid" "$@" \
-    </dev/null >>"$LOG_DIR/$name.log" 2>&1 &
-  local i
-  for i in $(seq 50); do [[ -s $PID_DIR/$name.pid ]] && break; sleep 0.05; done
-}
-
-stop() { # stop NAME: SIGTERM, then SIGKILL after 20 s
-  local name=$1 pid i
-  pid="$(pid_of "$name")" || { rm -f "$PID_DIR/$name.pid"; return 0; }
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 200; i++)); do
-    is_ours "$pid" || break
-    sleep 0.1
-  done
-  if is_ours "$pid"; then
-    log "$name (pid $pid) ignored SIGTERM for 20s; killing it"
-    kill -KILL "$pid" 2>/dev/null || true
-    sleep 0.5
-  fi
-  rm -f "$PID_DIR/$name.pid"
-  log "stopped $name"
+stop() { # stop NAME
+  local pid
+  if pid="$(pid_of "$1")"; then stop_pid "$1" "$pid" || log "could not stop $1 (pid $pid)"; fi
+  rm -f "$PID_DIR/$1.pid"
 }
 
 # render TEMPLATE OUT: copy a template from node/, replacing @NAME@ with the
@@ -270,6 +216,7 @@ node_components_running() {
 
 # node_ready [SINCE]: the node is Ready, by a heartbeat of this kubelet's (a node object kept from an earlier
 # run says Ready until its status goes stale).
+# shellcheck disable=SC2120  # SINCE is optional
 node_ready() {
   local ready
   ready="$(k get node "$NODE_NAME" -o jsonpath='{range .status.conditions[?(@.type=="Ready")]}{.status} {.lastHeartbeatTime}{end}' 2>/dev/null)"
@@ -321,9 +268,9 @@ node_up() {
   chmod 711 "$RUN_DIR" && chmod 755 "$RUN_DIR/volumes" && chmod 700 "$RUN_DIR/containerd"
   save_sysctls
 
-  CLUSTER_DNS="$NODE_IP"
-  RUNC_WRAPPER="$NODE_SRC/runc-oom-clamp"
-  CNI_BIN_DIR=/usr/lib/cni
+  # shellcheck disable=SC2034  # read by render through ${!var}
+  CLUSTER_DNS="$NODE_IP" RUNC_WRAPPER="$NODE_SRC/runc-oom-clamp" CNI_BIN_DIR=/usr/lib/cni
+  # shellcheck disable=SC2034
   PAUSE_IMAGE="registry.k8s.io/pause:3.10"
   render containerd.toml "$NODE_DIR/containerd.toml"
   render cni.conflist "$NODE_DIR/cni/net.d/10-aifleet.conflist"

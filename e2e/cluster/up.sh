@@ -35,12 +35,7 @@ source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
 GPU_NODES="${AIFLEET_NODES:-4}"
 CPU_NODES="${AIFLEET_CPU_NODES:-2}"
-TIMEOUT="${AIFLEET_UP_TIMEOUT:-180}"
-KUBECTL="${KUBECTL:-kubectl}"
 
-PKI="$CLUSTER_DIR/pki"
-KCFG_DIR="$CLUSTER_DIR/kubeconfigs"
-ADMIN_KUBECONFIG="$CLUSTER_DIR/kubeconfig"
 API_URL="https://127.0.0.1:$APISERVER_PORT"
 
 command -v openssl >/dev/null || die "openssl is required"
@@ -59,52 +54,7 @@ api_ready() {
     "$API_URL/readyz" >/dev/null 2>&1
 }
 
-# wait_for DESC CMD...: poll CMD until it succeeds, or give up after TIMEOUT.
-wait_for() {
-  local desc=$1 deadline=$((SECONDS + TIMEOUT)); shift
-  until "$@"; do
-    if ((SECONDS >= deadline)); then
-      die "timed out after ${TIMEOUT}s waiting for $desc (logs: $LOG_DIR/; stop with down.sh)"
-    fi
-    check_alive
-    sleep 0.5
-  done
-}
-
-# check_alive: fail fast, with the log tail, if a component we started died.
-check_alive() {
-  local c
-  for c in "${started[@]}"; do
-    if ! pid_of "$c" >/dev/null; then
-      log "$c exited; last lines of $LOG_DIR/$c.log:"
-      tail -n 30 "$LOG_DIR/$c.log" >&2 || true
-      die "$c is not running (stop the rest with down.sh)"
-    fi
-  done
-}
-
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# start NAME BINARY ARGS...: run a component detached (own session, so it
-# survives this script and a terminal's Ctrl-C), log to logs/NAME.log, pid to
-# pids/NAME.pid. The pid is written by the process itself right before it
-# execs the component, so it is exactly the component's pid.
-started=()
-start() {
-  local name=$1; shift
-  rm -f "$PID_DIR/$name.pid"
-  {
-    printf '\n===== %s: starting %s\n' "$(date -u +%FT%TZ)" "$name"
-    printf '%q ' "$@"; printf '\n'
-  } >>"$LOG_DIR/$name.log"
-  # shellcheck disable=SC2016  # $$ and $0 are for the inner bash
-  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$PID_DIR/$name.pid" "$@" \
-    </dev/null >>"$LOG_DIR/$name.log" 2>&1 &
-  started+=("$name")
-  # Give bash -c a moment to write the pid file.
-  local i
-  for i in $(seq 50); do [[ -s $PID_DIR/$name.pid ]] && break; sleep 0.05; done
-}
 
 # --------------------------------------------------------- already up? ---
 
@@ -415,7 +365,6 @@ log "controller manager and scheduler healthy ($((SECONDS - t0))s)"
 # Created from the templates in manifests/nodes (NODE_NAME substituted).
 # Nodes from an earlier run with more nodes are removed so the pool matches.
 
-k() { "$KUBECTL" --kubeconfig="$ADMIN_KUBECONFIG" "$@"; }
 want=()
 nodes_yaml=""
 for ((i = 0; i < GPU_NODES; i++)); do
