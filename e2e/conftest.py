@@ -57,10 +57,15 @@ def operator(crd, artifacts):
     proc.stop()
 
 
+def namespace_name(request) -> str:
+    """A fresh namespace name that says which test made it."""
+    name = f"e2e-{request.node.name[:30].lower().replace('_', '-').strip('-')}-{uuid.uuid4().hex[:5]}"
+    return "".join(c for c in name if c.isalnum() or c == "-")
+
+
 @pytest.fixture
 def namespace(cluster, request):
-    name = f"e2e-{request.node.name[:30].lower().replace('_', '-').strip('-')}-{uuid.uuid4().hex[:5]}"
-    name = "".join(c for c in name if c.isalnum() or c == "-")
+    name = namespace_name(request)
     kubectl("create", "namespace", name)
     yield name
     kubectl("delete", "namespace", name, "--wait=false", check=False)
@@ -80,13 +85,10 @@ def real_namespace(real_node, request):
     """A namespace whose pods all run on the real node (namespace annotations, no change to the AIService)."""
     import json as _json
 
-    from realnode import pinning_annotations
+    from realnode import pinned_namespace
 
-    name = f"e2e-{request.node.name[:30].lower().replace('_', '-').strip('-')}-{uuid.uuid4().hex[:5]}"
-    name = "".join(c for c in name if c.isalnum() or c == "-")
-    namespace = {"apiVersion": "v1", "kind": "Namespace",
-                 "metadata": {"name": name, "annotations": pinning_annotations()}}
-    kubectl("apply", "-f", "-", input=_json.dumps(namespace))
+    name = namespace_name(request)
+    kubectl("apply", "-f", "-", input=_json.dumps(pinned_namespace(name)))
     yield name
     kubectl("delete", "namespace", name, "--wait=false", check=False)
 
@@ -104,20 +106,9 @@ def node_prometheus(real_node, tmp_path_factory):
     """A real Prometheus that discovers the real node's pods through the API server (kubernetes_sd_configs, the
     scrape annotations the renderer sets) and listens on the node's bridge address, so the operator in a pod
     reaches it as `prometheus-operated.monitoring.svc:9090`, its default."""
-    import harness
-    from kube import build_tool
-    from realnode import PROMETHEUS_PORT, cluster_env, prometheus_scrape_config, publish_prometheus
+    import realnode
 
-    # Debian's Prometheus has no Kubernetes service discovery; this one is built from the Go module.
-    binary = build_tool(ROOT / "e2e" / "tools" / "build-prometheus.sh")
-
-    kubeconfig = str(Path(cluster_env().get("AIFLEET_CLUSTER_DIR", "")) / "kubeconfigs" / "prometheus.kubeconfig")
-    if not Path(kubeconfig).exists():
-        kubeconfig = os.environ["KUBECONFIG"]
-    with harness.Prometheus(tmp_path_factory.mktemp("node-prometheus"), host=real_node.ip, port=PROMETHEUS_PORT,
-                            scrape_interval="1s", sd_refresh="1s", binary=binary,
-                            extra_scrape_configs=[prometheus_scrape_config(real_node, kubeconfig)]) as prom:
-        publish_prometheus(real_node, PROMETHEUS_PORT)
+    with realnode.node_prometheus(real_node, tmp_path_factory.mktemp("node-prometheus")) as prom:
         yield prom
 
 

@@ -15,12 +15,12 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
-
 from kube import get_json, kubectl, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,6 +61,12 @@ def pinning_annotations() -> dict[str, str]:
     }
 
 
+def pinned_namespace(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """A Namespace whose pods all run on the real node."""
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "labels": labels or {}, "annotations": pinning_annotations()}}
+
+
 def cluster_env() -> dict[str, str]:
     """The settings up.sh wrote beside the kubeconfig (empty for a cluster it did not start)."""
     kubeconfig = os.environ.get("KUBECONFIG", "")
@@ -68,7 +74,7 @@ def cluster_env() -> dict[str, str]:
     if not path or not path.exists():
         return {}
     pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-    return {k: v for k, v in pairs}
+    return dict(pairs)
 
 
 def find_real_node() -> RealNode:
@@ -84,7 +90,7 @@ def find_real_node() -> RealNode:
     return RealNode(
         name=node["metadata"]["name"],
         ip=ip,
-        pod_network=env.get("AIFLEET_NODE_POD_CIDR", f"{ip}/24"),
+        pod_network=env.get("AIFLEET_NODE_POD_CIDR", str(ipaddress.ip_network(f"{ip}/24", strict=False))),
         service_network=env.get("AIFLEET_SERVICE_CIDR", "10.96.0.0/16"),
         volumes=Path(env.get("AIFLEET_NODE_VOLUMES", "/var/tmp/aifleet-volumes")),
     )
@@ -113,6 +119,24 @@ def prometheus_scrape_config(node: RealNode, kubeconfig: str, interval: str = "1
             {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
         ],
     }
+
+
+@contextlib.contextmanager
+def node_prometheus(node: RealNode, state_dir: Path) -> Iterator[Any]:
+    """A real Prometheus on the node's bridge address that discovers the node's pods through the API server,
+    published at the operator's default address. Debian's Prometheus has no Kubernetes service discovery; this
+    one is built from the Go module."""
+    import harness
+
+    binary = subprocess.run(["bash", str(ROOT / "e2e" / "tools" / "build-prometheus.sh")], check=True,
+                            capture_output=True, text=True, timeout=1800).stdout.strip().splitlines()[-1]
+    kubeconfig = Path(cluster_env().get("AIFLEET_CLUSTER_DIR", "")) / "kubeconfigs" / "prometheus.kubeconfig"
+    if not kubeconfig.exists():
+        kubeconfig = Path(os.environ["KUBECONFIG"])
+    with harness.Prometheus(state_dir, host=node.ip, port=PROMETHEUS_PORT, scrape_interval="1s", sd_refresh="1s",
+                            binary=binary, extra_scrape_configs=[prometheus_scrape_config(node, str(kubeconfig))]) as prom:
+        publish_prometheus(node, PROMETHEUS_PORT)
+        yield prom
 
 
 def publish_prometheus(node: RealNode, port: int) -> None:
@@ -220,7 +244,7 @@ def service_ip(name: str, namespace: str) -> str:
 def http_text(url: str, node: RealNode, timeout: float = 5) -> str:
     host = url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
     assert host in ("127.0.0.1", "localhost") or node.owns(host), f"refusing {url}: not on this machine"
-    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - a local cluster address
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
         return resp.read().decode()
 
 
@@ -242,13 +266,18 @@ def pod_requests(pod: dict[str, Any], node: RealNode, model: str = "echo") -> fl
     return counter(text, "nv_inference_request_success", model=model)
 
 
-def wait_ready(name: str, namespace: str, timeout: float = 240) -> dict[str, Any]:
-    def ready() -> dict[str, Any] | None:
-        obj = get_json("aiservice", name, "-n", namespace)
-        conds = {c["type"]: c for c in ((obj or {}).get("status") or {}).get("conditions", [])}
-        return obj if conds.get("Ready", {}).get("status") == "True" else None
+def conditions(obj: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in ((obj or {}).get("status") or {}).get("conditions", [])}
 
-    return wait_for(f"AIService {namespace}/{name} Ready", ready, timeout=timeout, interval=1)
+
+def ready_aiservice(name: str, namespace: str) -> dict[str, Any] | None:
+    obj = get_json("aiservice", name, "-n", namespace)
+    return obj if conditions(obj).get("Ready", {}).get("status") == "True" else None
+
+
+def wait_ready(name: str, namespace: str, timeout: float = 240) -> dict[str, Any]:
+    return wait_for(f"AIService {namespace}/{name} Ready", lambda: ready_aiservice(name, namespace),
+                    timeout=timeout, interval=1)
 
 
 def events(namespace: str, name: str) -> list[dict[str, Any]]:

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import json
 
+import harness
 import pytest
 import yaml
-
-import harness
 from kube import get_json, kubectl, wait_for
 from realnode import models_directory, models_volume, real_aiservice, wait_ready
 
@@ -86,7 +85,7 @@ def test_client_pod_reaches_postgres_through_pgbouncer_and_redis_by_service_name
         assert len(by_component.get("pgbouncer", [])) == 2 and len(by_component.get("redis", [])) == 1, by_component
         assert {p["spec"]["nodeName"] for p in pods} == {real_node.name}
 
-        pooler_host, pooler_port = endpoints["pooler"].rsplit(":", 1)
+        pooler_host = endpoints["pooler"].rsplit(":", 1)[0]
         cache_host, cache_port = endpoints["cache"].rsplit(":", 1)
         assert pooler_host.endswith(f".{namespace}.svc") and cache_host.endswith(f".{namespace}.svc"), endpoints
         script = (

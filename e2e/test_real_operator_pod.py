@@ -9,10 +9,17 @@ from __future__ import annotations
 import json
 
 import yaml
-
 from chart_support import CHART, OWN_PREFIX, helm, helm_bin, unique  # noqa: F401 - helm_bin is a fixture
 from kube import get_json, kubectl, wait_for
-from realnode import models_directory, models_volume, pinning_annotations, pod_ready, ready_pods, real_aiservice
+from realnode import (
+    models_directory,
+    models_volume,
+    pinned_namespace,
+    pod_ready,
+    ready_aiservice,
+    ready_pods,
+    real_aiservice,
+)
 
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest"}
 LIFETIME = 15
@@ -35,18 +42,17 @@ def test_chart_installs_the_operator_image_which_serves_and_fails_over(helm_bin,
                                                                      artifacts):
     release = unique("real")
     namespace = unique(f"{OWN_PREFIX}real")
-    kubectl("apply", "-f", "-", input=json.dumps({
-        "apiVersion": "v1", "kind": "Namespace",
-        "metadata": {"name": namespace, "labels": RESTRICTED, "annotations": pinning_annotations()}}))
+    kubectl("apply", "-f", "-", input=json.dumps(pinned_namespace(namespace, RESTRICTED)))
     values = ["--set", f"watchNamespaces[0]={namespace}", "--set", "replicaCount=2",
               "--set", f"peering.lifetimeSeconds={LIFETIME}", "--set", "logFormat=text"]
     try:
         helm(helm_bin, "install", release, str(CHART), "-n", namespace, *values, "--wait", "--timeout", "180s",
              timeout=240)
-        pods = wait_for("two ready operator pods", lambda: [p for p in operator_pods(release, namespace)
-                                                            if pod_ready(p)] if len([
-                                                                p for p in operator_pods(release, namespace)
-                                                                if pod_ready(p)]) == 2 else None, timeout=120)
+        def two_ready() -> list[dict] | None:
+            ready = [p for p in operator_pods(release, namespace) if pod_ready(p)]
+            return ready if len(ready) == 2 else None
+
+        pods = wait_for("two ready operator pods", two_ready, timeout=120)
         assert {p["spec"]["nodeName"] for p in pods} == {real_node.name}
         assert all(s["image"].startswith("docker.io/library/aifleet-operator:") or
                    s["image"].startswith("aifleet-operator:") for p in pods for s in p["status"]["containerStatuses"])
@@ -58,7 +64,7 @@ def test_chart_installs_the_operator_image_which_serves_and_fails_over(helm_bin,
             del manifest["spec"]["autoscaling"]["metrics"]["address"]
             kubectl("apply", "-f", "-", input=yaml.safe_dump(manifest))
             ready = wait_for("the AIService Ready, reconciled by the operator pod",
-                             lambda: _ready(namespace, "chat"), timeout=240, interval=1)
+                             lambda: ready_aiservice("chat", namespace), timeout=240, interval=1)
             assert ready["status"]["replicas"] == 1
 
             # Fail over: delete the active replica's pod; the standby reconciles the next change.
@@ -79,8 +85,3 @@ def test_chart_installs_the_operator_image_which_serves_and_fails_over(helm_bin,
         helm(helm_bin, "uninstall", release, "-n", namespace, "--wait", "--timeout", "60s", check=False)
         kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
-
-def _ready(namespace: str, name: str) -> dict | None:
-    obj = get_json("aiservice", name, "-n", namespace)
-    conds = {c["type"]: c["status"] for c in ((obj or {}).get("status") or {}).get("conditions", [])}
-    return obj if conds.get("Ready") == "True" else None

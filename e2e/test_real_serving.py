@@ -11,14 +11,14 @@ import json
 import subprocess
 import time
 
+import harness
 import pytest
 import yaml
-
-import harness
 from kube import get_json, kubectl, wait_for
 from realnode import (
     NEXT_TRITON_VERSION,
     ROOT,
+    conditions,
     events,
     models_directory,
     models_volume,
@@ -206,8 +206,7 @@ def test_model_that_fails_to_load_is_degraded_with_the_reason(operator, node_pro
     apply(real_aiservice("broken", namespace, prometheus=node_prometheus.url, models=["broken"]))
 
     def degraded() -> dict | None:
-        obj = get_json("aiservice", "broken", "-n", namespace)
-        conds = {c["type"]: c for c in ((obj or {}).get("status") or {}).get("conditions", [])}
+        conds = conditions(get_json("aiservice", "broken", "-n", namespace))
         return conds if conds.get("Degraded", {}).get("status") == "True" else None
 
     conds = wait_for("the AIService Degraded", degraded, timeout=180, interval=1)

@@ -38,10 +38,8 @@ say "helm install aifleet charts/aifleet-operator (image aifleet-operator:$(.ven
 .venv/bin/python - <<'EOF' | kubectl apply -f - >/dev/null
 import json, sys
 sys.path.insert(0, "e2e")
-from realnode import pinning_annotations
-print(json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {
-    "name": "aifleet-system", "annotations": pinning_annotations(),
-    "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}))
+from realnode import pinned_namespace
+print(json.dumps(pinned_namespace("aifleet-system", {"pod-security.kubernetes.io/enforce": "restricted"})))
 EOF
 "$helm" upgrade --install aifleet charts/aifleet-operator -n aifleet-system --wait --timeout 180s
 kubectl get pods -n aifleet-system -o wide

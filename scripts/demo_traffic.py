@@ -55,17 +55,8 @@ def watch(stop: threading.Event, live: Path) -> None:
 def main() -> None:
     state = Path(tempfile.mkdtemp(prefix="aifleet-demo-"))
     node = realnode.find_real_node()
-    env = realnode.cluster_env()
-    prometheus_bin = subprocess.run(["bash", str(ROOT / "e2e" / "tools" / "build-prometheus.sh")], check=True,
-                                    capture_output=True, text=True).stdout.strip()
-    kubeconfig = str(Path(env["AIFLEET_CLUSTER_DIR"]) / "kubeconfigs" / "prometheus.kubeconfig")
-    namespace = {"apiVersion": "v1", "kind": "Namespace",
-                 "metadata": {"name": NAMESPACE, "annotations": realnode.pinning_annotations()}}
-    kubectl("apply", "-f", "-", stdin=json.dumps(namespace))
-    with harness.Prometheus(state / "prometheus", host=node.ip, port=realnode.PROMETHEUS_PORT, scrape_interval="1s",
-                            sd_refresh="1s", binary=prometheus_bin,
-                            extra_scrape_configs=[realnode.prometheus_scrape_config(node, kubeconfig)]) as prometheus:
-        realnode.publish_prometheus(node, realnode.PROMETHEUS_PORT)
+    kubectl("apply", "-f", "-", stdin=json.dumps(realnode.pinned_namespace(NAMESPACE)))
+    with realnode.node_prometheus(node, state / "prometheus") as prometheus:
         models = realnode.models_directory(node.volumes / NAMESPACE, service_time_ms=50, instances=1)
         with realnode.models_volume(node, NAMESPACE, models):
             manifest = realnode.real_aiservice(NAME, NAMESPACE, prometheus="", min_replicas=1, max_replicas=6,
