@@ -45,7 +45,7 @@ from .process import Profiler, proc_stat
 
 @dataclass
 class Window:
-    """What the operator did during one observed window (see Bench.observe_window)."""
+    """What the operator did during one observed window (see Phases.observe_window)."""
 
     t0: float
     t1: float
