@@ -26,10 +26,8 @@ from chart_support import (
     audit_log,
     audit_requests,
     can_i,
-    free_port,
     helm,
     helm_bin,  # noqa: F401 - session fixture
-    http_get,
     log_lines,
     namespaces,
     render,
@@ -38,6 +36,7 @@ from chart_support import (
     unique,
     wait_until,
 )
+from harness.net import free_port, http_get_text
 from kube import get_json, is_true, kubectl
 from operator_process import OperatorProcess
 
@@ -280,7 +279,7 @@ def test_namespaced_install_least_privilege_reconciles_minimal_to_ready(helm_bin
         started = time.time()
         proc.start()
         try:
-            wait_until("/readyz 200", lambda: http_get(f"http://127.0.0.1:{health}/readyz")[0] == 200
+            wait_until("/readyz 200", lambda: http_get_text(f"http://127.0.0.1:{health}/readyz")[0] == 200
                        or not proc.running(), timeout=60)
             assert proc.running(), proc.logs()[-3000:]
             passed = [e for e in log_lines(proc.logs()) if str(e.get("message", "")).startswith("preflight passed")]
@@ -323,7 +322,7 @@ def test_namespaced_install_least_privilege_reconciles_minimal_to_ready(helm_bin
                     f"HorizontalPodAutoscaler/{data}-triton"} <= mine, mine
             assert any(c.startswith("Secret/") for c in mine), mine
 
-            code, text = http_get(f"http://127.0.0.1:{metrics_port}/metrics")
+            code, text = http_get_text(f"http://127.0.0.1:{metrics_port}/metrics")
             assert code == 200 and "aifleet_ready 1.0" in text
 
             # Deletion goes through: the operator removes its finalizer with its own identity.

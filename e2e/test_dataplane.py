@@ -21,6 +21,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from redis import AuthenticationError
 
 from aifleet.api import AIService
 from aifleet.api.children import names
@@ -248,18 +249,18 @@ def test_rendered_redis_conf_runs_in_redis_server(tmp_path, persistent):
     data_dir.mkdir(parents=True)
     assert "\ndir /data\n" in conf
     conf = conf.replace("\ndir /data\n", f"\ndir {data_dir}\n")
-    with harness.Redis(tmp_path / "redis", conf, password=PASSWORD) as redis:
-        assert redis.command("CONFIG", "GET", "maxmemory") == ["maxmemory", str(parse_maxmemory("64mb"))]
-        assert redis.command("CONFIG", "GET", "maxmemory-policy") == ["maxmemory-policy", "allkeys-lfu"]
-        assert redis.command("CONFIG", "GET", "appendonly") == ["appendonly", "yes" if persistent else "no"]
-        assert redis.command("CONFIG", "GET", "save")[1] == ("3600 1 300 100 60 10000" if persistent else "")
-        assert redis.command("CONFIG", "GET", "protected-mode") == ["protected-mode", "yes"]
+    with harness.Redis(tmp_path / "redis", conf, password=PASSWORD) as redis, redis.client() as client:
+        assert client.config_get("maxmemory") == {"maxmemory": str(parse_maxmemory("64mb"))}
+        assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "allkeys-lfu"}
+        assert client.config_get("appendonly") == {"appendonly": "yes" if persistent else "no"}
+        assert client.config_get("save")["save"] == ("3600 1 300 100 60 10000" if persistent else "")
+        assert client.config_get("protected-mode") == {"protected-mode": "yes"}
 
-        refused = redis.command("GET", "k", password=None)
-        assert isinstance(refused, harness.RespError) and refused.startswith("NOAUTH"), refused
-        wrong = redis.command("PING", password="not-it")
-        assert isinstance(wrong, harness.RespError) and "WRONGPASS" in wrong, wrong
-        assert redis.command("SET", "k", "v") == "OK"
+        with redis.client(password=None) as anonymous, pytest.raises(AuthenticationError, match="required"):
+            anonymous.get("k")
+        with redis.client(password="not-it") as wrong, pytest.raises(AuthenticationError, match="invalid"):
+            wrong.ping()
+        assert client.set("k", "v") is True
 
         # The rendered readiness probe, with the password from the environment as the pod gives it.
         argv = [part.replace("-p 6379", f"-p {redis.port}") for part in probe]
@@ -267,10 +268,11 @@ def test_rendered_redis_conf_runs_in_redis_server(tmp_path, persistent):
         assert ready.returncode == 0, ready
         unready = subprocess.run(argv, env={**os.environ, "REDISCLI_AUTH": "wrong"}, capture_output=True, timeout=10)
         assert unready.returncode != 0
-        assert redis.command("GET", "k") == "v"
+        assert client.get("k") == "v"
         if persistent:
             redis.restart()
-            assert redis.command("GET", "k") == "v", "the append-only file should bring the key back"
+            with redis.client() as again:
+                assert again.get("k") == "v", "the append-only file should bring the key back"
 
 
 # ------------------------------------------------------------------------------------------------- Kafka

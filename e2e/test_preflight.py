@@ -13,15 +13,14 @@ from aifleet.observability import preflight
 from chart_support import (
     CHART,
     aifleet,
-    free_port,
     helm,
     helm_bin,  # noqa: F401 - session fixture
-    http_get,
     log_lines,
     service_account_kubeconfig,
     unique,
     wait_until,
 )
+from harness.net import free_port, http_get_text
 from kube import kubectl
 from operator_process import OperatorProcess
 
@@ -79,11 +78,11 @@ def test_not_ready_until_permissions_are_granted_then_starts_without_restart(
     proc.start()
     try:
         code, body = wait_until("/readyz to report the preflight",
-                                lambda: (r := http_get(f"http://127.0.0.1:{health}/readyz"))[0] and "lacks" in r[1]
+                                lambda: (r := http_get_text(f"http://127.0.0.1:{health}/readyz"))[0] and "lacks" in r[1]
                                 and r, timeout=30)
         assert code == 503
         assert f"list,watch,patch aiservices.aifleet.dev in namespace {namespace}" in body
-        assert http_get(f"http://127.0.0.1:{health}/healthz")[0] == 200, "a missing permission must not fail liveness"
+        assert http_get_text(f"http://127.0.0.1:{health}/healthz")[0] == 200, "a missing permission must not fail liveness"
         time.sleep(4)  # several retries
         assert proc.running(), proc.logs()
         errors = [e for e in log_lines(proc.logs()) if e.get("level") == "error" or "raw" in e]
@@ -95,7 +94,7 @@ def test_not_ready_until_permissions_are_granted_then_starts_without_restart(
                     "--set-json", f'watchNamespaces=["{namespace}"]', "--set", "serviceAccount.create=false",
                     "--set", f"serviceAccount.name={sa}").stdout
         kubectl("apply", "-f", "-", input=rbac)
-        wait_until("/readyz 200", lambda: http_get(f"http://127.0.0.1:{health}/readyz")[0] == 200, timeout=30)
+        wait_until("/readyz 200", lambda: http_get_text(f"http://127.0.0.1:{health}/readyz")[0] == 200, timeout=30)
         assert proc.running() and proc.starts == 1
         assert any(str(e.get("message", "")).startswith("preflight passed") for e in log_lines(proc.logs()))
     finally:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,6 +14,7 @@ from typing import ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from harness.net import free_port
 
 from aifleet.autoscaler.prometheus import BATCH_RPS_QUERY, Batch, PrometheusSource, parse_result, redact_url
 from aifleet.autoscaler.sample import Sample
@@ -143,9 +143,7 @@ def test_timeout(prom):
 
 
 def test_connection_refused_fails_fast():
-    with socket.socket() as sock:  # a port nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # nothing listens on it
     src = PrometheusSource(f"http://user:pw@127.0.0.1:{port}", timeout_seconds=1, bearer_token=TOKEN)
     started = time.monotonic()
     s = src.query("one")

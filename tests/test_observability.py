@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import re
 import socket
-import urllib.error
-import urllib.request
 
 import pytest
 import yaml
+from harness.net import free_port, http_get_text
 
 from aifleet import observability
 from aifleet.observability import metrics, permissions
@@ -67,24 +66,10 @@ def test_recorders_never_raise():
     observability.record_desired("ns", "n", "many")  # type: ignore[arg-type]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
 @pytest.fixture
 def served():
     health = Health(stale_after=60)
-    hp, mp = _free_port(), _free_port()
+    hp, mp = free_port(), free_port()
     servers = Servers(health, health_port=hp, metrics_port=mp, host="127.0.0.1")
     servers.start()
     yield health, f"http://127.0.0.1:{hp}", f"http://127.0.0.1:{mp}"
@@ -93,15 +78,15 @@ def served():
 
 def test_readiness_names_what_is_wrong_until_every_check_passes(served):
     health, base, _ = served
-    code, body = _get(base + "/readyz")
+    code, body = http_get_text(base + "/readyz")
     assert code == 503 and json.loads(body)["ready"] is False
     health.set("preflight", False, "the AIService CRD is not installed")
-    code, body = _get(base + "/readyz")
+    code, body = http_get_text(base + "/readyz")
     assert code == 503
     assert json.loads(body)["checks"]["preflight"]["message"] == "the AIService CRD is not installed"
     for check in ("preflight", "kopf", "watching"):
         health.set(check, True)
-    code, body = _get(base + "/readyz")
+    code, body = http_get_text(base + "/readyz")
     assert code == 200 and json.loads(body)["ready"] is True
     assert sample("aifleet_ready") == 1
 
@@ -109,23 +94,23 @@ def test_readiness_names_what_is_wrong_until_every_check_passes(served):
 def test_liveness_follows_the_heartbeat_not_the_preflight(served):
     health, base, _ = served
     health.set("preflight", False, "missing permission")
-    assert _get(base + "/healthz")[0] == 200  # a restart would not fix a missing CRD or permission
+    assert http_get_text(base + "/healthz")[0] == 200  # a restart would not fix a missing CRD or permission
     health.stale_after = 0
-    assert _get(base + "/healthz")[0] == 503
+    assert http_get_text(base + "/healthz")[0] == 503
     health.stale_after = 60
     health.beat()
-    assert _get(base + "/healthz")[0] == 200
+    assert http_get_text(base + "/healthz")[0] == 200
 
 
 def test_metrics_endpoint_is_prometheus_text_on_its_own_port(served):
     _, base, metrics_base = served
-    code, body = _get(metrics_base + "/metrics")
+    code, body = http_get_text(metrics_base + "/metrics")
     assert code == 200
     assert 'aifleet_build_info{version="' in body
     assert "# TYPE aifleet_reconcile_duration_seconds histogram" in body
     assert "_created" not in body
-    assert _get(base + "/metrics")[0] == 404  # health port serves no metrics, and the reverse:
-    assert _get(metrics_base + "/readyz")[0] == 404
+    assert http_get_text(base + "/metrics")[0] == 404  # health port serves no metrics, and the reverse:
+    assert http_get_text(metrics_base + "/readyz")[0] == 404
 
 
 def test_port_in_use_is_a_warning_not_a_crash(caplog):

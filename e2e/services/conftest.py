@@ -1,4 +1,4 @@
-"""pytest wiring for the real-service harness (e2e/services/harness.py)."""
+"""pytest wiring for the real-service harness (e2e/services/harness/)."""
 
 from __future__ import annotations
 

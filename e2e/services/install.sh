@@ -4,7 +4,7 @@
 #   - Kafka broker (KRaft) jars from Maven Central into the aifleet cache
 #   - a PyTriton venv (Triton Inference Server + tritonclient) built from Debian's python3
 # Idempotent: every step checks whether it is already done and skips it, so a warm run
-# takes about a second. Nothing is started here; e2e/services/harness.py runs the binaries.
+# takes about a second. Nothing is started here; e2e/services/harness/ runs the binaries.
 #
 # Env:
 #   AIFLEET_CACHE   cache root (default ${XDG_CACHE_HOME:-$HOME/.cache}/aifleet)

@@ -1,0 +1,63 @@
+"""The fleet benchmark's pure helpers: percentiles, audit summaries and the report table (no cluster)."""
+
+from __future__ import annotations
+
+import collections
+
+from fleetbench.audit import Req, fmt_counts, status_changes, why_written, writes_by_target
+from fleetbench.common import pct, rfc3339
+from fleetbench.report import render_markdown
+
+
+def test_pct_is_nearest_rank():
+    runs = [float(x) for x in range(20, 0, -1)]
+    assert pct(runs, 50) == 10.0
+    assert pct(runs, 99) == 20.0, "p99 of 20 runs is the slowest run"
+    assert pct([], 50) is None
+
+
+def test_rfc3339_reads_the_api_servers_timestamps():
+    assert rfc3339("2026-01-01T00:00:00Z") == 1767225600.0
+    assert rfc3339("2026-01-01T00:00:00.250000Z") == 1767225600.25
+
+
+def test_status_changes_name_conditions_by_type_and_nested_keys():
+    before = {("ns", "a"): {"conditions": [{"type": "Ready", "status": "True"}], "autoscaling": {"desired": 1}},
+              ("ns", "b"): {"replicas": 1}}
+    after = {("ns", "a"): {"conditions": [{"type": "Ready", "status": "False"}], "autoscaling": {"desired": 2}},
+             ("ns", "b"): {"replicas": 1}}
+    assert status_changes(before, after) == {("ns", "a"): {"conditions[Ready]", "autoscaling.desired"}}
+
+
+def test_writes_on_unchanged_objects_are_counted_as_no_op_writes():
+    changes = {("ns", "a"): {"conditions[Ready]"}}
+    writes = collections.Counter({("ns", "a"): 2, ("ns", "b"): 3})
+    assert why_written(changes, writes) == {
+        "objects_status_changed": 1, "status_fields_changed": {"conditions[Ready]": 1},
+        "writes_on_unchanged_objects": 3,
+    }
+
+
+def test_writes_by_target_counts_only_writes_with_their_subresource():
+    reqs = [Req(0, "u", "patch", "aiservices", "status", "ns", "a", 200),
+            Req(0, "u", "patch", "aiservices", "status", "ns", "b", 200),
+            Req(0, "u", "get", "aiservices", "", "ns", "a", 200),
+            Req(0, "u", "create", "deployments", "", "ns", "a-triton", 201)]
+    assert writes_by_target(reqs) == {"patch aiservices/status": 2, "create deployments": 1}
+
+
+def test_fmt_counts_shortens_long_lists():
+    assert fmt_counts({}) == "0"
+    assert fmt_counts({"get": 1200, "list": 3}, limit=1) == "get 1,200, … (1 more)"
+
+
+def test_the_report_has_a_column_per_run_and_marks_the_quiet_target():
+    def run(label: str, quiet_writes: int) -> dict:
+        return {"label": label, "sizes": [100],
+                "phases": {"quiet": {"window_s": 95, "resync_s": 30, "operator_writes": quiet_writes}}}
+
+    text = render_markdown([run("before", 4), run("after", 0)])
+    row = next(line for line in text.splitlines() if line.startswith("| **writes by the operator**"))
+    before, after = row.split(" | ")[-2:]
+    assert "❌" in before and before.startswith("4 ")
+    assert "✅" in after and after.startswith("0 ")
