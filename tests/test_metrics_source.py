@@ -136,19 +136,17 @@ def test_unexpected_shape_is_a_failure(source):
 
 def test_timeout(prom):
     src = PrometheusSource(prom, timeout_seconds=0.3)
-    started = time.monotonic()
+    asked = len(Handler.seen_auth)
     s = src.query("slow")
     assert (s.error, s.detail) == ("failed", "timeout")
-    assert time.monotonic() - started < 1.5  # no retries inside a poll
+    assert len(Handler.seen_auth) - asked == 1  # no retries inside a poll
 
 
 def test_connection_refused_fails_fast():
     port = free_port()  # nothing listens on it
     src = PrometheusSource(f"http://user:pw@127.0.0.1:{port}", timeout_seconds=1, bearer_token=TOKEN)
-    started = time.monotonic()
     s = src.query("one")
     assert (s.error, s.detail) == ("failed", "connection failed")
-    assert time.monotonic() - started < 1.0
     assert TOKEN not in repr(src) and "pw" not in repr(src) and "user" not in repr(src)
 
 

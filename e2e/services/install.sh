@@ -148,6 +148,12 @@ kafka $KAFKA_VERSION, java $(java -version 2>&1 | awk -F'"' '/version/{print $2}
 main() {
   local t0=$SECONDS
   mkdir -p "$CACHE"
+  # Two callers at once (a test run and a developer's shell) would rebuild the same venv under each other.
+  exec 8>"$CACHE/.install.lock"
+  if ! flock -n 8; then
+    log "waiting for another install.sh to finish"
+    flock 8
+  fi
   [[ $SKIP == *" apt "* ]] || install_apt
   [[ $SKIP == *" kafka "* ]] || install_kafka
   [[ $SKIP == *" pytriton "* ]] || install_pytriton
