@@ -157,8 +157,13 @@ def autoscale(
     metrics.record_desired(ais.metadata.namespace, ais.metadata.name, decision.desired_replicas, decision.rps)
     if decision.metric_error:
         metrics.record_metric_failure(decision.metric_error)
+    metrics.record_decision(ais.metadata.namespace, ais.metadata.name, decision.reason, decision.metric_error is not None)
     if decision.act and decision.desired_replicas != decision.current_replicas:
-        scale = kube.scale("Deployment", ais.metadata.namespace, fleet, decision.desired_replicas)
+        try:
+            scale = kube.scale("Deployment", ais.metadata.namespace, fleet, decision.desired_replicas)
+        except Exception:
+            metrics.record_scale_failure(ais.metadata.namespace, ais.metadata.name)
+            raise
         _remember_resize(applied, deployment, decision.desired_replicas, scale)
         up = decision.desired_replicas > decision.current_replicas
         metrics.record_scale("up" if up else "down", ais.metadata.namespace, ais.metadata.name, decision.desired_replicas)
