@@ -215,6 +215,8 @@ def record_fleet(
         MIN_REPLICAS.labels(namespace=namespace, name=name).set(min_replicas)
         MAX_REPLICAS.labels(namespace=namespace, name=name).set(max_replicas)
         TARGET_RPS.labels(namespace=namespace, name=name).set(target_rps_per_pod)
+        # Exported at zero before the first failure, so that increase() sees the first one.
+        SCALE_FAILURES.labels(namespace=namespace, name=name)
     except Exception:
         log.debug("record_fleet failed", exc_info=True)
 
