@@ -17,8 +17,8 @@ The reconciler records what it does with the functions re-exported here; each is
 
 from .metrics import (
     forget,
-    record_desired,
     record_decision,
+    record_desired,
     record_error,
     record_fleet,
     record_metric_failure,
@@ -29,8 +29,8 @@ from .metrics import (
 
 __all__ = [
     "forget",
-    "record_desired",
     "record_decision",
+    "record_desired",
     "record_error",
     "record_fleet",
     "record_metric_failure",

@@ -247,7 +247,7 @@ _PER_FLEET = (DESIRED_REPLICAS, OBSERVED_RPS, AISERVICE_READY, REPLICAS, READY_R
 
 def forget(namespace: str, name: str) -> None:
     """The AIService is gone: drop its per-object series."""
-    labelsets = [(metric, (namespace, name)) for metric in _PER_FLEET]
+    labelsets: list[tuple[Gauge | Counter, tuple[str, ...]]] = [(metric, (namespace, name)) for metric in _PER_FLEET]
     labelsets += [(SCALING_REASON, (namespace, name, reason)) for reason in (*REASONS, OTHER)]
     for metric, labels in labelsets:
         try:

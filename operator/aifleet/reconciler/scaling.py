@@ -175,7 +175,7 @@ def autoscale(
         )
     was_failing = previous is not None and previous.metric_error is not None
     if decision.metric_error and not was_failing:
-        emit("Warning", "MetricsUnavailable", f"{decision.metric_error} rps ({observation.rps.detail or 'no detail'}): {decision.message}")
+        emit("Warning", "MetricsUnavailable", decision.message)
         log.warning("metrics unavailable", extra={"aiservice": ref, "kind": decision.metric_error, "detail": observation.rps.detail})
     elif was_failing and not decision.metric_error:
         what = "Prometheus answers again" if decision.reason == "WaitingForMetrics" else "rps readable again"
