@@ -88,3 +88,9 @@ def test_triton_series_are_attributed_by_the_renderers_pod_names():
             assert regex == pattern, (alert["alert"], regex)
         for regex in re.findall(r'pod=~"([^"]+)"', alert["expr"]):
             assert regex == triton_pod_regex(".+"), (alert["alert"], regex)
+
+
+def test_the_readme_lists_every_alert():
+    readme = (ROOT / "README.md").read_text()
+    for alert in alerts():
+        assert f"| `{alert['alert']}` |" in readme, alert["alert"]
