@@ -237,7 +237,7 @@ def test_every_dashboard_panel_shows_data_while_a_fleet_serves(operator, node_pr
     url = f"{service_ip('dash-triton', namespace)}:8000"
     gen = load(real_node, tmp_path, url, [(90, 6), (120, 24)], workers=16, fresh_connections=True).start()
     try:
-        wait_for("a scale-up under the load", lambda: len(ready_pods("dash", namespace)) >= 2, timeout=200,
+        wait_for("a scale-up under the load", lambda: len(ready_pods("dash", namespace)) >= 2, timeout=240,
                  interval=2)
         time.sleep(30)  # a few decisions after it, and the 5-minute rates have more than a minute of data
         # A query Prometheus cannot parse is refused: the check below can fail.

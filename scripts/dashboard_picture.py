@@ -36,7 +36,7 @@ def draw(prometheus: str, namespace: str, aiservice: str, start: float, end: flo
     heights = [max(p["gridPos"]["h"] for p, _ in layout if p["gridPos"]["y"] == y) for y in tops]
     fig = plt.figure(figsize=(16, 0.5 * sum(heights) + 1))
     grid = fig.add_gridspec(len(tops), 24, height_ratios=heights, hspace=0.5, wspace=2.5,
-                            left=0.09, right=0.98, top=0.94, bottom=0.04)
+                            left=0.09, right=0.95, top=0.94, bottom=0.04)
     step = max(1.0, (end - start) / 300)
     fig.suptitle(f"aifleet dashboard: AIService {namespace}/{aiservice}, "
                  f"{datetime.fromtimestamp(start):%Y-%m-%d %H:%M} to {datetime.fromtimestamp(end):%H:%M}",
@@ -55,7 +55,10 @@ def draw(prometheus: str, namespace: str, aiservice: str, start: float, end: flo
         timeline = panel["type"] == "state-timeline"
         names: list[str] = []
         for query in queries:
-            for s in dashboard.series(prometheus, query.expr, start, end, step):
+            found = dashboard.series(prometheus, query.expr, start, end, step)
+            if not found and not timeline:  # say so in the legend, as Grafana's "No data" would
+                ax.plot([], [], label=dashboard.legend(query.legend, {}).strip(" :") + ": no series", color="grey")
+            for s in found:
                 times = [datetime.fromtimestamp(float(t)) for t, _ in s["values"]]
                 values = [float(v) for _, v in s["values"]]
                 label = dashboard.legend(query.legend, s["metric"])
