@@ -28,3 +28,4 @@ cluster-down:
 crd: setup
 	.venv/bin/aifleet crd > crds/aifleet.dev_aiservices.yaml
 	cp crds/aifleet.dev_aiservices.yaml charts/aifleet-operator/crds/aifleet.dev_aiservices.yaml
+	.venv/bin/aifleet docs > docs/api.md

@@ -51,7 +51,10 @@ def artifacts(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def operator(crd, artifacts):
     # Tests that run an operator of their own (chart, HA, preflight) use namespaces `e2e-own-*`.
-    proc = OperatorProcess(artifacts / "operator", extra_args=["--namespace", "!e2e-own-*"])
+    # Its /metrics on a free port, for the tests that read the operator's own series through Prometheus.
+    from chart_support import free_port
+
+    proc = OperatorProcess(artifacts / "operator", extra_args=["--namespace", "!e2e-own-*"], metrics_port=free_port())
     proc.start()
     yield proc
     proc.stop()

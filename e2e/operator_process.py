@@ -13,8 +13,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class OperatorProcess:
-    def __init__(self, log_dir: Path, *, extra_args: list[str] | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(self, log_dir: Path, *, extra_args: list[str] | None = None, env: dict[str, str] | None = None,
+                 metrics_port: int = 0) -> None:
         self.log_dir = log_dir
+        self.metrics_port = metrics_port  # 0: no /metrics
         self.extra_args = extra_args or []
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen | None = None
@@ -29,7 +31,8 @@ class OperatorProcess:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "aifleet.cli", "run", "--health-port", "0", "--metrics-port", "0", *self.extra_args],
+            [sys.executable, "-m", "aifleet.cli", "run", "--health-port", "0",
+             "--metrics-port", str(self.metrics_port), *self.extra_args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=self.env,

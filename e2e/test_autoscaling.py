@@ -113,7 +113,7 @@ def test_fleet_follows_real_traffic(operator, traffic_ns, prometheus, triton, tm
              timeout=SCALE_DOWN_WINDOW + 4 * POLL, interval=0.5)
     assert time.monotonic() - load_end >= SCALE_DOWN_WINDOW - 1, "reached min before a full window of calm"
     events = kubectl("get", "events", "-n", traffic_ns, "--field-selector", "reason=ScaledDown", "-o", "jsonpath={.items[*].message}")
-    assert "-> 1 replicas" in events, events
+    assert "-> 1 replica" in events, events
 
 
 def test_prometheus_outage_holds_and_recovers(operator, traffic_ns, prometheus, triton, tmp_path):

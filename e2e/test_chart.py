@@ -41,7 +41,7 @@ from kube import get_json, is_true, kubectl
 from operator_process import OperatorProcess
 
 K8S_VERSION = "1.35.0"
-CRD_KINDS = {"ServiceMonitor", "KopfPeering", "ClusterKopfPeering"}
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "KopfPeering", "ClusterKopfPeering"}
 
 SCOPES = {
     "all-namespaces": {},
@@ -52,7 +52,9 @@ SCOPES = {
         "replicaCount": 2,
         "metrics": {"port": 9191, "service": {"type": "ClusterIP", "annotations": {"a": "b"}},
                     "serviceMonitor": {"enabled": True, "interval": "15s", "scrapeTimeout": "5s",
-                                       "labels": {"release": "prom"}}},
+                                       "labels": {"release": "prom"}},
+                    "prometheusRule": {"enabled": True, "labels": {"release": "prom"}},
+                    "grafanaDashboard": {"enabled": True, "annotations": {"grafana_folder": "aifleet"}}},
         "prometheusAdapterRules": {"enabled": True},
         "nodeSelector": {"kubernetes.io/os": "linux"},
         "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ops", "effect": "NoSchedule"}],
@@ -156,6 +158,9 @@ def test_rendered_manifests_are_valid_kubernetes(helm_bin, scope):
         (monitor,) = by_kind["ServiceMonitor"]
         assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
         assert monitor["metadata"]["labels"]["release"] == "prom"
+        assert monitor["spec"]["endpoints"][0]["honorLabels"] is True
+    if values.get("metrics", {}).get("prometheusRule", {}).get("enabled"):
+        expected_skips.add("PrometheusRule")
     assert skipped == expected_skips
 
 
@@ -168,6 +173,25 @@ def test_adapter_rules_configmap(helm_bin):
     assert rule["resources"]["overrides"] == {"namespace": {"resource": "namespace"}, "pod": {"resource": "pod"}}
     assert "[1m]" in rule["metricsQuery"] and "nv_inference_request_success" in rule["seriesQuery"]
     assert not [d for d in render(helm_bin, {}) if d["kind"] == "ConfigMap"]
+
+
+@pytest.mark.parametrize("on", [False, True], ids=["off", "on"])
+def test_alerts_and_dashboard_render_from_their_files_only_when_enabled(helm_bin, on):
+    docs = render(helm_bin, {"metrics": {"prometheusRule": {"enabled": on, "labels": {"release": "prom"}},
+                                         "grafanaDashboard": {"enabled": on}}})
+    rules = [d for d in docs if d["kind"] == "PrometheusRule"]
+    dashboards = [d for d in docs if d["kind"] == "ConfigMap" and "grafana_dashboard" in d["metadata"]["labels"]]
+    if not on:
+        assert not rules and not dashboards
+        return
+    files = CHART / "files"
+    (rule,) = rules
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1" and rule["metadata"]["labels"]["release"] == "prom"
+    # The chart ships the rules file unchanged: Helm left the alerts' own {{ $labels }} templates alone.
+    assert rule["spec"] == yaml.safe_load((files / "aifleet-rules.yaml").read_text())
+    (dashboard,) = dashboards
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(dashboard["data"]["aifleet.json"]) == json.loads((files / "aifleet-dashboard.json").read_text())
 
 
 @pytest.mark.parametrize("ha", [False, True], ids=["single", "ha"])

@@ -8,9 +8,12 @@ time and bounded instance count set a pod's capacity, as a GPU does. Traffic goe
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 import time
 
+import dashboard
 import harness
 import pytest
 import yaml
@@ -216,3 +219,44 @@ def test_model_that_fails_to_load_is_degraded_with_the_reason(operator, node_pro
     assert not ready_pods("broken", namespace)
     warnings = [e for e in events(namespace, "broken") if e["type"] == "Warning"]
     assert any("broken" in e["message"] for e in warnings), warnings
+
+
+def test_every_dashboard_panel_shows_data_while_a_fleet_serves(operator, node_prometheus, real_node, namespace, models,
+                                                               tmp_path):
+    """The Grafana dashboard's queries, with its variables set to this AIService, against the real Prometheus that
+    discovers the real Triton pods and scrapes the operator: each parses, and each panel has data.
+
+    With AIFLEET_DASHBOARD_PICTURE=docs/dashboard.png it also draws the panels (scripts/dashboard_picture.py)."""
+    node_prometheus.set_targets("aifleet-operator", [f"127.0.0.1:{operator.metrics_port}"])
+    node_prometheus.wait_for_targets("aifleet-operator")
+    started = time.time()
+    # One pod serves at most 20 rps (see SERVICE_TIME_MS); 24 rps against a target of 8 scales the fleet up.
+    apply(real_aiservice("dash", namespace, prometheus=node_prometheus.url, min_replicas=1, max_replicas=4,
+                         target_rps=8))
+    wait_ready("dash", namespace)
+    url = f"{service_ip('dash-triton', namespace)}:8000"
+    gen = load(real_node, tmp_path, url, [(90, 6), (120, 24)], workers=16, fresh_connections=True).start()
+    try:
+        wait_for("a scale-up under the load", lambda: len(ready_pods("dash", namespace)) >= 2, timeout=240,
+                 interval=2)
+        time.sleep(30)  # a few decisions after it, and the 5-minute rates have more than a minute of data
+        # A query Prometheus cannot parse is refused: the check below can fail.
+        with pytest.raises(dashboard.QueryError, match="bad_data"):
+            dashboard.instant(node_prometheus.url, "sum(rate(nv_inference_request_success[1m])")
+        shown = {}
+        for panel, queries in dashboard.panels(namespace, "dash"):
+            answers = {q.ref: dashboard.instant(node_prometheus.url, q.expr) for q in queries}  # raises on bad_data
+            shown[panel["title"]] = {ref: len(a) for ref, a in answers.items()}
+        print("\nseries per panel query: " + json.dumps(shown, indent=1))
+        assert all(any(counts.values()) for counts in shown.values()), shown
+        triton_rps = next(q for _, queries in dashboard.panels(namespace, "dash") for q in queries
+                          if q.legend == "rps (Triton)")
+        rps = dashboard.instant(node_prometheus.url, triton_rps.expr)
+        assert float(rps[0]["value"][1]) > 5, rps  # Triton's own count of the load, through the dashboard's query
+    finally:
+        gen.stop()
+    picture = os.environ.get("AIFLEET_DASHBOARD_PICTURE")
+    if picture:
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "dashboard_picture.py"), "--prometheus",
+                        node_prometheus.url, "--namespace", namespace, "--aiservice", "dash",
+                        "--minutes", f"{(time.time() - started) / 60:.1f}", "--out", picture], check=True, timeout=300)

@@ -262,22 +262,27 @@ def test_not_ready_pods_of_a_fresh_scale_up_are_not_removed():
 # missing and bad metrics
 
 
+PROM = "Prometheus at http://prometheus-operated.monitoring.svc:9090"
+
+
 @pytest.mark.parametrize(
-    "sample, kind",
+    "sample, kind, why",
     [
-        (Sample.failure("empty"), "empty"),
-        (Sample.failure("failed"), "failed"),
-        (Sample.of(float("nan")), "nan"),
-        (Sample.of(float("inf")), "invalid"),
-        (Sample.of(-5), "invalid"),
-        (Sample(value=10.0, timestamp=T0 - 3600), "stale"),
-        (Sample(), "missing"),
+        (Sample.failure("empty"), "empty", f"{PROM} has no rps series for this fleet"),
+        (Sample.failure("failed", "HTTP 400"), "failed", f"the rps query to {PROM} failed (HTTP 400)"),
+        (Sample.failure("failed", "connection failed", unreachable=True), "failed",
+         f"cannot reach {PROM} (connection failed)"),
+        (Sample.of(float("nan")), "nan", "the rps query returned NaN"),
+        (Sample.of(float("inf")), "invalid", "the rps query returned an invalid value (infinite)"),
+        (Sample.of(-5), "invalid", "the rps query returned an invalid value (negative)"),
+        (Sample(value=10.0, timestamp=T0 - 3600), "stale", "the latest rps sample is older than 120s"),
+        (Sample(), "missing", "no rps sample for this fleet"),
     ],
 )
-def test_bad_metrics_hold_and_never_scale_down(sample, kind):
+def test_bad_metrics_hold_and_never_scale_down(sample, kind, why):
     d = decide(obs(sample, 12), AutoscalerState(initialized=True, consecutive_failures=4), spec(), T0)
     assert (d.desired_replicas, d.act, d.reason, d.metric_error) == (12, False, "MetricsUnavailable", kind)
-    assert d.message == f"metrics {kind}: holding 12 replicas"
+    assert d.message == f"{why}: holding 12 replicas"
     assert d.state.consecutive_failures == 5
     assert d.state.consecutive_failures == 5 and to_status(d).last_metric_error == kind
 
@@ -298,12 +303,39 @@ def test_a_new_fleet_without_series_is_waiting_not_failing():
     assert d.message == "waiting for the fleet's first metrics: holding 3 replicas"
 
 
+def test_a_new_fleet_whose_prometheus_does_not_answer_yet_is_waiting_too():
+    sp = spec(on_missing_metrics=OnMissingMetrics(action="Fallback", fallback_replicas=20, failures_before_fallback=1))
+    state = AutoscalerState()
+    unreachable = Sample.failure("failed", "connection failed", unreachable=True)
+    for i in range(4):  # the warm-up: no failure counted, no fallback, nothing to warn about
+        d = decide(obs(unreachable, 1, warming_up=True), state, sp, T0 + 15 * i)
+        state = d.state
+        assert (d.reason, d.metric_error, d.state.consecutive_failures) == ("WaitingForMetrics", None, 0)
+    assert d.message == f"cannot reach {PROM} yet, waiting while the fleet warms up: holding 1 replica"
+    d = decide(obs(unreachable, 1, warming_up=False), state, sp, T0 + 60)  # the warm-up is over: an outage
+    assert (d.reason, d.metric_error, d.state.consecutive_failures) == ("Fallback", "failed", 1)
+    assert d.message == f"cannot reach {PROM} (connection failed): fallback 1 -> 20 replicas"
+
+
+def test_the_address_in_a_message_carries_no_credentials():
+    sp = spec(metrics={"address": "https://user:secret@prom.example:9090"})
+    d = decide(obs(Sample.failure("failed", "timeout", unreachable=True), 2), AutoscalerState(initialized=True), sp, T0)
+    assert d.message == "cannot reach Prometheus at https://prom.example:9090 (timeout): holding 2 replicas"
+    assert "secret" not in d.message
+
+
+def test_one_replica_is_one_replica():
+    d = decide(obs(Sample.failure("empty"), 1), AutoscalerState(initialized=True), spec(), T0)
+    assert d.message.endswith(": holding 1 replica")
+
+
 @pytest.mark.parametrize(
     "sample,warming_up,measured_before",
     [
         (Sample.failure("empty"), False, False),  # warm-up over: an empty answer is an outage
         (Sample.failure("empty"), True, True),  # it had series before: they went missing
-        (Sample.failure("failed"), True, False),  # Prometheus itself failing is reported at once
+        (Sample.failure("failed", "HTTP 400"), True, False),  # Prometheus answering with an error: at once
+        (Sample.failure("failed", "timeout", unreachable=True), False, False),  # unreachable after the warm-up
     ],
 )
 def test_only_a_fresh_fleets_empty_answer_waits(sample, warming_up, measured_before):
@@ -326,7 +358,7 @@ def test_fallback_after_n_failures_never_below_current():
         state = d.state
         kinds.append((d.desired_replicas, d.reason))
     assert kinds == [(8, "MetricsUnavailable"), (8, "MetricsUnavailable"), (20, "Fallback")]
-    assert d.message == "metrics failed: fallback 8 -> 20 replicas"
+    assert d.message == f"the rps query to {PROM} failed: fallback 8 -> 20 replicas"
     d = decide(obs(Sample.failure("failed"), 30), state, sp, T0 + 60)
     assert (d.desired_replicas, d.act) == (30, False)  # fallback 20 < current 30: hold
 

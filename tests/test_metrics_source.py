@@ -138,7 +138,7 @@ def test_timeout(prom):
     src = PrometheusSource(prom, timeout_seconds=0.3)
     asked = len(Handler.seen_auth)
     s = src.query("slow")
-    assert (s.error, s.detail) == ("failed", "timeout")
+    assert (s.error, s.detail, s.unreachable) == ("failed", "timeout", True)
     assert len(Handler.seen_auth) - asked == 1  # no retries inside a poll
 
 
@@ -146,7 +146,7 @@ def test_connection_refused_fails_fast():
     port = free_port()  # nothing listens on it
     src = PrometheusSource(f"http://user:pw@127.0.0.1:{port}", timeout_seconds=1, bearer_token=TOKEN)
     s = src.query("one")
-    assert (s.error, s.detail) == ("failed", "connection failed")
+    assert (s.error, s.detail, s.unreachable) == ("failed", "connection failed", True)
     assert TOKEN not in repr(src) and "pw" not in repr(src) and "user" not in repr(src)
 
 
@@ -166,6 +166,7 @@ def test_batch_refuses_unaggregated_series(source):
 def test_batch_failure_applies_to_every_service(source):
     b = source.query_many("error500")
     assert b.error is not None and b.get("prod", "chat").error == "failed" and b.get("x", "y").error == "failed"
+    assert not b.error.unreachable  # Prometheus answered, with an error: not the same as no Prometheus
 
 
 def test_async_wrappers(source):

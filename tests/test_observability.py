@@ -206,3 +206,69 @@ def test_namespace_patterns_need_namespace_listing_and_cluster_wide_checks():
     assert any(c.resource == "namespaces" and c.verb == "list" for c in checks)
     assert not any(c.resource == "namespaces" for c in permissions.checks(["team-a"], peering=False))
     assert not any(c.resource == "namespaces" for c in permissions.checks([], peering=False))
+
+
+def test_fleet_gauges_follow_the_aiservice_and_go_with_it():
+    observability.record_fleet("ns2", "svc", ready=True, replicas=3, ready_replicas=2, min_replicas=1, max_replicas=8,
+                               target_rps_per_pod=12.5)
+    assert sample("aifleet_aiservice_ready", namespace="ns2", name="svc") == 1
+    assert sample("aifleet_replicas", namespace="ns2", name="svc") == 3
+    assert sample("aifleet_ready_replicas", namespace="ns2", name="svc") == 2
+    assert sample("aifleet_min_replicas", namespace="ns2", name="svc") == 1
+    assert sample("aifleet_max_replicas", namespace="ns2", name="svc") == 8
+    assert sample("aifleet_target_rps_per_pod", namespace="ns2", name="svc") == 12.5
+    observability.record_fleet("ns2", "svc", ready=False, replicas=3, ready_replicas=0, min_replicas=1,
+                               max_replicas=8, target_rps_per_pod=12.5)
+    assert sample("aifleet_aiservice_ready", namespace="ns2", name="svc") == 0
+    observability.record_decision("ns2", "svc", "ScaleUp", False)
+    observability.record_scale_failure("ns2", "svc")
+    observability.forget("ns2", "svc")
+    for metric in ("aifleet_aiservice_ready", "aifleet_replicas", "aifleet_max_replicas", "aifleet_metrics_unavailable",
+                   "aifleet_scale_failures_total"):
+        assert sample(metric, namespace="ns2", name="svc") is None, metric
+    assert sample("aifleet_scaling_reason", namespace="ns2", name="svc", reason="ScaleUp") is None
+
+
+def test_one_decision_reason_at_a_time_and_unknown_reasons_are_bounded():
+    observability.record_decision("ns3", "svc", "WaitingForMetrics", False)
+    observability.record_decision("ns3", "svc", "MetricsUnavailable", True)
+    reasons = {r: sample("aifleet_scaling_reason", namespace="ns3", name="svc", reason=r) for r in metrics.REASONS}
+    assert reasons.pop("MetricsUnavailable") == 1
+    assert set(reasons.values()) == {0}
+    assert sample("aifleet_metrics_unavailable", namespace="ns3", name="svc") == 1
+    observability.record_decision("ns3", "svc", "NoSuchReason", False)
+    assert sample("aifleet_scaling_reason", namespace="ns3", name="svc", reason="other") == 1
+    assert sample("aifleet_scaling_reason", namespace="ns3", name="svc", reason="MetricsUnavailable") == 0
+    assert sample("aifleet_metrics_unavailable", namespace="ns3", name="svc") == 0
+    observability.forget("ns3", "svc")
+
+
+def test_scale_failures_count_per_aiservice():
+    observability.record_scale_failure("ns4", "svc")
+    observability.record_scale_failure("ns4", "svc")
+    assert sample("aifleet_scale_failures_total", namespace="ns4", name="svc") == 2
+    observability.forget("ns4", "svc")
+
+
+def test_the_reconciler_reports_readiness_fleet_size_and_bounds(minimal):
+    from aifleet.api import AIService
+    from aifleet.reconciler.sync import record_fleet
+
+    minimal["metadata"].update(namespace="ns5", name="svc")
+    minimal["spec"].setdefault("autoscaling", {}).update(minReplicas=2, maxReplicas=6, targetRPSPerPod=40)
+    ais = AIService.model_validate(minimal)
+    deployment = {"spec": {"replicas": 4}, "status": {"readyReplicas": 3}}
+
+    def lookup(kind, namespace, name):
+        return deployment if (kind, namespace, name) == ("Deployment", "ns5", "svc-triton") else None
+
+    status = {"readyReplicas": 3, "desiredReplicas": 5, "conditions": [{"type": "Ready", "status": "True"}]}
+    record_fleet(ais, status, lookup)
+    got = {m: sample(m, namespace="ns5", name="svc") for m in (
+        "aifleet_aiservice_ready", "aifleet_replicas", "aifleet_ready_replicas", "aifleet_min_replicas",
+        "aifleet_max_replicas", "aifleet_target_rps_per_pod")}
+    assert got == {"aifleet_aiservice_ready": 1, "aifleet_replicas": 4, "aifleet_ready_replicas": 3,
+                   "aifleet_min_replicas": 2, "aifleet_max_replicas": 6, "aifleet_target_rps_per_pod": 40}
+    record_fleet(ais, {**status, "conditions": [{"type": "Ready", "status": "False"}]}, lookup)
+    assert sample("aifleet_aiservice_ready", namespace="ns5", name="svc") == 0
+    observability.forget("ns5", "svc")

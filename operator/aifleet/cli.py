@@ -60,6 +60,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_docs(_: argparse.Namespace) -> int:
+    from .api.reference import reference
+
+    sys.stdout.write(reference())
+    return 0
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     return simulate_cli.run(args)
 
@@ -100,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     crd = sub.add_parser("crd", help="print the AIService CustomResourceDefinition")
     crd.set_defaults(func=_cmd_crd)
+
+    docs = sub.add_parser("docs", help="print the AIService API reference (Markdown, as in docs/api.md)")
+    docs.set_defaults(func=_cmd_docs)
 
     simulate = sub.add_parser(
         "simulate", help="replay a traffic trace through the scaling policies", description=simulate_cli.DESCRIPTION

@@ -46,6 +46,7 @@ from ..api.autoscaling import (
 )
 from ..api.timestamps import format_timestamp
 from .hpa import Tolerances, ceil_replicas, external_per_pod_replicas, limit_by_rate, record_scale_event, stabilize
+from .prometheus import redact_url
 from .sample import Sample
 from .state import AutoscalerState, TimedReplicas, TimedValue
 
@@ -117,7 +118,7 @@ def decide(obs: Observation, state: AutoscalerState, spec: AutoscalingSpec, now:
             desired_replicas=_clamp(cur, lo, hi),
             current_replicas=cur,
             act=False,
-            message=f"paused by annotation {PAUSED_ANNOTATION}: holding {cur} replicas",
+            message=f"paused by annotation {PAUSED_ANNOTATION}: holding {replicas(cur)}",
             reason="Paused",
             limited=None,
             state=state,
@@ -128,9 +129,12 @@ def decide(obs: Observation, state: AutoscalerState, spec: AutoscalingSpec, now:
     stale_after = spec.metrics.stale_after_seconds
     rps_sample = obs.rps.checked(now, stale_after)
     rps = rps_sample.value if rps_sample.ok else None
-    # A new fleet has no series until Prometheus has scraped its ready pods (a rate() needs two scrapes):
-    # that is not an outage, so it neither warns nor counts towards the fallback.
-    waiting = rps is None and rps_sample.error == "empty" and obs.warming_up and not state.measured
+    # A new fleet has no series until Prometheus has scraped its ready pods (a rate() needs two scrapes), and a
+    # Prometheus installed with it may not answer yet: neither is an outage, so it neither warns nor counts
+    # towards the fallback until the warm-up is over.
+    waiting = (
+        rps is None and (rps_sample.error == "empty" or rps_sample.unreachable) and obs.warming_up and not state.measured
+    )
     failures = 0 if rps is not None else state.consecutive_failures + (0 if waiting else 1)
     samples = _remember_rps(state.rps_samples, rps, now, spec)
     state = state.model_copy(
@@ -149,7 +153,7 @@ def decide(obs: Observation, state: AutoscalerState, spec: AutoscalingSpec, now:
     if cur > hi or cur < lo:
         desired = hi if cur > hi else lo
         limited: LimitReason | None = "TooManyReplicas" if cur > hi else "TooFewReplicas"
-        reason = f"{cur} replicas outside [minReplicas {lo}, maxReplicas {hi}]: {cur} -> {desired} replicas"
+        reason = f"{replicas(cur)} outside [minReplicas {lo}, maxReplicas {hi}]: {cur} -> {replicas(desired)}"
         return Decision(
             desired_replicas=desired, act=True, message=reason, reason="OutOfRange", limited=limited,
             state=_scaled(state, cur, desired, now, reason, spec), **common,
@@ -189,12 +193,16 @@ def decide(obs: Observation, state: AutoscalerState, spec: AutoscalingSpec, now:
     if not candidates and waiting:
         readings = common.copy()
         readings["metric_error"] = None
+        if rps_sample.unreachable:
+            why = f"cannot reach Prometheus at {redact_url(spec.metrics.address)} yet, waiting while the fleet warms up"
+        else:
+            why = "waiting for the fleet's first metrics"
         return Decision(
-            desired_replicas=cur, act=False, message=f"waiting for the fleet's first metrics: holding {cur} replicas",
+            desired_replicas=cur, act=False, message=f"{why}: holding {replicas(cur)}",
             reason="WaitingForMetrics", limited=None, state=state, **readings,
         )
     if not candidates:
-        return _on_missing_metrics(rps_sample.error or "missing", failures, cur, state, spec, now, common)
+        return _on_missing_metrics(metric_problem(rps_sample, spec), failures, cur, state, spec, now, common)
 
     proposal, driver = candidates[0]
     for value, name in candidates[1:]:
@@ -375,31 +383,51 @@ def _lookahead(samples: list[TimedValue], rps: float, now: float, spec: Autoscal
     return projected, ceil_replicas(projected / spec.target_rps_per_pod)
 
 
+def replicas(n: int) -> str:
+    return f"{n} replica" if n == 1 else f"{n} replicas"
+
+
+def metric_problem(sample: Sample, spec: AutoscalingSpec) -> str:
+    """Why there is no RPS reading, as the start of a sentence. Nothing in it changes from poll to poll of one
+    outage (a changing message would turn every poll into a status write)."""
+    where = f"Prometheus at {redact_url(spec.metrics.address)}"
+    detail = f" ({sample.detail})" if sample.detail else ""
+    if sample.unreachable:
+        return f"cannot reach {where}{detail}"
+    return {
+        "failed": f"the rps query to {where} failed{detail}",
+        "empty": f"{where} has no rps series for this fleet",
+        "stale": f"the latest rps sample is older than {spec.metrics.stale_after_seconds}s",
+        "nan": "the rps query returned NaN",
+        "invalid": f"the rps query returned an invalid value{detail}",
+    }.get(sample.error or "missing", "no rps sample for this fleet")
+
+
 def _on_missing_metrics(
-    kind: str, failures: int, cur: int, state: AutoscalerState, spec: AutoscalingSpec, now: float, common: _Readings
+    problem: str, failures: int, cur: int, state: AutoscalerState, spec: AutoscalingSpec, now: float, common: _Readings
 ) -> Decision:
     """Missing or bad RPS: never shrink because of it. Hold, or after N failures go to the fallback."""
     policy = spec.on_missing_metrics
     # The count is shown only while it matters (counting towards a fallback): a message that changes on every
     # poll of a long outage would turn every poll into a status write.
     counting = policy.action == "Fallback" and failures < policy.failures_before_fallback
-    what = f"metrics {kind} ({failures} of {policy.failures_before_fallback} failures before fallback)" if counting else f"metrics {kind}"
+    what = f"{problem} ({failures} of {policy.failures_before_fallback} failures before fallback)" if counting else problem
     if policy.action == "Fallback" and failures >= policy.failures_before_fallback and policy.fallback_replicas is not None:
         fb = policy.fallback_replicas
         goal = fb if policy.allow_fallback_below_current else max(fb, cur)
         desired = _clamp(goal, spec.min_replicas, spec.max_replicas)
         if desired != cur:
-            reason = f"{what}: fallback {cur} -> {desired} replicas"
+            reason = f"{what}: fallback {cur} -> {replicas(desired)}"
             return Decision(
                 desired_replicas=desired, act=True, message=reason, reason="Fallback", limited=None,
                 state=_scaled(state, cur, desired, now, reason, spec), **common,
             )
         return Decision(
-            desired_replicas=cur, act=False, message=f"{what}: holding {cur} replicas (fallbackReplicas {fb})",
+            desired_replicas=cur, act=False, message=f"{what}: holding {replicas(cur)} (fallbackReplicas {fb})",
             reason="Fallback", limited=None, state=state, **common,
         )
     return Decision(
-        desired_replicas=cur, act=False, message=f"{what}: holding {cur} replicas",
+        desired_replicas=cur, act=False, message=f"{what}: holding {replicas(cur)}",
         reason="MetricsUnavailable", limited=None, state=state, **common,
     )
 
@@ -475,16 +503,16 @@ def _describe(
         suffix = f" ({starting} pods still starting)"
 
     if desired != cur:
-        return f"{signal} {direction} {target}: {cur} -> {desired} replicas{suffix}", ("ScaleUp" if desired > cur else "ScaleDown")
+        return f"{signal} {direction} {target}: {cur} -> {replicas(desired)}{suffix}", ("ScaleUp" if desired > cur else "ScaleDown")
     if proposal == cur:
         ratio = rps / (spec.target_rps_per_pod * cur) if rps is not None and driver == "rps" and cur > 0 else None
         band = tolerances(spec)
         within = ratio is not None and band.within(ratio)
         tol = band.up if ratio is not None and ratio >= 1.0 else band.down
         where = f"within {fmt(tol * 100)}% of {target}" if within else f"at {target}"
-        return f"{signal} {where}: holding {cur} replicas", "WithinTolerance"
+        return f"{signal} {where}: holding {replicas(cur)}", "WithinTolerance"
     code: ReasonCode = "Limited" if limited else "Stabilized"
-    return f"{signal} {direction} {target}: holding {cur} replicas{suffix}", code
+    return f"{signal} {direction} {target}: holding {replicas(cur)}{suffix}", code
 
 
 def to_status(decision: Decision) -> AutoscalingStatus:

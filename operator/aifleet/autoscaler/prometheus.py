@@ -141,7 +141,7 @@ class PrometheusSource:
         except Exception as exc:  # noqa: BLE001 - every failure of the request is one kind: failed
             detail = _describe_failure(exc)
             log.warning("prometheus query failed at %s: %s", self._address, detail)
-            return None, Sample.failure("failed", detail)
+            return None, Sample.failure("failed", detail, unreachable=detail in UNREACHABLE)
         try:
             return parse_result(result, now), None
         except (ValueError, TypeError, KeyError, IndexError) as exc:
@@ -178,6 +178,10 @@ class PrometheusSource:
 
     async def aquery_many(self, promql: str, key_labels: Sequence[str] = DEFAULT_KEY_LABELS) -> Batch:
         return await asyncio.to_thread(self.query_many, promql, key_labels)
+
+
+# The failures of `_describe_failure` that mean Prometheus did not answer at all (as opposed to an error answer).
+UNREACHABLE = ("connection failed", "timeout")
 
 
 def _describe_failure(exc: Exception) -> str:

@@ -25,6 +25,8 @@ class Sample:
     error: MetricErrorKind | None = None
     timestamp: float | None = None  # Unix seconds of the data point, when the source knows it
     detail: str = ""  # for logs; never holds a URL with credentials or a token
+    # The source could not be reached at all (connection refused, timeout): for a new fleet the same as no series yet.
+    unreachable: bool = False
 
     @property
     def ok(self) -> bool:
@@ -44,8 +46,8 @@ class Sample:
         return cls(value=v, timestamp=timestamp)
 
     @classmethod
-    def failure(cls, kind: MetricErrorKind, detail: str = "") -> Sample:
-        return cls(error=kind, detail=detail)
+    def failure(cls, kind: MetricErrorKind, detail: str = "", *, unreachable: bool = False) -> Sample:
+        return cls(error=kind, detail=detail, unreachable=unreachable)
 
     def checked(self, now: float, stale_after: float) -> Sample:
         """Re-classify at decision time: an old sample is stale; a hand-built bad value is caught too."""

@@ -8,6 +8,7 @@ set, and the per-AIService gauge is removed when its AIService goes (``forget``)
 from __future__ import annotations
 
 import logging
+from typing import get_args
 
 from prometheus_client import (
     CollectorRegistry,
@@ -23,6 +24,7 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from .. import __version__
+from ..api.autoscaling import ReasonCode
 
 log = logging.getLogger("aifleet.observability")
 
@@ -83,6 +85,47 @@ METRIC_FAILURES = Counter(
     "aifleet_metric_query_failures_total",
     "Failed reads of the traffic metric (Prometheus), by kind",
     ["kind"],
+    registry=REGISTRY,
+)
+# Per-AIService gauges for alerts and the dashboard. They all carry (namespace, name) of the AIService: scrape the
+# operator with honor_labels (the chart's ServiceMonitor does), or Prometheus renames `namespace` to
+# `exported_namespace` and the series no longer join with Triton's.
+FLEET_LABELS = ["namespace", "name"]
+AISERVICE_READY = Gauge(
+    "aifleet_aiservice_ready", "1 while the AIService's Ready condition is True, else 0", FLEET_LABELS, registry=REGISTRY
+)
+REPLICAS = Gauge(
+    "aifleet_replicas", "The inference fleet's replicas (its Deployment's spec.replicas)", FLEET_LABELS, registry=REGISTRY
+)
+READY_REPLICAS = Gauge(
+    "aifleet_ready_replicas", "The inference fleet's ready pods (its Deployment's status.readyReplicas)",
+    FLEET_LABELS, registry=REGISTRY,
+)
+MIN_REPLICAS = Gauge("aifleet_min_replicas", "spec.autoscaling.minReplicas", FLEET_LABELS, registry=REGISTRY)
+MAX_REPLICAS = Gauge("aifleet_max_replicas", "spec.autoscaling.maxReplicas", FLEET_LABELS, registry=REGISTRY)
+TARGET_RPS = Gauge(
+    "aifleet_target_rps_per_pod", "spec.autoscaling.targetRPSPerPod: the requests per second one pod is sized for",
+    FLEET_LABELS, registry=REGISTRY,
+)
+REASONS: tuple[str, ...] = get_args(ReasonCode)
+SCALING_REASON = Gauge(
+    "aifleet_scaling_reason",
+    "1 for the reason of the operator engine's last decision for an AIService (status.autoscaling.reason), "
+    "0 for the others",
+    [*FLEET_LABELS, "reason"],
+    registry=REGISTRY,
+)
+METRICS_UNAVAILABLE = Gauge(
+    "aifleet_metrics_unavailable",
+    "1 while the operator engine cannot read an AIService's traffic metric (a failed, empty or bad answer after "
+    "the warm-up), else 0",
+    FLEET_LABELS,
+    registry=REGISTRY,
+)
+SCALE_FAILURES = Counter(
+    "aifleet_scale_failures_total",
+    "Resizes of an AIService's inference fleet that the API server refused or that failed",
+    FLEET_LABELS,
     registry=REGISTRY,
 )
 PREFLIGHT_FAILURES = Counter(
@@ -160,11 +203,55 @@ def record_metric_failure(kind: str) -> None:
         log.debug("record_metric_failure failed", exc_info=True)
 
 
+def record_fleet(
+    namespace: str, name: str, *, ready: bool, replicas: int, ready_replicas: int, min_replicas: int,
+    max_replicas: int, target_rps_per_pod: float,
+) -> None:
+    """An AIService's state after a reconcile pass: its Ready condition, its fleet's size and its bounds."""
+    try:
+        AISERVICE_READY.labels(namespace=namespace, name=name).set(1 if ready else 0)
+        REPLICAS.labels(namespace=namespace, name=name).set(replicas)
+        READY_REPLICAS.labels(namespace=namespace, name=name).set(ready_replicas)
+        MIN_REPLICAS.labels(namespace=namespace, name=name).set(min_replicas)
+        MAX_REPLICAS.labels(namespace=namespace, name=name).set(max_replicas)
+        TARGET_RPS.labels(namespace=namespace, name=name).set(target_rps_per_pod)
+        # Exported at zero before the first failure, so that increase() sees the first one.
+        SCALE_FAILURES.labels(namespace=namespace, name=name)
+    except Exception:
+        log.debug("record_fleet failed", exc_info=True)
+
+
+def record_decision(namespace: str, name: str, reason: str, metrics_unavailable: bool) -> None:
+    """The operator engine decided for an AIService: why (one of the status reason codes), and whether it could
+    read the traffic metric."""
+    try:
+        reason = _bounded(reason, REASONS)
+        for known in (*REASONS, OTHER):
+            SCALING_REASON.labels(namespace=namespace, name=name, reason=known).set(1 if known == reason else 0)
+        METRICS_UNAVAILABLE.labels(namespace=namespace, name=name).set(1 if metrics_unavailable else 0)
+    except Exception:
+        log.debug("record_decision failed", exc_info=True)
+
+
+def record_scale_failure(namespace: str, name: str) -> None:
+    """Resizing an AIService's fleet failed."""
+    try:
+        SCALE_FAILURES.labels(namespace=namespace, name=name).inc()
+    except Exception:
+        log.debug("record_scale_failure failed", exc_info=True)
+
+
+_PER_FLEET = (DESIRED_REPLICAS, OBSERVED_RPS, AISERVICE_READY, REPLICAS, READY_REPLICAS, MIN_REPLICAS, MAX_REPLICAS,
+              TARGET_RPS, METRICS_UNAVAILABLE, SCALE_FAILURES)
+
+
 def forget(namespace: str, name: str) -> None:
     """The AIService is gone: drop its per-object series."""
-    for gauge in (DESIRED_REPLICAS, OBSERVED_RPS):
+    labelsets: list[tuple[Gauge | Counter, tuple[str, ...]]] = [(metric, (namespace, name)) for metric in _PER_FLEET]
+    labelsets += [(SCALING_REASON, (namespace, name, reason)) for reason in (*REASONS, OTHER)]
+    for metric, labels in labelsets:
         try:
-            gauge.remove(namespace, name)
+            metric.remove(*labels)
         except KeyError:
             pass
         except Exception:

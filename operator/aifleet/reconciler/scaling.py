@@ -157,8 +157,13 @@ def autoscale(
     metrics.record_desired(ais.metadata.namespace, ais.metadata.name, decision.desired_replicas, decision.rps)
     if decision.metric_error:
         metrics.record_metric_failure(decision.metric_error)
+    metrics.record_decision(ais.metadata.namespace, ais.metadata.name, decision.reason, decision.metric_error is not None)
     if decision.act and decision.desired_replicas != decision.current_replicas:
-        scale = kube.scale("Deployment", ais.metadata.namespace, fleet, decision.desired_replicas)
+        try:
+            scale = kube.scale("Deployment", ais.metadata.namespace, fleet, decision.desired_replicas)
+        except Exception:
+            metrics.record_scale_failure(ais.metadata.namespace, ais.metadata.name)
+            raise
         _remember_resize(applied, deployment, decision.desired_replicas, scale)
         up = decision.desired_replicas > decision.current_replicas
         metrics.record_scale("up" if up else "down", ais.metadata.namespace, ais.metadata.name, decision.desired_replicas)
@@ -170,7 +175,7 @@ def autoscale(
         )
     was_failing = previous is not None and previous.metric_error is not None
     if decision.metric_error and not was_failing:
-        emit("Warning", "MetricsUnavailable", f"{decision.metric_error} rps ({observation.rps.detail or 'no detail'}): {decision.message}")
+        emit("Warning", "MetricsUnavailable", decision.message)
         log.warning("metrics unavailable", extra={"aiservice": ref, "kind": decision.metric_error, "detail": observation.rps.detail})
     elif was_failing and not decision.metric_error:
         what = "Prometheus answers again" if decision.reason == "WaitingForMetrics" else "rps readable again"

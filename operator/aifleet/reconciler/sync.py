@@ -17,6 +17,7 @@ from ..api.errors import describe_validation_error
 from ..api.timestamps import now_timestamp, parse_timestamp
 from ..autoscaler.policy import Decision
 from ..clients.kube import Kube, KubeError
+from ..observability import metrics
 from ..renderer import CONFIG_HASH, Rendered, render_all, secret_names
 from ..renderer.component import DISABLED, ComponentState, Lookup, Observed, PodLister, Rendering
 from ..renderer.components import COMPONENTS
@@ -209,6 +210,19 @@ def build_status(
     return status
 
 
+def record_fleet(ais: AIService, status: Mapping[str, Any], lookup: Lookup) -> None:
+    """The AIService's readiness, fleet size and bounds as the operator's per-AIService gauges."""
+    scaling = ais.spec.autoscaling
+    deployment = lookup("Deployment", ais.metadata.namespace, names(ais).triton) or {}
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+    metrics.record_fleet(
+        ais.metadata.namespace, ais.metadata.name, ready=ready,
+        replicas=(deployment.get("spec") or {}).get("replicas") or 0,
+        ready_replicas=status.get("readyReplicas") or 0, min_replicas=scaling.min_replicas,
+        max_replicas=scaling.max_replicas, target_rps_per_pod=scaling.target_rps_per_pod,
+    )
+
+
 def last_status(body: dict[str, Any], applied: AppliedCache) -> dict[str, Any]:
     """The AIService's status as of our last write, if the watch has not delivered that write yet: comparing
     with the older copy would send the same patch again."""
@@ -312,6 +326,7 @@ def reconcile(
     topic_result = topics(ais, kafka_secret) if topics is not None else None
     states = component_states(ais, lookup, rendered, topic_result, _pod_lister(kube), parse_timestamp(now))
     status = build_status(ais, lookup, previous, now, states, decision, topic_result)
+    record_fleet(ais, status, lookup)
     _report_problems(previous, states, emit)
     patch = _changed(previous, status)
     if patch:
