@@ -44,7 +44,7 @@ def traffic_ns(cluster):
 def triton(tmp_path_factory, prometheus, traffic_ns):
     with harness.TritonServer(tmp_path_factory.mktemp("triton")) as server:
         # As Prometheus' kubernetes_sd would label a pod of the fleet `chat`.
-        prometheus.set_targets("triton", [(server.metrics_address, {"namespace": traffic_ns, "pod": "chat-triton-5d8f7-abcde"})])
+        prometheus.set_targets("triton", [(server.metrics_address, {"namespace": traffic_ns, "pod": "chat-triton-5d8f7-bcdfg"})])
         yield server
 
 

@@ -71,4 +71,5 @@ def test_defaults_follow_models():
     autoscaling = schema()["properties"]["spec"]["properties"]["autoscaling"]
     assert autoscaling["default"]["scaleDown"]["stabilizationWindowSeconds"] == 300
     assert autoscaling["properties"]["minReplicas"]["default"] == 1
-    assert autoscaling["properties"]["targetRPSPerPod"]["exclusiveMinimum"] is True
+    # Not just above 0: the HPA engine's target is a quantity in thousandths, and 0 is refused.
+    assert autoscaling["properties"]["targetRPSPerPod"]["minimum"] == 0.001

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from .base import ApiModel, cel
+from .base import DNS_SUBDOMAIN, SECRET_KEY, ApiModel, cel, pattern
 from .children import triton_pod_regex
 
 _SELECTOR = 'namespace="{namespace}",pod=~"' + triton_pod_regex("{name}") + '"'
@@ -50,7 +50,7 @@ class ScalingPolicy(ApiModel):
     type: Literal["Pods", "Percent"] = Field(
         description="Pods: change by at most `value` pods per period. Percent: by at most `value`% of the replicas at the period's start."
     )
-    value: int = Field(gt=0, description="How many pods, or what percentage, one period allows.")
+    value: int = Field(gt=0, le=2**31 - 1, description="How many pods, or what percentage, one period allows.")
     period_seconds: int = Field(
         gt=0, le=1800, description="Length of the sliding window the limit applies to, in seconds (1..1800)."
     )
@@ -125,10 +125,10 @@ class TokenSecretRef(ApiModel):
     name: str = Field(
         min_length=1,
         max_length=253,
-        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        pattern=DNS_SUBDOMAIN,
         description="Secret in the AIService's namespace.",
     )
-    key: str = Field("token", min_length=1, description="Key of the Secret holding the bearer token.")
+    key: str = Field("token", min_length=1, max_length=253, pattern=SECRET_KEY, description="Key of the Secret holding the bearer token.")
 
 
 class QueueSignal(ApiModel):
@@ -154,7 +154,7 @@ class QueueSignal(ApiModel):
 class MetricsSpec(ApiModel):
     address: str = Field(
         DEFAULT_PROMETHEUS,
-        pattern=r"^https?://[^\s]+$",
+        pattern=pattern(r"^https?://[^\s]+$", "an http:// or https:// URL with no spaces"),
         description="Prometheus base URL (http or https).",
     )
     query: str | None = Field(
@@ -208,7 +208,7 @@ class OnMissingMetrics(ApiModel):
         description="Hold: keep the current replicas while metrics are missing. Fallback: after `failuresBeforeFallback` failed polls, go to `fallbackReplicas`. Missing metrics never scale down unless `allowFallbackBelowCurrent`.",
     )
     fallback_replicas: int | None = Field(
-        None, ge=1, description="Replicas to run while metrics are missing (action Fallback); within [minReplicas, maxReplicas]."
+        None, ge=1, le=10000, description="Replicas to run while metrics are missing (action Fallback); within [minReplicas, maxReplicas]."
     )
     failures_before_fallback: int = Field(
         3, ge=1, le=100, description="Consecutive failed polls before the fallback applies."
@@ -285,13 +285,16 @@ class AutoscalingSpec(ApiModel):
     # minReplicas >= 1: the traffic signal comes from the Triton pods themselves, so at zero pods there is
     # no signal to wake up on (an empty result is an error, not zero traffic), and a cold Triton start
     # takes `podStartupSeconds`. Use the paused annotation to hold a fleet where it is.
-    min_replicas: int = Field(1, ge=1, description="Fewest Triton pods, even with no traffic (>= 1: the pods are the traffic signal).")
+    min_replicas: int = Field(1, ge=1, le=10000, description="Fewest Triton pods, even with no traffic (>= 1: the pods are the traffic signal).")
     max_replicas: int = Field(10, ge=1, le=10000, description="Most Triton pods, whatever the traffic.")
     target_rps_per_pod: float = Field(
         10.0,
-        gt=0,
+        # The HorizontalPodAutoscaler's target is a quantity in thousandths: below 0.001 it would round to 0,
+        # which the API server refuses.
+        ge=0.001,
+        le=1_000_000,
         alias="targetRPSPerPod",
-        description="Requests per second one ready pod should serve; replicas = ceil(RPS / targetRPSPerPod).",
+        description="Requests per second one ready pod should serve (0.001 to 1000000); replicas = ceil(RPS / targetRPSPerPod).",
     )
     tolerance: float | None = Field(
         None,

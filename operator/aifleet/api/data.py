@@ -7,26 +7,42 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from .base import ApiModel, cel
-from .inference import QUANTITY, ResourceList
+from .base import DNS_SUBDOMAIN, NO_SPACE, SECRET_KEY, ApiModel, cel, pattern
+from .inference import QUANTITY, WITHIN_LIMITS, ResourceList, check_within_limits
 from .quantity import parse_quantity
 
-SECRET_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
-TOPIC_NAME = r"^[a-zA-Z0-9._-]{1,200}$"
+SECRET_NAME = DNS_SUBDOMAIN
+TOPIC_NAME = pattern(r"^[a-zA-Z0-9._-]{1,200}$", "a Kafka topic name: 1 to 200 letters, digits, '.', '_' and '-'")
 # These values are written into pgbouncer.ini and its connection strings, which have no quoting we can
 # rely on across versions: a conservative character set keeps a value from ever becoming config syntax.
-HOSTNAME = r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$|^\[?[0-9A-Fa-f:.]+\]?$"
-PG_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.$-]*$"
+HOSTNAME = pattern(
+    r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$|^\[?[0-9A-Fa-f:.]+\]?$",
+    "a host name (letters, digits, '.' and '-') or an IP address",
+)
+PG_NAME = pattern(
+    r"^[A-Za-z0-9_][A-Za-z0-9_.$-]*$", "a PostgreSQL name: letters, digits, '_', '.', '$' and '-', not starting with '.', '$' or '-'"
+)
+BOOTSTRAP_SERVERS = pattern(
+    r"^[^\s,]+:[0-9]+(,[^\s,]+:[0-9]+)*$", "a comma-separated list of host:port with no spaces"
+)
+INT64_MAX = 2**63 - 1
 
 
 class SecretKeyRef(ApiModel):
     name: str = Field(max_length=253, pattern=SECRET_NAME, description="Secret in the AIService's namespace.")
-    key: str = Field(min_length=1, max_length=253, description="Key inside the Secret.")
+    key: str = Field(min_length=1, max_length=253, pattern=SECRET_KEY, description="Key inside the Secret.")
 
 
 class ComponentResources(ApiModel):
+    model_config = WITHIN_LIMITS
+
     requests: ResourceList = Field(default_factory=lambda: ResourceList(cpu="100m", memory="128Mi"), description="Guaranteed resources.")
     limits: ResourceList = Field(default_factory=lambda: ResourceList(memory="512Mi"), description="Upper bounds.")
+
+    @model_validator(mode="after")
+    def _within_limits(self) -> ComponentResources:
+        check_within_limits(self.requests, self.limits)
+        return self
 
 
 # --- PgBouncer -------------------------------------------------------------------------------------------
@@ -51,6 +67,7 @@ class PgBouncerSpec(ApiModel):
     image: str = Field(
         "ghcr.io/cloudnative-pg/pgbouncer:1.24.0",
         min_length=1,
+        pattern=NO_SPACE,
         description="PgBouncer image with tag; any image with `pgbouncer` on its PATH (the operator supplies the config).",
     )
     replicas: int = Field(2, ge=1, le=20, description="PgBouncer pods (each holds its own server pool).")
@@ -91,7 +108,10 @@ class PgBouncerSpec(ApiModel):
 
 # Redis's own memory units (case-insensitive): k/m/g are powers of 1000, kb/mb/gb powers of 1024. Zero is
 # refused by the pattern: it means "no limit" to Redis, which in a container ends in an OOM kill.
-MAXMEMORY = r"^[0-9]*[1-9][0-9]*([bB]|[kKmMgG][bB]?)?$"
+MAXMEMORY = pattern(
+    r"^[0-9]*[1-9][0-9]*([bB]|[kKmMgG][bB]?)?$",
+    "a Redis memory size above zero such as 256mb or 2gb (units b, k, kb, m, mb, g, gb)",
+)
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
 
 
@@ -115,12 +135,14 @@ class RedisPersistence(ApiModel):
 
     enabled: bool = Field(False, description="Keep the cache on a PersistentVolume (append-only file) across restarts.")
     size: str = Field("1Gi", pattern=QUANTITY, description="Volume size.")
-    storage_class_name: str | None = Field(None, description="StorageClass of the volume; empty uses the default.")
+    storage_class_name: str | None = Field(
+        None, max_length=253, pattern=DNS_SUBDOMAIN, description="StorageClass of the volume; empty uses the default."
+    )
 
 
 class RedisSpec(ApiModel):
     enabled: bool = Field(True, description="Run a Redis cache for this service.")
-    image: str = Field("redis:7.0", min_length=1, description="Redis image with tag.")
+    image: str = Field("redis:7.0", min_length=1, pattern=NO_SPACE, description="Redis image with tag.")
     max_memory: str = Field(
         "256mb",
         pattern=MAXMEMORY,
@@ -154,8 +176,12 @@ class RedisSpec(ApiModel):
 
 class DeadLetter(ApiModel):
     enabled: bool = Field(True, description="Create a dead-letter topic beside the topic.")
-    suffix: str = Field(".dlq", pattern=r"^[a-zA-Z0-9._-]{1,40}$", description="Appended to the topic name.")
-    retention_ms: int = Field(1_209_600_000, ge=-1, description="How long failed events are kept (default 14 days).")
+    suffix: str = Field(
+        ".dlq",
+        pattern=pattern(r"^[a-zA-Z0-9._-]{1,40}$", "1 to 40 letters, digits, '.', '_' and '-'"),
+        description="Appended to the topic name.",
+    )
+    retention_ms: int = Field(1_209_600_000, ge=-1, le=INT64_MAX, description="How long failed events are kept (default 14 days).")
 
 
 RETENTION_IN_CONFIGS = "set retention.ms with retentionMs, not in configs"
@@ -184,7 +210,7 @@ class KafkaTopic(ApiModel):
     name: str = Field(max_length=200, pattern=TOPIC_NAME, description="Topic name. Renaming creates a new topic; the old one is kept.")
     partitions: int = Field(6, ge=1, le=10000, description="Partitions; can grow, never shrink.")
     replication_factor: int = Field(3, ge=1, le=32, description="Replicas per partition; fixed once created.")
-    retention_ms: int = Field(604_800_000, ge=-1, description="`retention.ms` (default 7 days; -1 keeps forever).")
+    retention_ms: int = Field(604_800_000, ge=-1, le=INT64_MAX, description="`retention.ms` (default 7 days; -1 keeps forever).")
     configs: dict[str, str] = Field(default_factory=dict, description="Other topic configs, e.g. `cleanup.policy`.")
     dead_letter: DeadLetter = Field(default_factory=DeadLetter, description="The dead-letter topic for failed events.")
 
@@ -201,13 +227,13 @@ class KafkaTopic(ApiModel):
 
 class KafkaSpec(ApiModel):
     enabled: bool = Field(True, description="Manage Kafka topics for this service.")
-    bootstrap_servers: str = Field(min_length=1, description="Existing Kafka cluster, `host:port[,host:port]`.")
+    bootstrap_servers: str = Field(min_length=1, pattern=BOOTSTRAP_SERVERS, description="Existing Kafka cluster, `host:port[,host:port]`.")
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="How the operator talks to the brokers."
     )
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(None, description="SASL mechanism.")
     credentials_secret: str | None = Field(
-        None, pattern=SECRET_NAME, description="Secret with `username`/`password` (SASL) and `ca.crt` (TLS)."
+        None, max_length=253, pattern=SECRET_NAME, description="Secret with `username`/`password` (SASL) and `ca.crt` (TLS)."
     )
     topics: list[KafkaTopic] = Field(
         default_factory=list,
