@@ -62,6 +62,9 @@ _KubeYamlLoader.add_implicit_resolver(
     ),
     list("-+0123456789."),
 )
+# y and n are booleans to Kubernetes's YAML (as yes and no are to both).
+_KubeYamlLoader.bool_values = {**yaml.SafeLoader.bool_values, "y": True, "n": False}
+_KubeYamlLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN"))
 
 
 def _short(value: Any) -> str:
@@ -94,6 +97,24 @@ def _json_kind(value: Any) -> str:
     return {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}.get(type(value), "value")
 
 
+# What a custom resource may hold; the API server refuses other fields (strict field validation), and the
+# model reads only part of metadata.
+_TOP_LEVEL = {"apiVersion", "kind", "metadata", "spec", "status"}
+_OBJECT_META = {
+    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation", "creationTimestamp",
+    "deletionTimestamp", "deletionGracePeriodSeconds", "labels", "annotations", "ownerReferences", "finalizers",
+    "managedFields",
+}
+
+
+def _unknown_fields(doc: dict[str, Any]) -> None:
+    metadata = doc.get("metadata")
+    unknown = sorted(set(doc) - _TOP_LEVEL)
+    unknown += sorted(f"metadata.{k}" for k in set(metadata) - _OBJECT_META) if isinstance(metadata, dict) else []
+    if unknown:
+        raise RenderError("; ".join(f"{field}: unknown field" for field in unknown))
+
+
 def _parse(doc: Any) -> AIService | None:
     """The AIService in one document; None for a document of another kind."""
     if not isinstance(doc, dict):
@@ -110,12 +131,13 @@ def _parse(doc: Any) -> AIService | None:
         raise RenderError(f"kind: must be {KIND} (kinds are case-sensitive), not {_short(kind)}")
     if api_version != API_VERSION:
         raise RenderError(f"apiVersion: must be {API_VERSION}, not {_short(api_version)}")
+    _unknown_fields(doc)
     metadata = doc.get("metadata")
     name = metadata.get("name") if isinstance(metadata, dict) else None
     try:
         return AIService.model_validate(doc)
     except ValidationError as exc:
-        raise RenderError(f"AIService {name if isinstance(name, str) else '?'}: {describe_validation_error(exc)}") from None
+        raise RenderError(f"AIService {name if isinstance(name, str) else '(no name)'}: {describe_validation_error(exc)}") from None
 
 
 def load_aiservices(path: Path) -> list[AIService]:

@@ -7,7 +7,7 @@ from typing import Any, Final, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from .autoscaling import AutoscalingSpec
-from .base import DNS_1035_LABEL, DNS_LABEL, ApiModel, plain_dict
+from .base import DNS_1035_LABEL, DNS_LABEL, ApiModel, LabelKey, LabelValue, plain_dict
 from .children import MAX_NAME_LENGTH
 from .data import KafkaSpec, PgBouncerSpec, RedisSpec
 from .inference import InferenceSpec
@@ -46,8 +46,8 @@ class ObjectMeta(ApiModel):
     namespace: str = Field("default", max_length=63, pattern=DNS_LABEL, description="Namespace.")
     uid: str | None = Field(None, description="Set by the API server; used for owner references.")
     generation: int | None = Field(None, description="Set by the API server.")
-    labels: dict[str, str] = Field(default_factory=dict, description="Labels.")
-    annotations: dict[str, str] = Field(default_factory=dict, description="Annotations.")
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, description="Labels.")
+    annotations: dict[LabelKey, str] = Field(default_factory=dict, description="Annotations.")
 
 
 class AIService(ApiModel):

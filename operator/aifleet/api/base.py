@@ -9,9 +9,9 @@ so the models do not coerce them either; JSON has no infinity or NaN, so neither
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StringConstraints
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonDict
 
@@ -86,3 +86,6 @@ QUALIFIED_NAME = pattern(
 # What Kubernetes allows as a key of a Secret or ConfigMap.
 SECRET_KEY = pattern("^[-._a-zA-Z0-9]+$", "a Secret key: letters, digits, '-', '_' and '.'")
 NO_SPACE = pattern(r"^\S+$", "one word with no spaces")
+
+LabelValue = Annotated[str, StringConstraints(max_length=63, pattern=LABEL_VALUE)]
+LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=317, pattern=QUALIFIED_NAME)]

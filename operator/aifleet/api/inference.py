@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 from pydantic.json_schema import JsonDict
 
-from .base import DNS_SUBDOMAIN, LABEL_VALUE, QUALIFIED_NAME, ApiModel, cel, pattern
+from .base import DNS_SUBDOMAIN, LABEL_VALUE, QUALIFIED_NAME, ApiModel, LabelValue, cel, pattern
 from .quantity import parse_quantity
 
 # A Kubernetes quantity (`500m`, `4`, `16Gi`, `1.5`, `1e3`): the suffixes Kubernetes knows, nothing else.
@@ -35,7 +35,6 @@ MAX_UNAVAILABLE = pattern(
     "a number of pods (e.g. 1) or a percentage from 0% to 100%",
 )
 ModelName = Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=MODEL_NAME)]
-LabelValue = Annotated[str, StringConstraints(max_length=63, pattern=LABEL_VALUE)]
 
 DEFAULT_IMAGE = "nvcr.io/nvidia/tritonserver"
 DEFAULT_VERSION = "24.08-py3"
