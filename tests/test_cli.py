@@ -63,3 +63,20 @@ def test_simulate_without_the_sim_extra_names_it():
     out = _python("import sys; sys.modules['numpy'] = None; from aifleet.cli import main; sys.exit(main(['simulate', 'x.csv']))")
     assert out.returncode == 2
     assert "pip install 'aifleet[sim]'" in out.stderr
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"- a\n", b"chat\n", b"name: caf\xe9\n", b"apiVersion: aifleet.dev/v1alpha1\nkind: aiservice\nmetadata: {name: chat}\n",
+     b"apiVersion: aifleet.dev/v1alpha1\nkind: AIService\nmetadata: chat\n", b"a: 1\na: 2\n", b""],
+    ids=["list", "scalar", "latin-1", "kind-case", "metadata-scalar", "duplicate-key", "empty"],
+)
+def test_render_refuses_a_bad_file_with_one_line_and_exit_1(tmp_path, content):
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(content)
+    out = subprocess.run(
+        [sys.executable, "-m", "aifleet.cli", "render", str(path)], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert out.returncode == 1, out
+    assert out.stdout == ""
+    assert out.stderr.startswith(f"error: {path}") and "Traceback" not in out.stderr, out.stderr
