@@ -72,4 +72,6 @@ def test_defaults_follow_models():
     assert autoscaling["default"]["scaleDown"]["stabilizationWindowSeconds"] == 300
     assert autoscaling["properties"]["minReplicas"]["default"] == 1
     # Not just above 0: the HPA engine's target is a quantity in thousandths, and 0 is refused.
-    assert autoscaling["properties"]["targetRPSPerPod"]["minimum"] == 0.001
+    target = autoscaling["properties"]["targetRPSPerPod"]
+    assert target["exclusiveMinimum"] is True and target["minimum"] == 0
+    assert target["x-kubernetes-validations"][0]["rule"] == "self >= 0.001"

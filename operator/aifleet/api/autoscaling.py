@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from .base import DNS_SUBDOMAIN, SECRET_KEY, ApiModel, cel, pattern
 from .children import triton_pod_regex
@@ -248,6 +248,7 @@ class LookaheadSpec(ApiModel):
 _MIN_LE_MAX = "spec.autoscaling.minReplicas must be <= maxReplicas"
 _FALLBACK_RANGE = "spec.autoscaling.onMissingMetrics.fallbackReplicas must be between minReplicas and maxReplicas"
 _LOOKAHEAD_WINDOW = "spec.autoscaling.lookahead.windowSeconds must be >= 2 * pollIntervalSeconds (a trend needs 3 samples)"
+_TARGET_RULE = "must be at least 0.001: the HorizontalPodAutoscaler counts in thousandths"
 _HPA_ONLY_BASICS = "spec.autoscaling: engine hpa supports neither lookahead, the queue signal nor onMissingMetrics Fallback; use engine operator"
 
 
@@ -290,9 +291,11 @@ class AutoscalingSpec(ApiModel):
     target_rps_per_pod: float = Field(
         10.0,
         # The HorizontalPodAutoscaler's target is a quantity in thousandths: below 0.001 it would round to 0,
-        # which the API server refuses.
-        ge=0.001,
+        # which the API server refuses. Both bounds, because the API server compares a whole number with a
+        # schema bound cut to a whole number (0 >= 0.001 would pass as 0 >= 0).
+        gt=0,
         le=1_000_000,
+        json_schema_extra={"x-kubernetes-validations": [cel("self >= 0.001", _TARGET_RULE)]},
         alias="targetRPSPerPod",
         description="Requests per second one ready pod should serve (0.001 to 1000000); replicas = ceil(RPS / targetRPSPerPod).",
     )
@@ -322,6 +325,13 @@ class AutoscalingSpec(ApiModel):
     lookahead: LookaheadSpec = Field(
         default_factory=LookaheadSpec, description="Scale up ahead of a rising trend, by the pod startup time."
     )
+
+    @field_validator("target_rps_per_pod")
+    @classmethod
+    def _target_in_thousandths(cls, target: float) -> float:
+        if target < 0.001:
+            raise ValueError(_TARGET_RULE)
+        return target
 
     @model_validator(mode="after")
     def _cross_field(self) -> AutoscalingSpec:

@@ -31,6 +31,11 @@ class ApiModel(BaseModel):
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
+# The largest integer a JSON number carries exactly; the API server reads schema bounds as float64, so a bound
+# beyond it (such as int64's own maximum) is not the number it says.
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
 def plain_dict(data: Any) -> Any:
     """Strict models take dicts, not other mappings (kopf's Body is one): copy the top level."""
     return dict(data) if isinstance(data, Mapping) and not isinstance(data, dict) else data

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from .base import DNS_SUBDOMAIN, NO_SPACE, SECRET_KEY, ApiModel, cel, pattern
+from .base import DNS_SUBDOMAIN, MAX_SAFE_INTEGER, NO_SPACE, SECRET_KEY, ApiModel, cel, pattern
 from .inference import QUANTITY, WITHIN_LIMITS, ResourceList, check_within_limits
 from .quantity import parse_quantity
 
@@ -25,7 +25,6 @@ PG_NAME = pattern(
 BOOTSTRAP_SERVERS = pattern(
     r"^[^\s,]+:[0-9]+(,[^\s,]+:[0-9]+)*$", "a comma-separated list of host:port with no spaces"
 )
-INT64_MAX = 2**63 - 1
 
 
 class SecretKeyRef(ApiModel):
@@ -181,7 +180,7 @@ class DeadLetter(ApiModel):
         pattern=pattern(r"^[a-zA-Z0-9._-]{1,40}$", "1 to 40 letters, digits, '.', '_' and '-'"),
         description="Appended to the topic name.",
     )
-    retention_ms: int = Field(1_209_600_000, ge=-1, le=INT64_MAX, description="How long failed events are kept (default 14 days).")
+    retention_ms: int = Field(1_209_600_000, ge=-1, le=MAX_SAFE_INTEGER, description="How long failed events are kept (default 14 days).")
 
 
 RETENTION_IN_CONFIGS = "set retention.ms with retentionMs, not in configs"
@@ -210,7 +209,7 @@ class KafkaTopic(ApiModel):
     name: str = Field(max_length=200, pattern=TOPIC_NAME, description="Topic name. Renaming creates a new topic; the old one is kept.")
     partitions: int = Field(6, ge=1, le=10000, description="Partitions; can grow, never shrink.")
     replication_factor: int = Field(3, ge=1, le=32, description="Replicas per partition; fixed once created.")
-    retention_ms: int = Field(604_800_000, ge=-1, le=INT64_MAX, description="`retention.ms` (default 7 days; -1 keeps forever).")
+    retention_ms: int = Field(604_800_000, ge=-1, le=MAX_SAFE_INTEGER, description="`retention.ms` (default 7 days; -1 keeps forever).")
     configs: dict[str, str] = Field(default_factory=dict, description="Other topic configs, e.g. `cleanup.policy`.")
     dead_letter: DeadLetter = Field(default_factory=DeadLetter, description="The dead-letter topic for failed events.")
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 from pydantic.json_schema import JsonDict
 
-from .base import DNS_SUBDOMAIN, LABEL_VALUE, QUALIFIED_NAME, ApiModel, LabelValue, cel, pattern
+from .base import DNS_SUBDOMAIN, LABEL_VALUE, MAX_SAFE_INTEGER, QUALIFIED_NAME, ApiModel, LabelValue, cel, pattern
 from .quantity import parse_quantity
 
 # A Kubernetes quantity (`500m`, `4`, `16Gi`, `1.5`, `1e3`): the suffixes Kubernetes knows, nothing else.
@@ -126,7 +126,7 @@ class Toleration(ApiModel):
         None, description="Taint effect to match; empty matches all effects."
     )
     toleration_seconds: int | None = Field(
-        None, ge=-(2**63), le=2**63 - 1, description="For NoExecute: how long the pod stays bound after the taint appears."
+        None, ge=0, le=MAX_SAFE_INTEGER, description="For NoExecute: how long the pod stays bound after the taint appears."
     )
 
     @model_validator(mode="after")
