@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 import re
 
+import kubernetes_validate
 import pytest
 from pydantic import ValidationError
 
@@ -76,6 +77,7 @@ def test_every_child_name_and_label_fits_with_the_longest_name(engine):
     kinds = {m["kind"] for m in manifests}
     assert {"Deployment", "StatefulSet", "Service", "PodDisruptionBudget"} <= kinds
     for manifest in manifests:
+        kubernetes_validate.validate(manifest, "1.35.0", strict=True)
         name = manifest["metadata"]["name"]
         if manifest["kind"] == "Service":
             assert len(name) <= 63 and DNS_1035.fullmatch(name), name
