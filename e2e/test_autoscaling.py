@@ -12,13 +12,12 @@ import math
 import sys
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
 import pytest
 import yaml
 
-from kube import condition, get_json, is_true, kubectl, wait_for
+from kube import condition, get_json, is_true, kubectl, scratch_namespace, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "services"))
 import harness  # noqa: E402
@@ -34,10 +33,8 @@ QUERY = 'sum(rate(nv_inference_request_success{namespace="{namespace}",pod=~"{na
 
 @pytest.fixture(scope="module")
 def traffic_ns(cluster):
-    name = f"e2e-autoscaling-{uuid.uuid4().hex[:5]}"
-    kubectl("create", "namespace", name)
-    yield name
-    kubectl("delete", "namespace", name, "--wait=false", check=False)
+    with scratch_namespace("autoscaling") as name:
+        yield name
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ Each case is one server-side dry run (nothing is stored), all in one namespace.
 from __future__ import annotations
 
 import copy
-import uuid
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ import yaml
 
 from aifleet.api.aiservice import GROUP, PLURAL, VERSION
 from bad_inputs import BAD_UPDATES, CASES, Case
-from kube import KubectlError, kubectl
+from kube import KubectlError, kubectl, scratch_namespace
 
 ROOT = Path(__file__).resolve().parents[1]
 MINIMAL = yaml.safe_load((ROOT / "examples" / "minimal.yaml").read_text())
@@ -23,10 +22,8 @@ MINIMAL = yaml.safe_load((ROOT / "examples" / "minimal.yaml").read_text())
 
 @pytest.fixture(scope="module")
 def corpus_namespace(cluster):
-    name = f"e2e-validation-{uuid.uuid4().hex[:6]}"
-    kubectl("create", "namespace", name)
-    yield name
-    kubectl("delete", "namespace", name, "--wait=false", check=False)
+    with scratch_namespace("validation") as name:
+        yield name
 
 
 def _judge(case: Case, namespace: str, tmp_path: Path) -> None:
