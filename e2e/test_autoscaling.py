@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from aifleet.api.children import triton_pod_regex
 from kube import condition, get_json, is_true, kubectl, scratch_namespace, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "services"))
@@ -28,7 +29,9 @@ TARGET = 20.0  # rps per pod
 POLL = 5
 SCALE_DOWN_WINDOW = 20
 # The default query with a short rate window, so the test does not wait a minute for rate() to settle.
-QUERY = 'sum(rate(nv_inference_request_success{namespace="{namespace}",pod=~"{name}-triton-[a-z0-9]+-[a-z0-9]+"}[10s]))'
+QUERY = (
+    'sum(rate(nv_inference_request_success{namespace="{namespace}",pod=~"' + triton_pod_regex("{name}") + '"}[10s]))'
+)
 
 
 @pytest.fixture(scope="module")
