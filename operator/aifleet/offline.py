@@ -140,7 +140,8 @@ def _parse(doc: Any) -> AIService | None:
         raise RenderError(f"AIService {name if isinstance(name, str) else '(no name)'}: {describe_validation_error(exc)}") from None
 
 
-def load_aiservices(path: Path) -> list[AIService]:
+def read_documents(path: Path) -> list[Any]:
+    """The documents of a YAML file, as Kubernetes's YAML reads them (empty ones left out)."""
     try:
         text = path.read_bytes().decode("utf-8")
     except OSError as exc:
@@ -148,11 +149,15 @@ def load_aiservices(path: Path) -> list[AIService]:
     except UnicodeDecodeError as exc:
         raise RenderError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     try:
-        documents = [d for d in yaml.load_all(text, Loader=_KubeYamlLoader) if d is not None]
+        return [d for d in yaml.load_all(text, Loader=_KubeYamlLoader) if d is not None]
     except yaml.YAMLError as exc:
         raise RenderError(f"{path}: {exc}") from None
     except RecursionError:
         raise RenderError(f"{path}: nested too deeply") from None
+
+
+def load_aiservices(path: Path) -> list[AIService]:
+    documents = read_documents(path)
     services = []
     for index, doc in enumerate(documents):
         where = f"{path}" if len(documents) == 1 else f"{path} (document {index + 1})"

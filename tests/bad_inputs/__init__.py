@@ -7,6 +7,8 @@ Each `*.yaml` here is one manifest as a person would write it, headed by comment
     # field: the field path both messages name (empty: the document as a whole, e.g. not YAML of a mapping)
     # server: what the API server's or kubectl's message names instead, where it cannot name the field
     # apply: raw (post the bytes to the API server as they are; kubectl would rewrite them first)
+    # judge: request (refused while the request is read, by kubectl or the API server's decoding, before the
+    #   CRD's schema and rules are consulted)
     # why it is bad
 
 A manifest names no namespace unless the namespace is what is wrong: the e2e suite applies it in its own.
@@ -30,6 +32,7 @@ class Case:
     field: str
     server: str  # what the API server's (or kubectl's) message must contain
     apply: str  # kubectl | raw
+    judge: str  # schema (the CRD's schema and rules) | request (kubectl or the request's decoding)
     why: str
 
     @property
@@ -46,7 +49,7 @@ def _case(path: Path) -> Case:
         if not line.startswith(b"# "):
             break
         key, sep, value = line[2:].decode("ascii").partition(": ")
-        if sep and key in ("verdict", "field", "server", "apply"):
+        if sep and key in ("verdict", "field", "server", "apply", "judge"):
             header[key] = value.strip()
         else:
             why.append(line[2:].decode("ascii"))
@@ -58,6 +61,7 @@ def _case(path: Path) -> Case:
         field=field,
         server=header.get("server", field),
         apply=header.get("apply", "kubectl"),
+        judge=header.get("judge", "schema"),
         why=" ".join(why),
     )
 
