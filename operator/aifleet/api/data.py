@@ -6,6 +6,7 @@ import re
 from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
+from pydantic.json_schema import JsonDict
 
 from .base import DNS_SUBDOMAIN, MAX_SAFE_INTEGER, NO_SPACE, SECRET_KEY, ApiModel, cel, pattern
 from .inference import QUANTITY, WITHIN_LIMITS, ResourceList, check_within_limits
@@ -139,11 +140,37 @@ class RedisPersistence(ApiModel):
     )
 
 
+# Redis's units as Kubernetes quantity suffixes, so CEL can compare the two (it cannot afford arithmetic here).
+_AS_QUANTITY = {"k": "k", "kb": "Ki", "m": "M", "mb": "Mi", "g": "G", "gb": "Gi"}
+
+
+def _maxmemory_below_limit_rule() -> JsonDict:
+    """CEL for `_fits_in_limit`: maxMemory rewritten as a quantity, then compared with the limit."""
+    memory, limit = "self.maxMemory", "self.resources.limits.memory"
+    unit = f"{memory}.lowerAscii().find('[a-z]+$')"
+    suffix = " : ".join(f"{unit} == '{u}' ? '{q}'" for u, q in _AS_QUANTITY.items()) + " : ''"
+    return cel(
+        f"!has(self.resources) || !has(self.resources.limits) || !has({limit}) || !isQuantity({limit}) || "
+        f"!{memory}.matches('{MAXMEMORY}') || "
+        f"quantity({limit}).isGreaterThan(quantity({memory}.find('^[0-9]+') + ({suffix})))",
+        _MAXMEMORY_BELOW_LIMIT,
+    )
+
+
+_MAXMEMORY_BELOW_LIMIT = (
+    "spec.redis.maxMemory must be below spec.redis.resources.limits.memory: Redis also needs memory for"
+    " connections and forks, and would be OOM-killed"
+)
+
+
 class RedisSpec(ApiModel):
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [_maxmemory_below_limit_rule()]})
+
     enabled: bool = Field(True, description="Run a Redis cache for this service.")
     image: str = Field("redis:7.0", min_length=1, pattern=NO_SPACE, description="Redis image with tag.")
     max_memory: str = Field(
         "256mb",
+        max_length=20,
         pattern=MAXMEMORY,
         description="`maxmemory`: how much data Redis holds (e.g. `256mb`, `2gb`); keep it well below the memory limit.",
     )
@@ -159,7 +186,6 @@ class RedisSpec(ApiModel):
 
     @model_validator(mode="after")
     def _fits_in_limit(self) -> RedisSpec:
-        # Python-only: CEL cannot parse Redis units. The reconciler reports it as InvalidSpec.
         limit = self.resources.limits.memory
         limit_bytes = parse_quantity(limit) if limit else None
         if limit_bytes is not None and parse_maxmemory(self.max_memory) >= int(limit_bytes):
@@ -177,6 +203,7 @@ class DeadLetter(ApiModel):
     enabled: bool = Field(True, description="Create a dead-letter topic beside the topic.")
     suffix: str = Field(
         ".dlq",
+        max_length=40,
         pattern=pattern(r"^[a-zA-Z0-9._-]{1,40}$", "1 to 40 letters, digits, '.', '_' and '-'"),
         description="Appended to the topic name.",
     )
@@ -224,7 +251,21 @@ class KafkaTopic(ApiModel):
         return self.name + self.dead_letter.suffix
 
 
+
+
 class KafkaSpec(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.topics) || self.topics.all(t, !has(t.deadLetter) || !t.deadLetter.enabled || "
+                    "!self.topics.exists(u, u.name == t.name + t.deadLetter.suffix))",
+                    "spec.kafka.topics: a dead-letter topic (name + deadLetter.suffix) must not be one of the topics",
+                )
+            ]
+        }
+    )
+
     enabled: bool = Field(True, description="Manage Kafka topics for this service.")
     bootstrap_servers: str = Field(min_length=1, pattern=BOOTSTRAP_SERVERS, description="Existing Kafka cluster, `host:port[,host:port]`.")
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(

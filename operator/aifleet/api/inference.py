@@ -41,10 +41,15 @@ DEFAULT_VERSION = "24.08-py3"
 
 
 class ResourceList(ApiModel):
-    cpu: str | None = Field(None, pattern=QUANTITY, description="CPU, as a Kubernetes quantity (e.g. `4`, `500m`).")
-    memory: str | None = Field(None, pattern=QUANTITY, description="Memory, as a Kubernetes quantity (e.g. `16Gi`).")
+    # maxLength keeps the CEL rules that compare quantities within the API server's cost budget.
+    cpu: str | None = Field(
+        None, max_length=32, pattern=QUANTITY, description="CPU, as a Kubernetes quantity (e.g. `4`, `500m`)."
+    )
+    memory: str | None = Field(
+        None, max_length=32, pattern=QUANTITY, description="Memory, as a Kubernetes quantity (e.g. `16Gi`)."
+    )
     ephemeral_storage: str | None = Field(
-        None, pattern=QUANTITY, description="Ephemeral storage, as a Kubernetes quantity."
+        None, max_length=32, pattern=QUANTITY, description="Ephemeral storage, as a Kubernetes quantity."
     )
 
 
