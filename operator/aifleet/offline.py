@@ -78,19 +78,31 @@ def _key(key: Any) -> str:
     return "null" if key is None else str(key)
 
 
-def as_json(value: Any, loc: tuple[int | str, ...] = ()) -> Any:
+# YAML aliases can make a small file expand to billions of values; no manifest comes near this many.
+MAX_VALUES = 100_000
+
+
+def as_json(value: Any) -> Any:
     """The JSON kubectl would send for a YAML value; RenderError naming the field when there is none."""
-    if isinstance(value, dict):
-        return {_key(k): as_json(v, (*loc, _key(k))) for k, v in value.items()}
-    if isinstance(value, list):
-        return [as_json(v, (*loc, i)) for i, v in enumerate(value)]
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise RenderError(f"{field_path(loc) or 'document'}: {value} is not a number JSON can carry")
-        return int(value) if value.is_integer() else value
-    if value is None or isinstance(value, (str, int)):
-        return value
-    raise RenderError(f"{field_path(loc) or 'document'}: a YAML {type(value).__name__} has no JSON form")
+    budget = [MAX_VALUES]
+
+    def convert(node: Any, loc: tuple[int | str, ...]) -> Any:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise RenderError(f"more than {MAX_VALUES} values once aliases are expanded: not a manifest")
+        if isinstance(node, dict):
+            return {_key(k): convert(v, (*loc, _key(k))) for k, v in node.items()}
+        if isinstance(node, list):
+            return [convert(v, (*loc, i)) for i, v in enumerate(node)]
+        if isinstance(node, float):
+            if not math.isfinite(node):
+                raise RenderError(f"{field_path(loc) or 'document'}: {node} is not a number JSON can carry")
+            return int(node) if node.is_integer() else node
+        if node is None or isinstance(node, (str, int)):
+            return node
+        raise RenderError(f"{field_path(loc) or 'document'}: a YAML {type(node).__name__} has no JSON form")
+
+    return convert(value, ())
 
 
 def _json_kind(value: Any) -> str:
