@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -31,6 +34,17 @@ def kubectl(*args: str, input: str | None = None, check: bool = True, timeout: f
     if check and proc.returncode != 0:
         raise KubectlError(list(args), proc.returncode, proc.stderr)
     return proc.stdout if check else proc.stdout + proc.stderr
+
+
+@contextlib.contextmanager
+def scratch_namespace(purpose: str) -> Iterator[str]:
+    """A namespace for one module's tests, deleted (without waiting) when they are done."""
+    name = f"e2e-{purpose}-{uuid.uuid4().hex[:5]}"
+    kubectl("create", "namespace", name)
+    try:
+        yield name
+    finally:
+        kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 def get_json(*args: str) -> dict[str, Any] | None:

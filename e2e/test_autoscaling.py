@@ -12,13 +12,13 @@ import math
 import sys
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
 import pytest
 import yaml
 
-from kube import condition, get_json, is_true, kubectl, wait_for
+from aifleet.api.children import triton_pod_regex
+from kube import condition, get_json, is_true, kubectl, scratch_namespace, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "services"))
 import harness  # noqa: E402
@@ -29,22 +29,22 @@ TARGET = 20.0  # rps per pod
 POLL = 5
 SCALE_DOWN_WINDOW = 20
 # The default query with a short rate window, so the test does not wait a minute for rate() to settle.
-QUERY = 'sum(rate(nv_inference_request_success{namespace="{namespace}",pod=~"{name}-triton-[a-z0-9]+-[a-z0-9]+"}[10s]))'
+QUERY = (
+    'sum(rate(nv_inference_request_success{namespace="{namespace}",pod=~"' + triton_pod_regex("{name}") + '"}[10s]))'
+)
 
 
 @pytest.fixture(scope="module")
 def traffic_ns(cluster):
-    name = f"e2e-autoscaling-{uuid.uuid4().hex[:5]}"
-    kubectl("create", "namespace", name)
-    yield name
-    kubectl("delete", "namespace", name, "--wait=false", check=False)
+    with scratch_namespace("autoscaling") as name:
+        yield name
 
 
 @pytest.fixture(scope="module")
 def triton(tmp_path_factory, prometheus, traffic_ns):
     with harness.TritonServer(tmp_path_factory.mktemp("triton")) as server:
         # As Prometheus' kubernetes_sd would label a pod of the fleet `chat`.
-        prometheus.set_targets("triton", [(server.metrics_address, {"namespace": traffic_ns, "pod": "chat-triton-5d8f7-abcde"})])
+        prometheus.set_targets("triton", [(server.metrics_address, {"namespace": traffic_ns, "pod": "chat-triton-5d8f7-bcdfg"})])
         yield server
 
 

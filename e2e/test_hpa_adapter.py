@@ -251,7 +251,7 @@ def serving_pod(fleet_pod, fleet_ns, prometheus, triton) -> str:
 def test_a_series_of_a_pod_that_does_not_exist_is_not_the_fleets(fleet_ns, prometheus, triton, fleet_pod):
     """The HPA averages over the Deployment's actual pods: a series labelled with another pod name (what a
     made-up name in a test would be) is never the fleet's metric, and the HPA says it found none."""
-    label_triton_as(prometheus, triton, fleet_ns, "chat-triton-5d8f7-abcde")
+    label_triton_as(prometheus, triton, fleet_ns, "chat-triton-5d8f7-bcdfg")
     # The adapter knows the metric (its relist found the series) but has no value for any pod of the namespace,
     # so the HPA has nothing to scale on.
     assert custom_metric(fleet_ns) == {}

@@ -19,6 +19,11 @@ def example_documents() -> list[tuple[str, dict]]:
     return out
 
 
+def large_example() -> dict:
+    """The AIService of examples/large.yaml: every component."""
+    return copy.deepcopy(next(doc for name, doc in example_documents() if name.startswith("large.yaml:")))
+
+
 @pytest.fixture
 def minimal() -> dict:
     return copy.deepcopy(yaml.safe_load((EXAMPLES / "minimal.yaml").read_text()))

@@ -63,3 +63,26 @@ def test_simulate_without_the_sim_extra_names_it():
     out = _python("import sys; sys.modules['numpy'] = None; from aifleet.cli import main; sys.exit(main(['simulate', 'x.csv']))")
     assert out.returncode == 2
     assert "pip install 'aifleet[sim]'" in out.stderr
+
+
+# Ten aliases of the level below on each of nine levels: a billion values once expanded, from a few lines.
+_ALIAS_BOMB = b"l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n" + b"".join(
+    f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]\n".encode() for i in range(1, 10)
+)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"- a\n", b"chat\n", _ALIAS_BOMB, b"name: caf\xe9\n", b"apiVersion: aifleet.dev/v1alpha1\nkind: aiservice\nmetadata: {name: chat}\n",
+     b"apiVersion: aifleet.dev/v1alpha1\nkind: AIService\nmetadata: chat\n", b"a: 1\na: 2\n", b""],
+    ids=["list", "scalar", "alias-bomb", "latin-1", "kind-case", "metadata-scalar", "duplicate-key", "empty"],
+)
+def test_render_refuses_a_bad_file_with_one_line_and_exit_1(tmp_path, content):
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(content)
+    out = subprocess.run(
+        [sys.executable, "-m", "aifleet.cli", "render", str(path)], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert out.returncode == 1, out
+    assert out.stdout == ""
+    assert out.stderr.startswith(f"error: {path}") and "Traceback" not in out.stderr, out.stderr

@@ -71,4 +71,7 @@ def test_defaults_follow_models():
     autoscaling = schema()["properties"]["spec"]["properties"]["autoscaling"]
     assert autoscaling["default"]["scaleDown"]["stabilizationWindowSeconds"] == 300
     assert autoscaling["properties"]["minReplicas"]["default"] == 1
-    assert autoscaling["properties"]["targetRPSPerPod"]["exclusiveMinimum"] is True
+    # Not just above 0: the HPA engine's target is a quantity in thousandths, and 0 is refused.
+    target = autoscaling["properties"]["targetRPSPerPod"]
+    assert target["exclusiveMinimum"] is True and target["minimum"] == 0
+    assert target["x-kubernetes-validations"][0]["rule"] == "self >= 0.001"

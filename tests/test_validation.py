@@ -1,29 +1,33 @@
-"""The bad-input table, offline: each bad manifest is refused with a message naming the field.
-
-The same table runs against the real API server in e2e/test_validation.py.
+"""The bad-manifest corpus (tests/bad_inputs/), offline: `aifleet render` reaches the verdict the API server
+reaches, with a message naming the same field. e2e/test_validation.py runs the same files on the API server.
 """
 
 from __future__ import annotations
 
-import copy
-
 import pytest
-from pydantic import ValidationError
 
 from aifleet.api import AIService
-from aifleet.api.errors import describe_validation_error
-from bad_inputs import BAD_INPUTS
+from aifleet.offline import RenderError, load_aiservices
+from bad_inputs import CASES
 
 
-@pytest.mark.parametrize("case", BAD_INPUTS, ids=[c.id for c in BAD_INPUTS])
-def test_bad_input_is_refused_naming_the_field(case, minimal):
-    doc = case.apply(copy.deepcopy(minimal))
-    if case.transition_only:
-        pytest.skip("needs the old object: judged by the API server only (e2e)")
-    with pytest.raises(ValidationError) as info:
-        AIService.model_validate(doc)
-    message = describe_validation_error(info.value)
-    assert case.offline_field in message, message
+def test_the_corpus_is_large_and_says_what_it_expects():
+    assert len([c for c in CASES if c.verdict == "refused"]) >= 60
+    assert {c.verdict for c in CASES} == {"refused", "accepted"}
+    assert all(c.why for c in CASES)
+    assert all(c.field for c in CASES if c.verdict == "refused" and not c.id.startswith("document-"))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_offline_verdict_and_field(case):
+    if case.verdict == "accepted":
+        assert load_aiservices(case.path)
+        return
+    with pytest.raises(RenderError) as info:
+        load_aiservices(case.path)
+    message = str(info.value)
+    assert case.field in message, message
+    assert "match" not in message, f"a raw pattern instead of words: {message}"
 
 
 def test_minimal_example_is_valid(minimal):

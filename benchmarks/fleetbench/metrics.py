@@ -50,7 +50,7 @@ class FakeTriton:
         self.t0 = time.time()
         self.series = []
         for i, (ns, name) in enumerate(services):
-            labels = f'namespace="{ns}",pod="{name}-triton-5f7b8c9d4-x{i % 7}",model="m",version="1"'
+            labels = f'namespace="{ns}",pod="{name}-triton-5f7b8c9d4-x{"bcdfghj"[i % 7]}",model="m",version="1"'
             self.series.append((labels, base_rps + i % 80))
         outer = self
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from .autoscaling import AutoscalingSpec
-from .base import ApiModel
+from .base import DNS_1035_LABEL, DNS_LABEL, ApiModel, LabelKey, LabelValue, plain_dict
+from .children import MAX_NAME_LENGTH
 from .data import KafkaSpec, PgBouncerSpec, RedisSpec
 from .inference import InferenceSpec
 
@@ -37,12 +38,16 @@ class ObjectMeta(ApiModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    name: str = Field(max_length=53, description="AIService name; children derive their names from it.")
-    namespace: str = Field("default", description="Namespace.")
+    name: str = Field(
+        max_length=MAX_NAME_LENGTH,
+        pattern=DNS_1035_LABEL,
+        description="AIService name; children derive their names from it, and Services need DNS-1035 labels.",
+    )
+    namespace: str = Field("default", max_length=63, pattern=DNS_LABEL, description="Namespace.")
     uid: str | None = Field(None, description="Set by the API server; used for owner references.")
     generation: int | None = Field(None, description="Set by the API server.")
-    labels: dict[str, str] = Field(default_factory=dict, description="Labels.")
-    annotations: dict[str, str] = Field(default_factory=dict, description="Annotations.")
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, description="Labels.")
+    annotations: dict[LabelKey, str] = Field(default_factory=dict, description="Annotations.")
 
 
 class AIService(ApiModel):
@@ -52,3 +57,8 @@ class AIService(ApiModel):
     kind: Literal["AIService"] = Field(KIND, description="Kind.")
     metadata: ObjectMeta = Field(description="Object metadata.")
     spec: AIServiceSpec = Field(description="Desired state.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_mapping(cls, data: Any) -> Any:
+        return plain_dict(data)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from .base import ApiModel, cel
+from .base import DNS_SUBDOMAIN, SECRET_KEY, ApiModel, cel, pattern
 from .children import triton_pod_regex
 
 _SELECTOR = 'namespace="{namespace}",pod=~"' + triton_pod_regex("{name}") + '"'
@@ -50,7 +50,7 @@ class ScalingPolicy(ApiModel):
     type: Literal["Pods", "Percent"] = Field(
         description="Pods: change by at most `value` pods per period. Percent: by at most `value`% of the replicas at the period's start."
     )
-    value: int = Field(gt=0, description="How many pods, or what percentage, one period allows.")
+    value: int = Field(gt=0, le=2**31 - 1, description="How many pods, or what percentage, one period allows.")
     period_seconds: int = Field(
         gt=0, le=1800, description="Length of the sliding window the limit applies to, in seconds (1..1800)."
     )
@@ -125,10 +125,10 @@ class TokenSecretRef(ApiModel):
     name: str = Field(
         min_length=1,
         max_length=253,
-        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        pattern=DNS_SUBDOMAIN,
         description="Secret in the AIService's namespace.",
     )
-    key: str = Field("token", min_length=1, description="Key of the Secret holding the bearer token.")
+    key: str = Field("token", min_length=1, max_length=253, pattern=SECRET_KEY, description="Key of the Secret holding the bearer token.")
 
 
 class QueueSignal(ApiModel):
@@ -154,7 +154,7 @@ class QueueSignal(ApiModel):
 class MetricsSpec(ApiModel):
     address: str = Field(
         DEFAULT_PROMETHEUS,
-        pattern=r"^https?://[^\s]+$",
+        pattern=pattern(r"^https?://[^\s]+$", "an http:// or https:// URL with no spaces"),
         description="Prometheus base URL (http or https).",
     )
     query: str | None = Field(
@@ -208,7 +208,7 @@ class OnMissingMetrics(ApiModel):
         description="Hold: keep the current replicas while metrics are missing. Fallback: after `failuresBeforeFallback` failed polls, go to `fallbackReplicas`. Missing metrics never scale down unless `allowFallbackBelowCurrent`.",
     )
     fallback_replicas: int | None = Field(
-        None, ge=1, description="Replicas to run while metrics are missing (action Fallback); within [minReplicas, maxReplicas]."
+        None, ge=1, le=10000, description="Replicas to run while metrics are missing (action Fallback); within [minReplicas, maxReplicas]."
     )
     failures_before_fallback: int = Field(
         3, ge=1, le=100, description="Consecutive failed polls before the fallback applies."
@@ -248,6 +248,7 @@ class LookaheadSpec(ApiModel):
 _MIN_LE_MAX = "spec.autoscaling.minReplicas must be <= maxReplicas"
 _FALLBACK_RANGE = "spec.autoscaling.onMissingMetrics.fallbackReplicas must be between minReplicas and maxReplicas"
 _LOOKAHEAD_WINDOW = "spec.autoscaling.lookahead.windowSeconds must be >= 2 * pollIntervalSeconds (a trend needs 3 samples)"
+_TARGET_RULE = "must be at least 0.001: the HorizontalPodAutoscaler counts in thousandths"
 _HPA_ONLY_BASICS = "spec.autoscaling: engine hpa supports neither lookahead, the queue signal nor onMissingMetrics Fallback; use engine operator"
 
 
@@ -285,13 +286,18 @@ class AutoscalingSpec(ApiModel):
     # minReplicas >= 1: the traffic signal comes from the Triton pods themselves, so at zero pods there is
     # no signal to wake up on (an empty result is an error, not zero traffic), and a cold Triton start
     # takes `podStartupSeconds`. Use the paused annotation to hold a fleet where it is.
-    min_replicas: int = Field(1, ge=1, description="Fewest Triton pods, even with no traffic (>= 1: the pods are the traffic signal).")
+    min_replicas: int = Field(1, ge=1, le=10000, description="Fewest Triton pods, even with no traffic (>= 1: the pods are the traffic signal).")
     max_replicas: int = Field(10, ge=1, le=10000, description="Most Triton pods, whatever the traffic.")
     target_rps_per_pod: float = Field(
         10.0,
+        # The HorizontalPodAutoscaler's target is a quantity in thousandths: below 0.001 it would round to 0,
+        # which the API server refuses. Both bounds, because the API server compares a whole number with a
+        # schema bound cut to a whole number (0 >= 0.001 would pass as 0 >= 0).
         gt=0,
+        le=1_000_000,
+        json_schema_extra={"x-kubernetes-validations": [cel("self >= 0.001", _TARGET_RULE)]},
         alias="targetRPSPerPod",
-        description="Requests per second one ready pod should serve; replicas = ceil(RPS / targetRPSPerPod).",
+        description="Requests per second one ready pod should serve (0.001 to 1000000); replicas = ceil(RPS / targetRPSPerPod).",
     )
     tolerance: float | None = Field(
         None,
@@ -319,6 +325,13 @@ class AutoscalingSpec(ApiModel):
     lookahead: LookaheadSpec = Field(
         default_factory=LookaheadSpec, description="Scale up ahead of a rising trend, by the pod startup time."
     )
+
+    @field_validator("target_rps_per_pod")
+    @classmethod
+    def _target_in_thousandths(cls, target: float) -> float:
+        if target < 0.001:
+            raise ValueError(_TARGET_RULE)
+        return target
 
     @model_validator(mode="after")
     def _cross_field(self) -> AutoscalingSpec:

@@ -5,6 +5,7 @@ benchmarks all read these facts here.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -40,9 +41,23 @@ APPLY_ORDER = (
     "HorizontalPodAutoscaler",
 )
 
-# Triton pods are `<name>-triton-<rs-hash>-<pod-hash>`. Matching the two trailing hash segments exactly keeps
-# service `foo` from counting the pods of a service `foo-triton-x`.
-_POD_HASHES = "-[a-z0-9]+-[a-z0-9]+"
+# The longest AIService name. A StatefulSet labels its pods `controller-revision-hash: <sts>-<hash>`, the hash up
+# to 10 characters, and a label value holds 63: `<name>-redis-<hash>` fits up to 46 and no further. Every other
+# child name is shorter than that label (Services, the longest DNS-1035 labels, are `<name>-pgbouncer`).
+MAX_NAME_LENGTH = 46
+# Kubernetes's own limits on what it generates: pod-template hashes are at most 10 characters, and a generated
+# name (pods of a ReplicaSet) keeps 58 characters of its base before 5 random ones.
+MAX_HASH_LENGTH = 10
+GENERATED_NAME_BASE = 58
+
+# Triton pods are `<name>-triton-<rs-hash>-<pod-hash>`, except that Kubernetes cuts `<name>-triton-<rs-hash>-` to
+# 58 characters: from a name of 40 characters on, the dash, and then the end of the hash, can be cut. `<name>-triton-`
+# itself always survives (46 + 8 < 58), so the pattern asks for it whole and then one or two hash segments.
+# Kubernetes writes both hashes in its own alphabet, which has no vowels: that keeps service `foo` from counting
+# the pods of a service `foo-triton-x` (or `foo-triton`), whose names go on with `triton`.
+HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+_HASH = f"[{HASH_ALPHABET}]+"
+_POD_HASHES = f"-{_HASH}-?{_HASH}"
 
 
 def triton_pod_regex(name: str) -> str:
@@ -52,7 +67,7 @@ def triton_pod_regex(name: str) -> str:
 
 @dataclass(frozen=True)
 class ChildNames:
-    """Child names derive from the AIService name; the CRD caps it at 53 characters so these fit 63."""
+    """Child names derive from the AIService name; the CRD caps it at MAX_NAME_LENGTH so that everything fits."""
 
     triton: str
     pgbouncer: str
@@ -95,8 +110,18 @@ def label_selector(ais: AIService, component: str) -> str:
     return ",".join(f"{k}={v}" for k, v in selector_labels(ais, component).items())
 
 
+_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+
+
+def label_value(text: str) -> str | None:
+    """`text` as a label value (at most 63 characters, alphanumeric at both ends), or None if it cannot be one."""
+    value = text[:63].strip("-_.")
+    return value if value and _LABEL_VALUE.fullmatch(value) else None
+
+
 def common_labels(ais: AIService, component: str, version: str | None = None) -> dict[str, str]:
     labels = {**selector_labels(ais, component), PART_OF_LABEL: PART_OF, MANAGED_BY_LABEL: MANAGED_BY}
-    if version:
-        labels[VERSION_LABEL] = version[:63]
+    value = label_value(version) if version else None
+    if value:
+        labels[VERSION_LABEL] = value
     return labels

@@ -26,6 +26,8 @@ from .aiservice import (
     VERSION,
     AIServiceSpec,
 )
+from .base import DNS_1035_LABEL, cel, pattern_rule
+from .children import MAX_NAME_LENGTH
 from .status import AIServiceStatus
 
 _DROP = {"title"}
@@ -98,6 +100,21 @@ PRINTER_COLUMNS = [
 ]
 
 
+# The API server asks only that a custom resource's name be a path segment; children need more. They are named
+# `<name>-<component>`: Services need DNS-1035 labels, and every generated name and label must fit
+# (api/children.py says why MAX_NAME_LENGTH). The same rules as ObjectMeta.name's constraints.
+NAME_RULES = [
+    cel(
+        f"self.metadata.name.size() <= {MAX_NAME_LENGTH}",
+        f"metadata.name must be at most {MAX_NAME_LENGTH} characters: the names of its children derive from it",
+    ),
+    cel(
+        f"self.metadata.name.matches('{DNS_1035_LABEL}')",
+        f"metadata.name must be {pattern_rule(DNS_1035_LABEL)}",
+    ),
+]
+
+
 def crd() -> dict[str, Any]:
     schema = {
         "type": "object",
@@ -110,10 +127,7 @@ def crd() -> dict[str, Any]:
             "spec": openapi_schema(AIServiceSpec),
             "status": openapi_schema(AIServiceStatus),
         },
-        # Children are named `<name>-<component>` and must stay valid 63-character DNS labels.
-        "x-kubernetes-validations": [
-            {"rule": "self.metadata.name.size() <= 53", "message": "metadata.name must be at most 53 characters"}
-        ],
+        "x-kubernetes-validations": NAME_RULES,
     }
     return {
         "apiVersion": "apiextensions.k8s.io/v1",

@@ -6,27 +6,43 @@ import re
 from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
+from pydantic.json_schema import JsonDict
 
-from .base import ApiModel, cel
-from .inference import QUANTITY, ResourceList
+from .base import DNS_SUBDOMAIN, MAX_SAFE_INTEGER, NO_SPACE, SECRET_KEY, ApiModel, cel, pattern
+from .inference import QUANTITY, WITHIN_LIMITS, ResourceList, check_within_limits
 from .quantity import parse_quantity
 
-SECRET_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
-TOPIC_NAME = r"^[a-zA-Z0-9._-]{1,200}$"
+SECRET_NAME = DNS_SUBDOMAIN
+TOPIC_NAME = pattern(r"^[a-zA-Z0-9._-]{1,200}$", "a Kafka topic name: 1 to 200 letters, digits, '.', '_' and '-'")
 # These values are written into pgbouncer.ini and its connection strings, which have no quoting we can
 # rely on across versions: a conservative character set keeps a value from ever becoming config syntax.
-HOSTNAME = r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$|^\[?[0-9A-Fa-f:.]+\]?$"
-PG_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.$-]*$"
+HOSTNAME = pattern(
+    r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$|^\[?[0-9A-Fa-f:.]+\]?$",
+    "a host name (letters, digits, '.' and '-') or an IP address",
+)
+PG_NAME = pattern(
+    r"^[A-Za-z0-9_][A-Za-z0-9_.$-]*$", "a PostgreSQL name: letters, digits, '_', '.', '$' and '-', not starting with '.', '$' or '-'"
+)
+BOOTSTRAP_SERVERS = pattern(
+    r"^[^\s,]+:[0-9]+(,[^\s,]+:[0-9]+)*$", "a comma-separated list of host:port with no spaces"
+)
 
 
 class SecretKeyRef(ApiModel):
     name: str = Field(max_length=253, pattern=SECRET_NAME, description="Secret in the AIService's namespace.")
-    key: str = Field(min_length=1, max_length=253, description="Key inside the Secret.")
+    key: str = Field(min_length=1, max_length=253, pattern=SECRET_KEY, description="Key inside the Secret.")
 
 
 class ComponentResources(ApiModel):
+    model_config = WITHIN_LIMITS
+
     requests: ResourceList = Field(default_factory=lambda: ResourceList(cpu="100m", memory="128Mi"), description="Guaranteed resources.")
     limits: ResourceList = Field(default_factory=lambda: ResourceList(memory="512Mi"), description="Upper bounds.")
+
+    @model_validator(mode="after")
+    def _within_limits(self) -> ComponentResources:
+        check_within_limits(self.requests, self.limits)
+        return self
 
 
 # --- PgBouncer -------------------------------------------------------------------------------------------
@@ -51,6 +67,7 @@ class PgBouncerSpec(ApiModel):
     image: str = Field(
         "ghcr.io/cloudnative-pg/pgbouncer:1.24.0",
         min_length=1,
+        pattern=NO_SPACE,
         description="PgBouncer image with tag; any image with `pgbouncer` on its PATH (the operator supplies the config).",
     )
     replicas: int = Field(2, ge=1, le=20, description="PgBouncer pods (each holds its own server pool).")
@@ -91,7 +108,10 @@ class PgBouncerSpec(ApiModel):
 
 # Redis's own memory units (case-insensitive): k/m/g are powers of 1000, kb/mb/gb powers of 1024. Zero is
 # refused by the pattern: it means "no limit" to Redis, which in a container ends in an OOM kill.
-MAXMEMORY = r"^[0-9]*[1-9][0-9]*([bB]|[kKmMgG][bB]?)?$"
+MAXMEMORY = pattern(
+    r"^[0-9]*[1-9][0-9]*([bB]|[kKmMgG][bB]?)?$",
+    "a Redis memory size above zero such as 256mb or 2gb (units b, k, kb, m, mb, g, gb)",
+)
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
 
 
@@ -115,14 +135,42 @@ class RedisPersistence(ApiModel):
 
     enabled: bool = Field(False, description="Keep the cache on a PersistentVolume (append-only file) across restarts.")
     size: str = Field("1Gi", pattern=QUANTITY, description="Volume size.")
-    storage_class_name: str | None = Field(None, description="StorageClass of the volume; empty uses the default.")
+    storage_class_name: str | None = Field(
+        None, max_length=253, pattern=DNS_SUBDOMAIN, description="StorageClass of the volume; empty uses the default."
+    )
+
+
+# Redis's units as Kubernetes quantity suffixes, so CEL can compare the two (it cannot afford arithmetic here).
+_AS_QUANTITY = {"k": "k", "kb": "Ki", "m": "M", "mb": "Mi", "g": "G", "gb": "Gi"}
+
+
+def _maxmemory_below_limit_rule() -> JsonDict:
+    """CEL for `_fits_in_limit`: maxMemory rewritten as a quantity, then compared with the limit."""
+    memory, limit = "self.maxMemory", "self.resources.limits.memory"
+    unit = f"{memory}.lowerAscii().find('[a-z]+$')"
+    suffix = " : ".join(f"{unit} == '{u}' ? '{q}'" for u, q in _AS_QUANTITY.items()) + " : ''"
+    return cel(
+        f"!has(self.resources) || !has(self.resources.limits) || !has({limit}) || !isQuantity({limit}) || "
+        f"!{memory}.matches('{MAXMEMORY}') || "
+        f"quantity({limit}).isGreaterThan(quantity({memory}.find('^[0-9]+') + ({suffix})))",
+        _MAXMEMORY_BELOW_LIMIT,
+    )
+
+
+_MAXMEMORY_BELOW_LIMIT = (
+    "spec.redis.maxMemory must be below spec.redis.resources.limits.memory: Redis also needs memory for"
+    " connections and forks, and would be OOM-killed"
+)
 
 
 class RedisSpec(ApiModel):
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [_maxmemory_below_limit_rule()]})
+
     enabled: bool = Field(True, description="Run a Redis cache for this service.")
-    image: str = Field("redis:7.0", min_length=1, description="Redis image with tag.")
+    image: str = Field("redis:7.0", min_length=1, pattern=NO_SPACE, description="Redis image with tag.")
     max_memory: str = Field(
         "256mb",
+        max_length=20,
         pattern=MAXMEMORY,
         description="`maxmemory`: how much data Redis holds (e.g. `256mb`, `2gb`); keep it well below the memory limit.",
     )
@@ -138,7 +186,6 @@ class RedisSpec(ApiModel):
 
     @model_validator(mode="after")
     def _fits_in_limit(self) -> RedisSpec:
-        # Python-only: CEL cannot parse Redis units. The reconciler reports it as InvalidSpec.
         limit = self.resources.limits.memory
         limit_bytes = parse_quantity(limit) if limit else None
         if limit_bytes is not None and parse_maxmemory(self.max_memory) >= int(limit_bytes):
@@ -154,8 +201,13 @@ class RedisSpec(ApiModel):
 
 class DeadLetter(ApiModel):
     enabled: bool = Field(True, description="Create a dead-letter topic beside the topic.")
-    suffix: str = Field(".dlq", pattern=r"^[a-zA-Z0-9._-]{1,40}$", description="Appended to the topic name.")
-    retention_ms: int = Field(1_209_600_000, ge=-1, description="How long failed events are kept (default 14 days).")
+    suffix: str = Field(
+        ".dlq",
+        max_length=40,
+        pattern=pattern(r"^[a-zA-Z0-9._-]{1,40}$", "1 to 40 letters, digits, '.', '_' and '-'"),
+        description="Appended to the topic name.",
+    )
+    retention_ms: int = Field(1_209_600_000, ge=-1, le=MAX_SAFE_INTEGER, description="How long failed events are kept (default 14 days).")
 
 
 RETENTION_IN_CONFIGS = "set retention.ms with retentionMs, not in configs"
@@ -184,7 +236,7 @@ class KafkaTopic(ApiModel):
     name: str = Field(max_length=200, pattern=TOPIC_NAME, description="Topic name. Renaming creates a new topic; the old one is kept.")
     partitions: int = Field(6, ge=1, le=10000, description="Partitions; can grow, never shrink.")
     replication_factor: int = Field(3, ge=1, le=32, description="Replicas per partition; fixed once created.")
-    retention_ms: int = Field(604_800_000, ge=-1, description="`retention.ms` (default 7 days; -1 keeps forever).")
+    retention_ms: int = Field(604_800_000, ge=-1, le=MAX_SAFE_INTEGER, description="`retention.ms` (default 7 days; -1 keeps forever).")
     configs: dict[str, str] = Field(default_factory=dict, description="Other topic configs, e.g. `cleanup.policy`.")
     dead_letter: DeadLetter = Field(default_factory=DeadLetter, description="The dead-letter topic for failed events.")
 
@@ -199,15 +251,29 @@ class KafkaTopic(ApiModel):
         return self.name + self.dead_letter.suffix
 
 
+
+
 class KafkaSpec(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.topics) || self.topics.all(t, !has(t.deadLetter) || !t.deadLetter.enabled || "
+                    "!self.topics.exists(u, u.name == t.name + t.deadLetter.suffix))",
+                    "spec.kafka.topics: a dead-letter topic (name + deadLetter.suffix) must not be one of the topics",
+                )
+            ]
+        }
+    )
+
     enabled: bool = Field(True, description="Manage Kafka topics for this service.")
-    bootstrap_servers: str = Field(min_length=1, description="Existing Kafka cluster, `host:port[,host:port]`.")
+    bootstrap_servers: str = Field(min_length=1, pattern=BOOTSTRAP_SERVERS, description="Existing Kafka cluster, `host:port[,host:port]`.")
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="How the operator talks to the brokers."
     )
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(None, description="SASL mechanism.")
     credentials_secret: str | None = Field(
-        None, pattern=SECRET_NAME, description="Secret with `username`/`password` (SASL) and `ca.crt` (TLS)."
+        None, max_length=253, pattern=SECRET_NAME, description="Secret with `username`/`password` (SASL) and `ca.crt` (TLS)."
     )
     topics: list[KafkaTopic] = Field(
         default_factory=list,

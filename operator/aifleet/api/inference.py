@@ -2,28 +2,88 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic.json_schema import JsonDict
 
-from .base import ApiModel, cel
+from .base import DNS_SUBDOMAIN, LABEL_VALUE, MAX_SAFE_INTEGER, QUALIFIED_NAME, ApiModel, LabelValue, cel, pattern
+from .quantity import parse_quantity
 
-# A Kubernetes quantity (`500m`, `4`, `16Gi`, `1.5`); the API server checks the rest.
-QUANTITY = r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|[numkMGTPE]i?|Ki)?$"
+# A Kubernetes quantity (`500m`, `4`, `16Gi`, `1.5`, `1e3`): the suffixes Kubernetes knows, nothing else.
+QUANTITY = pattern(
+    r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|[KMGTPE]i|[numkMGTPE])?$",
+    "a Kubernetes quantity such as 500m, 4, 1.5 or 16Gi (suffixes n u m k M G T P E, Ki Mi Gi Ti Pi Ei)",
+)
+# An image reference without its tag or digest: the tag is a field of its own. A registry port stays allowed.
+IMAGE_WITHOUT_TAG = pattern(
+    r"^([^\s/@]+/)*[^\s/:@]+$",
+    "an image name without a tag or digest (e.g. nvcr.io/nvidia/tritonserver): the tag goes in `version`",
+)
+IMAGE_TAG = pattern(
+    r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
+    "an image tag: at most 128 letters, digits, '_', '.' and '-', not starting with '.' or '-'",
+)
+MODEL_REPOSITORY_URI = pattern(r"^(s3|gs|as|https?)://.+", "a URI starting with s3://, gs://, as://, http:// or https://")
+# Triton model names are directories of the repository, passed as `--load-model=<name>`.
+MODEL_NAME = pattern(
+    r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
+    "a model name: letters, digits, '_', '.' and '-', not starting with '.' or '-'",
+)
+MAX_UNAVAILABLE = pattern(
+    r"^([0-9]+|([0-9]|[1-9][0-9]|100)%)$",
+    "a number of pods (e.g. 1) or a percentage from 0% to 100%",
+)
+ModelName = Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=MODEL_NAME)]
 
 DEFAULT_IMAGE = "nvcr.io/nvidia/tritonserver"
 DEFAULT_VERSION = "24.08-py3"
 
 
 class ResourceList(ApiModel):
-    cpu: str | None = Field(None, pattern=QUANTITY, description="CPU, as a Kubernetes quantity (e.g. `4`, `500m`).")
-    memory: str | None = Field(None, pattern=QUANTITY, description="Memory, as a Kubernetes quantity (e.g. `16Gi`).")
+    # maxLength keeps the CEL rules that compare quantities within the API server's cost budget.
+    cpu: str | None = Field(
+        None, max_length=32, pattern=QUANTITY, description="CPU, as a Kubernetes quantity (e.g. `4`, `500m`)."
+    )
+    memory: str | None = Field(
+        None, max_length=32, pattern=QUANTITY, description="Memory, as a Kubernetes quantity (e.g. `16Gi`)."
+    )
     ephemeral_storage: str | None = Field(
-        None, pattern=QUANTITY, description="Ephemeral storage, as a Kubernetes quantity."
+        None, max_length=32, pattern=QUANTITY, description="Ephemeral storage, as a Kubernetes quantity."
     )
 
 
+_RESOURCE_NAMES = {"cpu": "cpu", "memory": "memory", "ephemeral_storage": "ephemeralStorage"}
+
+
+def _within_limits_rule(wire: str) -> JsonDict:
+    both = f"self.requests.{wire}", f"self.limits.{wire}"
+    given = " && ".join(
+        f"has(self.{part}) && has({value}) && isQuantity({value})" for part, value in zip(("requests", "limits"), both)
+    )
+    return cel(
+        f"!({given}) || quantity({both[0]}).compareTo(quantity({both[1]})) <= 0",
+        f"requests.{wire} must not exceed limits.{wire}",
+    )
+
+
+# Pod validation refuses a container whose request is above its limit: refuse it in the spec instead.
+WITHIN_LIMITS = ConfigDict(
+    json_schema_extra={"x-kubernetes-validations": [_within_limits_rule(wire) for wire in _RESOURCE_NAMES.values()]}
+)
+
+
+def check_within_limits(requests: ResourceList, limits: ResourceList) -> None:
+    for field, wire in _RESOURCE_NAMES.items():
+        request, limit = getattr(requests, field), getattr(limits, field)
+        wanted, allowed = parse_quantity(request or ""), parse_quantity(limit or "")
+        if wanted is not None and allowed is not None and wanted > allowed:
+            raise ValueError(f"requests.{wire} ({request}) must not exceed limits.{wire} ({limit})")
+
+
 class Resources(ApiModel):
+    model_config = WITHIN_LIMITS
+
     requests: ResourceList = Field(
         default_factory=lambda: ResourceList(cpu="2", memory="8Gi"),
         description="Resources each Triton pod is guaranteed.",
@@ -33,17 +93,56 @@ class Resources(ApiModel):
         description="Upper bounds for each Triton pod. GPUs come from `gpusPerPod`, not from here.",
     )
 
+    @model_validator(mode="after")
+    def _within_limits(self) -> Resources:
+        check_within_limits(self.requests, self.limits)
+        return self
+
+
+_EXISTS_HAS_NO_VALUE = "value must be empty when operator is Exists"
+_NO_KEY_MEANS_EXISTS = "operator must be Exists when key is empty"
+_SECONDS_NEED_NO_EXECUTE = "effect must be NoExecute when tolerationSeconds is set"
+
 
 class Toleration(ApiModel):
-    key: str | None = Field(None, description="Taint key the toleration applies to; empty matches all keys.")
+    # The pod's own validation: a Deployment carrying a toleration that breaks these is refused at apply.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel("self.operator != 'Exists' || !has(self.value) || self.value == ''", _EXISTS_HAS_NO_VALUE),
+                cel("(has(self.key) && self.key != '') || self.operator == 'Exists'", _NO_KEY_MEANS_EXISTS),
+                cel(
+                    "!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+                    _SECONDS_NEED_NO_EXECUTE,
+                ),
+            ]
+        }
+    )
+
+    key: str | None = Field(
+        None, max_length=317, pattern=QUALIFIED_NAME,
+        description="Taint key the toleration applies to; empty matches all keys.",
+    )
     operator: Literal["Exists", "Equal"] = Field("Equal", description="How the key relates to the value.")
-    value: str | None = Field(None, description="Taint value matched when operator is Equal.")
+    value: str | None = Field(
+        None, max_length=63, pattern=LABEL_VALUE, description="Taint value matched when operator is Equal."
+    )
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
         None, description="Taint effect to match; empty matches all effects."
     )
     toleration_seconds: int | None = Field(
-        None, description="For NoExecute: how long the pod stays bound after the taint appears."
+        None, ge=0, le=MAX_SAFE_INTEGER, description="For NoExecute: how long the pod stays bound after the taint appears."
     )
+
+    @model_validator(mode="after")
+    def _as_a_pod_allows(self) -> Toleration:
+        if self.operator == "Exists" and self.value:
+            raise ValueError(_EXISTS_HAS_NO_VALUE)
+        if not self.key and self.operator != "Exists":
+            raise ValueError(_NO_KEY_MEANS_EXISTS)
+        if self.toleration_seconds is not None and self.effect != "NoExecute":
+            raise ValueError(_SECONDS_NEED_NO_EXECUTE)
+        return self
 
 
 class ModelCache(ApiModel):
@@ -71,17 +170,19 @@ class ModelRepository(ApiModel):
 
     uri: str | None = Field(
         None,
-        pattern=r"^(s3|gs|as|https?)://.+",
+        pattern=MODEL_REPOSITORY_URI,
         description="Remote model repository Triton reads directly (`s3://`, `gs://`, `as://`, `http(s)://`).",
     )
     persistent_volume_claim: str | None = Field(
         None,
         max_length=253,
+        pattern=DNS_SUBDOMAIN,
         description="Name of a PersistentVolumeClaim holding the model repository, mounted read-only at /models.",
     )
     credentials_secret: str | None = Field(
         None,
         max_length=253,
+        pattern=DNS_SUBDOMAIN,
         description="Secret whose keys are exposed to Triton as environment variables (cloud storage credentials).",
     )
     cache: ModelCache = Field(default_factory=ModelCache, description="Node-local cache of fetched models.")
@@ -107,25 +208,32 @@ class Probes(ApiModel):
 class Disruption(ApiModel):
     max_unavailable: str = Field(
         "10%",
-        pattern=r"^([0-9]+|[0-9]{1,3}%)$",
+        pattern=MAX_UNAVAILABLE,
         description="Most Triton pods a voluntary disruption (drain, upgrade) may take at once: a count or a percentage.",
     )
 
 
 class InferenceSpec(ApiModel):
-    image: str = Field(DEFAULT_IMAGE, min_length=1, description="Triton Inference Server image, without the tag.")
-    version: str = Field(
-        DEFAULT_VERSION, min_length=1, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", description="Image tag."
+    image: str = Field(
+        DEFAULT_IMAGE,
+        min_length=1,
+        max_length=1024,
+        pattern=IMAGE_WITHOUT_TAG,
+        description="Triton Inference Server image, without the tag (the tag is `version`).",
     )
+    version: str = Field(DEFAULT_VERSION, min_length=1, pattern=IMAGE_TAG, description="Image tag.")
     model_repository: ModelRepository = Field(description="Where Triton loads models from.")
-    models: list[str] = Field(
+    models: list[ModelName] = Field(
         default_factory=list,
         max_length=64,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
         description="Models to load explicitly (`--model-control-mode=explicit`); empty loads every model in the repository.",
     )
     gpus_per_pod: int = Field(1, ge=0, le=16, description="`nvidia.com/gpu` each pod requests; 0 runs on CPU.")
     resources: Resources = Field(default_factory=Resources, description="CPU and memory per pod.")
-    node_selector: dict[str, str] = Field(default_factory=dict, description="Node labels the pods must run on.")
+    node_selector: dict[str, LabelValue] = Field(
+        default_factory=dict, description="Node labels the pods must run on; values are label values."
+    )
     tolerations: list[Toleration] = Field(
         default_factory=list,
         max_length=32,
@@ -135,7 +243,9 @@ class InferenceSpec(ApiModel):
     probes: Probes = Field(default_factory=Probes, description="Startup, readiness and liveness timing.")
     disruption: Disruption = Field(default_factory=Disruption, description="PodDisruptionBudget for the fleet.")
     extra_args: list[str] = Field(default_factory=list, max_length=32, description="Extra `tritonserver` arguments.")
-    priority_class_name: str | None = Field(None, description="PriorityClass for the Triton pods.")
+    priority_class_name: str | None = Field(
+        None, max_length=253, pattern=DNS_SUBDOMAIN, description="PriorityClass for the Triton pods."
+    )
     drain_seconds: int = Field(
         10,
         ge=0,
@@ -145,3 +255,12 @@ class InferenceSpec(ApiModel):
             "stop sending it requests first and a rollout or scale-down drops none. 0 stops at once."
         ),
     )
+
+    @field_validator("models")
+    @classmethod
+    def _unique_models(cls, models: list[str]) -> list[str]:
+        # The CRD's list type `set` refuses duplicates too.
+        seen = {m for m in models if models.count(m) > 1}
+        if seen:
+            raise ValueError(f"lists {', '.join(sorted(seen))} more than once")
+        return models
