@@ -46,7 +46,7 @@ def operator_engine(prometheus: str, stop: threading.Event) -> None:
         "podStartupSeconds": 0, "scaleDown": {"stabilizationWindowSeconds": 30},
         "metrics": {"address": prometheus, "warmupSeconds": 0,
                     "query": 'sum(rate(nv_inference_request_success{namespace="{namespace}",'
-                             'pod=~"{name}-triton-[a-z0-9]+-[a-z0-9]+"}[15s]))'},
+                             'pod=~"{name}-triton-[bcdfghjklmnpqrstvwxz2456789]+-?[bcdfghjklmnpqrstvwxz2456789]+"}[15s]))'},
     })
     source = PrometheusSource(prometheus, timeout_seconds=2)
     state, replicas, ready = AutoscalerState(), 1, 1
