@@ -61,8 +61,9 @@ hash_stdin() { sha256sum | cut -c1-16; }
 
 # ---- the environment ------------------------------------------------------------------------------------
 
-# gcc and libc6-dev build the static pause binary.
-ensure_tools() { apt_install_missing buildah debootstrap gcc libc6-dev; }
+# gcc and libc6-dev build the static pause binary; runc runs the RUN steps (Debian's buildah only recommends it,
+# so an install without recommends has no OCI runtime: "exec: no command").
+ensure_tools() { apt_install_missing buildah runc debootstrap gcc libc6-dev; }
 
 # The Debian mirror the host's own apt uses for $SUITE: deb822 sources first, then one-line ones.
 debian_mirror() {
