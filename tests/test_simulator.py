@@ -121,7 +121,28 @@ def test_cli_policy_choice_and_spec_file(tmp_path, capsys):
     spec.write_text("apiVersion: aifleet.dev/v1alpha1\nkind: AIService\nspec:\n  autoscaling:\n    targetRPSPerPod: 20\n    maxReplicas: 7\n")
     assert simulate_main([str(trace), "--policy", "hpa", "--spec", str(spec), "--markdown"]) == 0
     out = capsys.readouterr().out
-    assert "target 20 rps/pod" in out and "| hpa |" in out and "oracle" not in out
+    assert "target 20 rps/pod" in out and "| hpa (HPA with default behavior) |" in out and "oracle" not in out
+    assert "without a behavior block" not in out
+
+
+def test_both_hpa_baselines_are_labelled(tmp_path, capsys):
+    trace = make(tmp_path, [(0, 100), (600, 100), (601, 800), (1800, 800)])
+    assert simulate_main([str(trace), "--policy", "hpa", "--policy", "hpa-no-behavior", "--max-replicas", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "HPA with default behavior" in out and "HPA without a behavior block" in out
+
+
+def test_without_a_behavior_hpa_climbs_by_doubling():
+    """The legacy path caps each sync at max(2 x current, 4); the default behavior allows +100% or +4 pods."""
+    cfg = SimConfig(max_replicas=200)
+    trace = step_trace(before=10, after=1000, at=61, end=900)
+
+    def sizes(policy: str) -> list[int]:
+        r = simulate(trace, sim.controller_for(policy, cfg), cfg)
+        return [int(n) for i, n in enumerate(r.total) if i == 0 or n != r.total[i - 1]]
+
+    assert sizes("hpa-no-behavior")[:5] == [1, 4, 8, 16, 32]
+    assert sizes("hpa")[:5] == [1, 5, 10, 20, 40]
 
 
 def test_cli_reports_bad_input(tmp_path, capsys):

@@ -9,9 +9,10 @@ The model, kept deliberately simple and identical for every policy:
 * capacity is ready pods x targetRPSPerPod; traffic above it is "under-provisioned".
 
 Policies: aifleet (`policy.decide`, the operator's own function) with look-ahead off and on, the HPA
-re-implementation with default behaviour (`hpa.hpa_sync`, External metric AverageValue target), and
-an oracle with perfect foresight whose pods are ready exactly when needed (per poll interval: the
-peak of the coming interval), the lower bound on pod-hours at zero under-provisioning.
+re-implementation (`hpa.hpa_sync`, External metric AverageValue target) once with the default `behavior:`
+and once without a `behavior:` block (the controller's legacy path, what most HPAs run), and an oracle with
+perfect foresight whose pods are ready exactly when needed (per poll interval: the peak of the coming
+interval), the lower bound on pod-hours at zero under-provisioning.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from ..api.autoscaling import AutoscalingSpec, LookaheadSpec
 from .hpa import HPAState, hpa_sync
 from .policy import Observation, decide
 from .sample import Sample
-from .simulate_cli import DESCRIPTION, POLICIES, add_arguments
+from .simulate_cli import DESCRIPTION, POLICIES, POLICY_LABELS, add_arguments
 from .state import AutoscalerState
 
 # The simulated clock starts at a realistic Unix time so timestamps look like the operator's.
@@ -135,13 +136,14 @@ class AifleetController:
 class HPAController:
     cfg: SimConfig
     name: str = "hpa"
+    behavior: bool = True  # False: an HPA without a `behavior:` block
     state: HPAState = field(default_factory=HPAState)
 
     def step(self, now: float, observed_rps: float, current: int, ready: int) -> int:
         # status.replicas counts every pod that exists, ready or not: that is what HPA divides by.
         r = hpa_sync(
             observed_rps, current, current, self.cfg.min_replicas, self.cfg.max_replicas,
-            self.cfg.target_rps_per_pod, self.state, now,
+            self.cfg.target_rps_per_pod, self.state, now, behavior=self.behavior,
         )
         self.state = r.state
         return r.desired
@@ -150,6 +152,8 @@ class HPAController:
 def controller_for(policy: str, cfg: SimConfig, spec: AutoscalingSpec | None = None) -> Controller:
     if policy == "hpa":
         return HPAController(cfg)
+    if policy == "hpa-no-behavior":
+        return HPAController(cfg, name=policy, behavior=False)
     if policy in ("aifleet", "aifleet-lookahead"):
         base = spec or cfg.spec(lookahead=False)
         enabled = policy == "aifleet-lookahead"
@@ -266,7 +270,7 @@ def format_table(results: Sequence[SimResult], markdown: bool = True) -> str:
     rows = []
     for r in results:
         row = [
-            r.policy, f"{r.pod_hours:.1f}", f"{r.under_share * 100:.2f}%", f"{r.under_time_share * 100:.1f}%",
+            POLICY_LABELS.get(r.policy, r.policy), f"{r.pod_hours:.1f}", f"{r.under_share * 100:.2f}%", f"{r.under_time_share * 100:.1f}%",
             str(r.scale_events), str(r.peak_pods),
         ]
         if oracle_hours:
@@ -303,7 +307,7 @@ def plot(results: Sequence[SimResult], cfg: SimConfig, path: str | Path, title: 
         ax.fill_between(x, 0, r.demand.max() * 1.05, where=short, color="tab:red", alpha=0.12, linewidth=0, label="under-provisioned")
         ax.set_ylabel("rps")
         ax.set_title(
-            f"{r.policy}: {r.pod_hours:.1f} pod-h, {r.under_share * 100:.2f}% requests above capacity, "
+            f"{POLICY_LABELS.get(r.policy, r.policy)}: {r.pod_hours:.1f} pod-h, {r.under_share * 100:.2f}% requests above capacity, "
             f"{r.scale_events} scale events, peak {r.peak_pods} pods",
             fontsize=9, loc="left",
         )

@@ -10,7 +10,13 @@ import argparse
 import sys
 
 DESCRIPTION = "Replay a traffic trace through autoscaling policies and compare what they cost and miss."
-POLICIES = ("aifleet", "aifleet-lookahead", "hpa", "oracle")
+POLICIES = ("aifleet", "aifleet-lookahead", "hpa", "hpa-no-behavior", "oracle")
+# How tables and plots name the two HPA baselines: most HPAs in the field have no `behavior:` block, and the
+# controller then runs its legacy path, not the v2 defaults.
+POLICY_LABELS = {
+    "hpa": "hpa (HPA with default behavior)",
+    "hpa-no-behavior": "hpa-no-behavior (HPA without a behavior block)",
+}
 MISSING_EXTRA = "aifleet simulate needs numpy and matplotlib: pip install 'aifleet[sim]' ({error})"
 
 
