@@ -167,3 +167,18 @@ def test_committed_traces_are_small_and_reproducible(tmp_path):
     field = load_trace(TRACES / "field_large.csv")
     assert 150 <= field.rps.min() <= 250 and 4500 <= np.percentile(field.rps, 99.5) <= 6000
     assert math.isclose(field.duration, 86400)
+
+
+def test_cli_reads_a_request_log(tmp_path, capsys):
+    """A request log of 10 min: 1 request a second, then 5 a second for the last 5 minutes."""
+    arrivals = [float(t) for t in range(300)] + [300 + i / 5 for i in range(1500)]
+    log = tmp_path / "access.csv"
+    log.write_text("method,path,timestamp\n" + "".join(f"POST,/infer,{1_700_000_000 + t}\n" for t in arrivals))
+    args = [str(log), "--policy", "hpa", "--target-rps-per-pod", "1", "--bin-seconds", "10"]
+    assert simulate_main(args) == 0
+    out = capsys.readouterr().out
+    assert "a request log of 1800 requests over 9.8 min, counted per 10 s: mean 3.00 rps, busiest bin 5.00 rps" in out
+    assert simulate_main([*args, "--column", "path"]) == 2  # not timestamps
+    assert "line 2: not a timestamp" in capsys.readouterr().err
+    tr = load_trace(log, column="2", bin_seconds=60)
+    assert tr.requests == 1800 and list(tr.rps) == [1, 1, 1, 1, 1, 5, 5, 5, 5, 5]

@@ -1,7 +1,8 @@
 """Replay a traffic trace through autoscaling policies and compare what they cost and miss.
 
 The model, kept deliberately simple and identical for every policy:
-* traffic: a CSV `time_seconds,rps`, interpolated linearly onto a 1-second grid;
+* traffic: an rps series (`time_seconds,rps`) or a request log binned into one (`traces`), interpolated
+  linearly onto a 1-second grid;
 * the metric a policy sees at time t is the mean RPS of the last `metric_window_seconds`
   (what Prometheus' `rate(...[1m])` gives), read every `poll_interval_seconds`;
 * a new pod costs money at once but serves only `pod_startup_seconds` later; a scale-down removes
@@ -35,6 +36,7 @@ from .policy import Observation, decide
 from .sample import Sample
 from .simulate_cli import DESCRIPTION, POLICIES, POLICY_LABELS, add_arguments
 from .state import AutoscalerState
+from .traces import parse_trace
 
 # The simulated clock starts at a realistic Unix time so timestamps look like the operator's.
 EPOCH = 1_700_000_000.0
@@ -49,34 +51,23 @@ class Trace:
     name: str
     times: np.ndarray  # seconds from the start, increasing
     rps: np.ndarray
+    requests: int | None = None  # read from a request log of this many requests (None: an rps series)
+    bin_seconds: float | None = None  # ...counted per bin of this many seconds
 
     @property
     def duration(self) -> int:
         return int(self.times[-1] - self.times[0])
 
 
-def load_trace(path: str | Path) -> Trace:
+def load_trace(path: str | Path, column: str | None = None, bin_seconds: float = 1.0) -> Trace:
+    """An rps series or a request log from a CSV file (`traces.parse_trace` says which files are which)."""
     path = Path(path)
-    times: list[float] = []
-    rps: list[float] = []
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or not {"time_seconds", "rps"} <= set(reader.fieldnames):
-            raise ValueError(f"{path}: expected a CSV header time_seconds,rps")
-        for lineno, row in enumerate(reader, start=2):
-            try:
-                t, r = float(row["time_seconds"]), float(row["rps"])
-            except (TypeError, ValueError):
-                raise ValueError(f"{path}:{lineno}: not a number") from None
-            if not (math.isfinite(t) and math.isfinite(r)) or r < 0:
-                raise ValueError(f"{path}:{lineno}: time and rps must be finite, rps >= 0")
-            if times and t <= times[-1]:
-                raise ValueError(f"{path}:{lineno}: time_seconds must increase")
-            times.append(t)
-            rps.append(r)
-    if len(times) < 2:
-        raise ValueError(f"{path}: a trace needs at least two rows")
-    return Trace(path.stem, np.array(times) - times[0], np.array(rps))
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            series = parse_trace(f, column=column, bin_seconds=bin_seconds)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    return Trace(path.stem, np.array(series.times), np.array(series.rps), series.requests, series.bin_seconds)
 
 
 def write_trace(path: str | Path, times: Sequence[float], rps: Sequence[float]) -> None:
@@ -344,7 +335,7 @@ def simulate_main(argv: Sequence[str] | None = None) -> int:
 def simulate_command(args: argparse.Namespace) -> int:
     """Run the simulation the parsed options of `aifleet simulate` describe."""
     try:
-        trace = load_trace(args.trace)
+        trace = load_trace(args.trace, args.column, args.bin_seconds)
         spec = _load_spec(args.spec) if args.spec else None
     except (OSError, ValueError) as exc:
         print(f"aifleet simulate: {exc}", file=sys.stderr)
@@ -366,6 +357,10 @@ def simulate_command(args: argparse.Namespace) -> int:
             return 2
     policies = args.policy or list(POLICIES)
     results = run(trace, cfg, policies, spec)
+    if trace.requests is not None:
+        print(f"{trace.name}: a request log of {trace.requests} requests over {trace.duration / 60:.1f} min, counted per "
+              f"{trace.bin_seconds:g} s: mean {float(trace.rps.mean()):.2f} rps, "
+              f"busiest bin {float(trace.rps.max()):.2f} rps")
     print(f"{trace.name}: {trace.duration / 3600:.1f} h, target {cfg.target_rps_per_pod:g} rps/pod, "
           f"pods start in {cfg.pod_startup_seconds}s, poll {cfg.poll_interval_seconds}s")
     print(format_table(results, markdown=args.markdown))
