@@ -17,7 +17,7 @@ tests/test_hpa_upstream.py replays upstream's own test vectors against it. Seman
   scale-down into more replicas than now (a rolling update's surge pod), nothing changes. Only CPU metrics
   ignore Running-but-unready pods; for any other metric an unready pod that reports is averaged in as is.
 * Missing metrics: if the only metric cannot be read, HPA does nothing (ScalingActive=False,
-  FailedGet...Metric) and records no recommendation; it never scales on missing data.
+  FailedGet...Metric) and records no recommendation (but the first sync's); it never scales on missing data.
 * Stabilization: the first sync of an HPA records the current size as a recommendation (so nothing
   shrinks inside the first scale-down window); every sync records the raw recommendation; the stabilized
   value starts at the current replicas, is raised to the minimum of the recommendations in the scale-up
