@@ -23,6 +23,7 @@ import pytest
 from harness import LoadGenerator, Prometheus, TritonServer, free_port
 
 from aifleet.api.autoscaling import AutoscalingSpec
+from aifleet.api.children import triton_pod_regex
 from aifleet.autoscaler.policy import Observation, decide
 from aifleet.autoscaler.prometheus import PrometheusSource
 from aifleet.autoscaler.state import AutoscalerState
@@ -32,7 +33,7 @@ from aifleet.observability.health import Health, Servers
 pytestmark = pytest.mark.services
 
 NAMESPACE, NAME = "shop", "chat"
-POD = "chat-triton-5d8f7c9b4-abcde"  # as pod discovery labels a pod of the fleet `chat`
+POD = "chat-triton-5d8f7c9b4-bcdfg"  # as pod discovery labels a pod of the fleet `chat`
 POLL = 5
 # Quiet, a rise the fleet scales up for, a fall it scales back down after its (short) scale-down window.
 PROFILE = [(40, 8), (70, 40), (70, 12)]
@@ -46,7 +47,7 @@ def operator_engine(prometheus: str, stop: threading.Event) -> None:
         "podStartupSeconds": 0, "scaleDown": {"stabilizationWindowSeconds": 30},
         "metrics": {"address": prometheus, "warmupSeconds": 0,
                     "query": 'sum(rate(nv_inference_request_success{namespace="{namespace}",'
-                             'pod=~"{name}-triton-[bcdfghjklmnpqrstvwxz2456789]+-?[bcdfghjklmnpqrstvwxz2456789]+"}[15s]))'},
+                             f'pod=~"{triton_pod_regex("{name}")}"}}[15s]))'},
     })
     source = PrometheusSource(prometheus, timeout_seconds=2)
     state, replicas, ready = AutoscalerState(), 1, 1
