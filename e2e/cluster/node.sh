@@ -239,9 +239,10 @@ import_images() {
       continue
     fi
     log "importing $name"
-    ctr --address "$CONTAINERD_SOCK" -n k8s.io images import --all-platforms "$archive" >/dev/null
+    local gave
+    gave="$(ctr --address "$CONTAINERD_SOCK" -n k8s.io images import --all-platforms "$archive")"
     ctr --address "$CONTAINERD_SOCK" -n k8s.io images ls -q | grep -qx "$name" ||
-      die "importing $archive did not give the image $name"
+      die "importing $archive did not give the image $name (it gave: ${gave//$'\n'/ }); delete the archive to rebuild it"
     { grep -v "^$name " "$NODE_DIR/images.imported" 2>/dev/null || true; echo "$name $want"; } >"$NODE_DIR/images.imported.tmp"
     mv "$NODE_DIR/images.imported.tmp" "$NODE_DIR/images.imported"
   done <<<"$images"
