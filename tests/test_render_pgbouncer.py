@@ -248,7 +248,7 @@ def test_the_component_wiring():
     from aifleet.renderer.pgbouncer import PgBouncer
 
     ais = _ais()
-    assert secret_names(ais) == ["db-creds"]
+    assert secret_names(ais) == ["shop-triton-admin", "db-creds"]
     missing = PgBouncer().render(ais, RenderInputs(secrets={}))
     assert missing.manifests == [] and missing.problem == 'spec.pgbouncer.passwordSecretRef: Secret "db-creds" not found'
     ok = PgBouncer().render(ais, RenderInputs(secrets={"db-creds": _secret(password=PASSWORD)}))

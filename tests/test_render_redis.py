@@ -217,7 +217,7 @@ def test_the_component_creates_the_generated_secret_once_then_renders():
     from aifleet.renderer.redis import Redis
 
     ais = _ais()
-    assert secret_names(ais) == ["shop-redis-auth"]
+    assert secret_names(ais) == ["shop-triton-admin", "shop-redis-auth"]
     first = Redis().render(ais, RenderInputs(secrets={}, new_password=lambda: PASSWORD))
     assert first.manifests == [] and first.pending == "creating the password Secret shop-redis-auth"
     (created,) = first.create_once
@@ -233,5 +233,5 @@ def test_the_component_reports_a_missing_user_secret_and_renders_nothing_for_it(
 
     ais = _ais({"passwordSecretRef": {"name": "cache-creds", "key": "pw"}})
     out = render_all(ais, secrets={"cache-creds": None})
-    assert [m for m in out.manifests if m["metadata"]["name"].startswith("shop-redis")] == [] and out.create_once == []
+    assert [m for m in out.manifests if m["metadata"]["name"].startswith("shop-redis")] == [] and [s["metadata"]["name"] for s in out.create_once] == ["shop-triton-admin"]
     assert out.problems == {"redis": 'spec.redis.passwordSecretRef: Secret "cache-creds" not found'}

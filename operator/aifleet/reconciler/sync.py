@@ -126,7 +126,7 @@ def create_generated(manifests: list[dict[str, Any]], lookup: Lookup, kube: Kube
         created = kube.create(manifest)
         if created is not None:
             applied.remember(created)
-            emit("Normal", "SecretGenerated", f"generated a password in Secret {meta['name']}")
+            emit("Normal", "SecretGenerated", f"generated Secret {meta['name']} (a random key, kept until deleted)")
 
 
 def read_secrets(ais: AIService, lookup: Lookup, kube: Kube) -> dict[str, dict[str, Any] | None]:
