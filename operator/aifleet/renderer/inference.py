@@ -66,6 +66,12 @@ def triton_args(inf: InferenceSpec) -> list[str]:
     return args + list(inf.extra_args)
 
 
+def triton_image(inf: InferenceSpec) -> str:
+    """The image reference: by tag, or pinned by digest with the tag kept for readers."""
+    reference = f"{inf.image}:{inf.version}"
+    return f"{reference}@{inf.digest}" if inf.digest else reference
+
+
 def _resources(inf: InferenceSpec) -> dict[str, Any]:
     out = {
         "requests": inf.resources.requests.to_wire(),
@@ -135,7 +141,7 @@ def render_inference(ais: AIService, replicas: int) -> list[dict[str, Any]]:
         "grpc_port": TRITON_GRPC_PORT,
         "metrics_port": TRITON_METRICS_PORT,
         "replicas": replicas,
-        "image": f"{inf.image}:{inf.version}",
+        "image": triton_image(inf),
         "args": triton_args(inf),
         "env": _env(ais),
         "resources": _resources(inf),
