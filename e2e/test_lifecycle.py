@@ -184,3 +184,42 @@ def test_kubectl_scale_sets_the_floor(operator, namespace):
              lambda: get_json("deployment", "sentiment-triton", "-n", namespace)["spec"]["replicas"] == 3 or None)
     refused = kubectl("scale", "aiservice", "sentiment", "-n", namespace, "--replicas=9", check=False)
     assert "minReplicas must be <= maxReplicas" in refused, refused
+
+
+def test_an_object_in_a_childs_way_is_left_alone_and_named(operator, namespace):
+    """A Service and a ConfigMap someone else made hold the names aifleet would use: the Service (a child's name)
+    is neither changed nor adopted, the AIService says why, and once it is gone aifleet creates its own."""
+    foreign = {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "sentiment-triton", "namespace": namespace, "labels": {"app": "legacy"}},
+        "spec": {"selector": {"app": "legacy"}, "ports": [{"name": "web", "port": 80, "targetPort": 8080}]},
+    }
+    kubectl("apply", "-f", "-", input=yaml.safe_dump(foreign))
+    kubectl("create", "configmap", "sentiment-triton", "-n", namespace, "--from-literal=owner=legacy")
+    before = {kind: get_json(kind, "sentiment-triton", "-n", namespace) for kind in ("service", "configmap")}
+    apply(MINIMAL, namespace)
+    message = "Service sentiment-triton already exists and aifleet did not create it: not adopted"
+
+    def refused():
+        obj = ais(namespace, "sentiment")
+        cond = condition(obj, "InferenceReady")
+        return cond if cond and cond["status"] == "False" and message in cond.get("message", "") else None
+
+    cond = wait_for("the AIService to say which object is in the way", refused)
+    assert cond["reason"] == "Degraded"
+    assert is_true(ais(namespace, "sentiment"), "Degraded")
+    events = kubectl("get", "events", "-n", namespace, "--field-selector", "involvedObject.kind=AIService")
+    assert "InferenceDegraded" in events and "Service sentiment-triton already exists" in events
+    # The rest of the fleet is created; the objects in the way are untouched, not even labelled or owned.
+    assert get_json("deployment", "sentiment-triton", "-n", namespace)
+    for kind, old in before.items():
+        now = get_json(kind, "sentiment-triton", "-n", namespace)
+        assert now["metadata"]["resourceVersion"] == old["metadata"]["resourceVersion"], kind
+        assert "ownerReferences" not in now["metadata"] and now["metadata"].get("labels") == old["metadata"].get("labels")
+
+    # Once the object is gone (its owner removed it), aifleet creates its own Service and the fleet comes up.
+    kubectl("delete", "service", "sentiment-triton", "-n", namespace)
+    obj = wait_ready(namespace, "sentiment")
+    service = get_json("service", "sentiment-triton", "-n", namespace)
+    assert service["metadata"]["ownerReferences"][0]["uid"] == obj["metadata"]["uid"]
+    assert get_json("configmap", "sentiment-triton", "-n", namespace)["data"] == {"owner": "legacy"}
