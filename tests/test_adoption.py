@@ -59,13 +59,13 @@ def test_what_aifleet_made_is_taken_over(minimal):
 
 
 class _Kube:
-    """Answers GETs from `objects` and records applies (the reconcile's edges, without an API server)."""
+    """Answers lookups from `objects` and records applies (the reconcile's edges, without an API server)."""
 
     def __init__(self, objects):
         self.objects = objects
         self.applied: list[dict] = []
 
-    def get(self, kind, namespace, name):
+    def find(self, kind, namespace, name):
         return self.objects.get((kind, namespace, name))
 
     def apply(self, manifest):

@@ -101,10 +101,6 @@ StatefulSet replacement (owner references and the garbage collector remove child
 - apiGroups: [""]
   resources: ["serviceaccounts"]
   verbs: ["list", "watch", "create", "patch"]
-# Watched as a child kind; no child is a ConfigMap, so never written.
-- apiGroups: [""]
-  resources: ["configmaps"]
-  verbs: ["list", "watch"]
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["list", "watch", "create", "patch"]

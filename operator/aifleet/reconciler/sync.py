@@ -90,7 +90,7 @@ def apply_children(
         if live is None:
             # The watches see only our labelled children: an object of this name made by someone else is
             # invisible to them, and a forced apply would take it over.
-            live = kube.get(kind, meta["namespace"], meta["name"])
+            live = kube.find(kind, meta["namespace"], meta["name"])
             refusal = adoption_refusal(live, manifest) if live is not None else None
             if refusal is not None:
                 refused.setdefault(meta["labels"][COMPONENT_LABEL], []).append(refusal)
