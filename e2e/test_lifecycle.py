@@ -13,7 +13,7 @@ from kube import condition, get_json, is_true, kubectl, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 MINIMAL = yaml.safe_load((ROOT / "examples" / "minimal.yaml").read_text())
-CHILD_KINDS = ["serviceaccount", "service", "deployment", "poddisruptionbudget"]
+CHILD_KINDS = ["networkpolicy", "serviceaccount", "service", "deployment", "poddisruptionbudget"]
 
 
 def apply(doc: dict, namespace: str) -> None:
@@ -72,7 +72,8 @@ def test_get_and_describe_speak_to_people(operator, namespace):
     assert "aiservice.aifleet.dev/sentiment" in kubectl("get", "all", "-n", namespace)
     described = kubectl("describe", "aiservice", "sentiment", "-n", namespace)
     assert "Conditions:" in described and "Ready" in described
-    assert "created ServiceAccount sentiment-triton, Service sentiment-triton, Deployment sentiment-triton" in " ".join(described.split()), described
+    created = "created NetworkPolicy sentiment-triton, ServiceAccount sentiment-triton, Service sentiment-triton, Deployment"
+    assert created in " ".join(described.split()), described
 
 
 def test_drift_is_put_back(operator, namespace):

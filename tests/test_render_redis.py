@@ -40,12 +40,13 @@ def _conf(manifests) -> str:
     return base64.b64decode(secret["data"]["redis.conf"]).decode()
 
 
-def test_renders_config_secret_service_and_statefulset():
+def test_renders_config_secret_service_statefulset_and_network_policy():
     manifests = render_redis(_ais(), PASSWORD)
     assert [(m["kind"], m["metadata"]["name"]) for m in manifests] == [
         ("Secret", "shop-redis-config"),
         ("Service", "shop-redis"),
         ("StatefulSet", "shop-redis"),
+        ("NetworkPolicy", "shop-redis"),
     ]
     for manifest in manifests:
         kubernetes_validate.validate(manifest, K8S_SCHEMA_VERSION, strict=True)

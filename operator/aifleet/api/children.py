@@ -42,7 +42,7 @@ TRITON_GRPC_ADMIN_HEADER = f"triton-grpc-protocol-{TRITON_ADMIN_HEADER}"
 
 # Children in the order they are applied: identities and config before the workloads that use them.
 APPLY_ORDER = (
-    "ServiceAccount", "Secret", "Service", "Deployment", "StatefulSet", "PodDisruptionBudget",
+    "NetworkPolicy", "ServiceAccount", "Secret", "Service", "Deployment", "StatefulSet", "PodDisruptionBudget",
     "HorizontalPodAutoscaler",
 )
 

@@ -25,6 +25,7 @@ APPLY = ("list", "watch", "create", "patch")
 _CHILDREN = (
     ("", "serviceaccounts", APPLY, "watch the children it owns and server-side-apply them"),
     ("", "services", APPLY, "watch the children it owns and server-side-apply them"),
+    ("networking.k8s.io", "networkpolicies", APPLY, "watch the children it owns and server-side-apply them"),
     ("apps", "deployments", APPLY, "watch the children it owns and server-side-apply them"),
     ("apps", "statefulsets", (*APPLY, "delete"),
      "server-side-apply; delete with propagation Orphan replaces a StatefulSet whose volumeClaimTemplates "

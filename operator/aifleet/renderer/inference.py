@@ -22,6 +22,7 @@ from ..api.inference import InferenceSpec
 from .autoscaling import render_hpa
 from .common import from_template
 from .component import Component, ComponentState, Observed, Rendering, RenderInputs, workload_state
+from .network import network_policy
 from .pods import pod_problems, stalled
 from .secretdata import generated_secret, new_password
 
@@ -152,7 +153,10 @@ def render_inference(ais: AIService, replicas: int) -> list[dict[str, Any]]:
         "startup_failure_threshold": startup_failure_threshold(inf),
         "max_unavailable": _int_or_percent(inf.disruption.max_unavailable),
     }
-    return [from_template(template, **context) for template in TEMPLATES]
+    policy = network_policy(
+        ais, TRITON, names(ais).triton, (TRITON_HTTP_PORT, TRITON_GRPC_PORT), (TRITON_METRICS_PORT,)
+    )
+    return [from_template(template, **context) for template in TEMPLATES] + policy
 
 
 def _int_or_percent(value: str) -> int | str:

@@ -18,6 +18,7 @@ from ..api.data import RedisSpec, SecretKeyRef
 from ..api.secret_data import decode_key
 from .common import from_template
 from .component import Observed, Rendering, RenderInputs, WorkloadComponent
+from .network import network_policy
 from .secretdata import (
     CHECKSUM_ANNOTATION,
     config_checksum,
@@ -146,7 +147,8 @@ def render_redis(ais: AIService, password: str | None) -> list[dict[str, Any]]:
         "data_dir": DATA_DIR,
         "persistence": spec.persistence if spec.persistence.enabled else None,
     }
-    return [from_template(template, **context) for template in TEMPLATES]
+    policy = network_policy(ais, REDIS, children.redis, (REDIS_PORT,))
+    return [from_template(template, **context) for template in TEMPLATES] + policy
 
 
 class Redis(WorkloadComponent):
