@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 
 from .base import DNS_LABEL, ApiModel
 
 NamespaceName = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=DNS_LABEL)]
+
+
+def _namespaces(description: str) -> Any:
+    return Field(
+        default_factory=list, max_length=64, json_schema_extra={"x-kubernetes-list-type": "set"}, description=description
+    )
 
 
 class NetworkPolicySpec(ApiModel):
@@ -19,20 +25,10 @@ class NetworkPolicySpec(ApiModel):
             "false renders none, for clusters whose policies are managed elsewhere. Egress is never restricted."
         ),
     )
-    client_namespaces: list[NamespaceName] = Field(
-        default_factory=list,
-        max_length=64,
-        json_schema_extra={"x-kubernetes-list-type": "set"},
-        description=(
-            "Namespaces besides the AIService's own whose pods may use the stack: Triton's HTTP and gRPC ports, "
-            "PgBouncer and Redis. Pods of the AIService's namespace always may."
-        ),
+    client_namespaces: list[NamespaceName] = _namespaces(
+        "Namespaces besides the AIService's own whose pods may use the stack: Triton's HTTP and gRPC ports, "
+        "PgBouncer and Redis. Pods of the AIService's namespace always may."
     )
-    metrics_namespaces: list[NamespaceName] = Field(
-        default_factory=list,
-        max_length=64,
-        json_schema_extra={"x-kubernetes-list-type": "set"},
-        description=(
-            "Namespaces whose pods may scrape Triton's metrics port (where Prometheus runs); empty: every namespace."
-        ),
+    metrics_namespaces: list[NamespaceName] = _namespaces(
+        "Namespaces whose pods may scrape Triton's metrics port (where Prometheus runs); empty: every namespace."
     )
