@@ -9,22 +9,41 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from harness import TritonServer, http_get, http_post
+from harness.triton import pytriton_python
 
 from aifleet.api import AIService
-from aifleet.api.children import TRITON_ADMIN_HEADER
+from aifleet.api.children import TRITON_ADMIN_HEADER, TRITON_GRPC_ADMIN_HEADER
 from aifleet.renderer import render_all
 from aifleet.renderer.inference import ADMIN_KEY
-from harness import TritonServer, http_get, http_post
 
 pytestmark = pytest.mark.services
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "minimal.yaml"
 RESTRICTION_FLAGS = ("--http-restricted-api=", "--grpc-restricted-protocol=")
+# Over gRPC, with tritonclient[grpc] (in the PyTriton venv only): the repository index without and with the
+# key, and whether the server is ready (health, open to all).
+GRPC_PROBE = """
+import json, sys
+import tritonclient.grpc as grpc
+from tritonclient.utils import InferenceServerException
+address, header, key = sys.argv[1:]
+client = grpc.InferenceServerClient(address)
+def index(headers):
+    try:
+        return [m.name for m in client.get_model_repository_index(headers=headers).models]
+    except InferenceServerException as exc:
+        return "refused: " + str(exc)
+print(json.dumps({"anonymous": index(None), "wrong": index({header: "x"}), "admin": index({header: key}),
+                  "ready": client.is_server_ready()}))
+"""
 
 
 def _rendered(model: str) -> tuple[list[str], str]:
@@ -76,6 +95,14 @@ def test_model_control_needs_the_generated_key_and_inference_stays_open(tmp_path
         assert status != 403 and b"restricted" not in body, (status, body)
         assert http_post(f"{url}/v2/repository/index", headers=admin)[0] == 200
         assert http_get(f"{url}/v2/logging", headers=admin)[0] == 200
+        # The same over gRPC, where the header is `triton-grpc-protocol-<name>`.
+        probe = subprocess.run([pytriton_python(), "-c", GRPC_PROBE, f"127.0.0.1:{triton.grpc_port}",
+                                TRITON_GRPC_ADMIN_HEADER, key], capture_output=True, text=True, timeout=60)
+        assert probe.returncode == 0, probe.stderr[-2000:]
+        grpc = json.loads(probe.stdout.strip().splitlines()[-1])
+        assert all("This protocol is restricted" in grpc[who] for who in ("anonymous", "wrong")), grpc
+        assert isinstance(grpc["admin"], list) and grpc["ready"] is True, grpc
+
         # And model control takes effect: the key unloads the model the anonymous request could not.
         assert http_post(unload, headers=admin)[0] == 200
         assert http_get(ready)[0] == 400
