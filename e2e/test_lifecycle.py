@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import time
@@ -224,3 +225,18 @@ def test_an_object_in_a_childs_way_is_left_alone_and_named(operator, namespace):
     service = get_json("service", "sentiment-triton", "-n", namespace)
     assert service["metadata"]["ownerReferences"][0]["uid"] == obj["metadata"]["uid"]
     assert get_json("configmap", "sentiment-triton", "-n", namespace)["data"] == {"owner": "legacy"}
+
+
+def test_the_triton_admin_key_lives_only_in_its_secret(operator, namespace):
+    apply(MINIMAL, namespace)
+    obj = wait_ready(namespace, "sentiment")
+    assert obj["status"]["endpoints"]["adminSecret"] == "sentiment-triton-admin"
+    secret = get_json("secret", "sentiment-triton-admin", "-n", namespace)
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == obj["metadata"]["uid"]
+    key = base64.b64decode(secret["data"]["key"]).decode()
+    assert len(key) >= 40
+    container = get_json("deployment", "sentiment-triton", "-n", namespace)["spec"]["template"]["spec"]["containers"][0]
+    restricted = [a for a in container["args"] if a.startswith("--http-restricted-api=")]
+    assert restricted == ["--http-restricted-api=model-repository,shared-memory,trace,logging:triton-access-token=$(AIFLEET_ADMIN_KEY)"]
+    everywhere = kubectl("get", "deployments,replicasets,pods,configmaps,events", "-n", namespace, "-o", "json") + json.dumps(obj)
+    assert key not in everywhere
