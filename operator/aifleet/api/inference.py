@@ -18,11 +18,15 @@ QUANTITY = pattern(
 # An image reference without its tag or digest: the tag is a field of its own. A registry port stays allowed.
 IMAGE_WITHOUT_TAG = pattern(
     r"^([^\s/@]+/)*[^\s/:@]+$",
-    "an image name without a tag or digest (e.g. nvcr.io/nvidia/tritonserver): the tag goes in `version`",
+    "an image name without a tag or digest (e.g. nvcr.io/nvidia/tritonserver): the tag goes in `version`, a digest in `digest`",
 )
 IMAGE_TAG = pattern(
     r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
     "an image tag: at most 128 letters, digits, '_', '.' and '-', not starting with '.' or '-'",
+)
+IMAGE_DIGEST = pattern(
+    r"^sha256:[a-f0-9]{64}$",
+    "an image digest: sha256: followed by 64 lowercase hexadecimal digits",
 )
 MODEL_REPOSITORY_URI = pattern(r"^(s3|gs|as|https?)://.+", "a URI starting with s3://, gs://, as://, http:// or https://")
 # Triton model names are directories of the repository, passed as `--load-model=<name>`.
@@ -219,9 +223,17 @@ class InferenceSpec(ApiModel):
         min_length=1,
         max_length=1024,
         pattern=IMAGE_WITHOUT_TAG,
-        description="Triton Inference Server image, without the tag (the tag is `version`).",
+        description="Triton Inference Server image, without the tag (the tag is `version`, a digest `digest`).",
     )
     version: str = Field(DEFAULT_VERSION, min_length=1, pattern=IMAGE_TAG, description="Image tag.")
+    digest: str | None = Field(
+        None,
+        pattern=IMAGE_DIGEST,
+        description=(
+            "Pins the image by content (`sha256:...`): the pods run `image:version@digest`, which the runtime pulls "
+            "by digest, so a re-pushed tag changes nothing. `version` stays as the readable tag and the version label."
+        ),
+    )
     model_repository: ModelRepository = Field(description="Where Triton loads models from.")
     models: list[ModelName] = Field(
         default_factory=list,

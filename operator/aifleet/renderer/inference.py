@@ -9,6 +9,7 @@ from typing import Any
 from ..api import AIService
 from ..api.children import (
     TRITON,
+    TRITON_ADMIN_HEADER,
     TRITON_GRPC_PORT,
     TRITON_HTTP_PORT,
     TRITON_METRICS_PORT,
@@ -21,13 +22,22 @@ from ..api.inference import InferenceSpec
 from .autoscaling import render_hpa
 from .common import from_template
 from .component import Component, ComponentState, Observed, Rendering, RenderInputs, workload_state
+from .network import network_policy
 from .pods import pod_problems, stalled
+from .secretdata import generated_secret, new_password
 
 GPU_RESOURCE = "nvidia.com/gpu"
 MODEL_MOUNT = "/models"
 CACHE_MOUNT = "/model-cache"
 # Triton copies remote repositories into these directories; pointing them at a node cache keeps the copy.
 _CLOUD_MOUNT_ENV = ("TRITON_AWS_MOUNT_DIRECTORY", "TRITON_GCS_MOUNT_DIRECTORY", "TRITON_AZURE_MOUNT_DIRECTORY")
+# Triton's APIs that change the server (load or unload a model, which can run code; shared-memory regions; trace
+# and log files) answer only requests carrying the key of the generated admin Secret. Inference, health,
+# metadata, model configuration and statistics stay open to clients.
+ADMIN_APIS = ("model-repository", "shared-memory", "trace", "logging")
+ADMIN_KEY = "key"  # in the admin Secret
+# The key reaches Triton's flags through this variable (kubelet expands `$(VAR)` in args): no manifest holds it.
+ADMIN_KEY_ENV = "AIFLEET_ADMIN_KEY"
 TEMPLATES = (
     "triton-serviceaccount.yaml.j2",
     "triton-service.yaml.j2",
@@ -49,10 +59,18 @@ def triton_args(inf: InferenceSpec) -> list[str]:
         "--strict-readiness=true",
         "--exit-on-error=true",
     ]
+    restriction = f"{','.join(ADMIN_APIS)}:{TRITON_ADMIN_HEADER}=$({ADMIN_KEY_ENV})"
+    args += [f"--http-restricted-api={restriction}", f"--grpc-restricted-protocol={restriction}"]
     if inf.models:
         args.append("--model-control-mode=explicit")
         args += [f"--load-model={model}" for model in inf.models]
     return args + list(inf.extra_args)
+
+
+def triton_image(inf: InferenceSpec) -> str:
+    """The image reference: by tag, or pinned by digest with the tag kept for readers."""
+    reference = f"{inf.image}:{inf.version}"
+    return f"{reference}@{inf.digest}" if inf.digest else reference
 
 
 def _resources(inf: InferenceSpec) -> dict[str, Any]:
@@ -95,9 +113,13 @@ def _volumes(inf: InferenceSpec) -> tuple[list[dict[str, Any]], list[dict[str, A
     return volumes, mounts
 
 
-def _env(inf: InferenceSpec) -> list[dict[str, str]]:
+def _env(ais: AIService) -> list[dict[str, Any]]:
+    inf = ais.spec.inference
     # The root filesystem is read-only: anything Triton or a Python backend caches under $HOME goes to /tmp.
-    env = [{"name": "HOME", "value": "/tmp"}]
+    env: list[dict[str, Any]] = [
+        {"name": "HOME", "value": "/tmp"},
+        {"name": ADMIN_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": names(ais).triton_admin, "key": ADMIN_KEY}}},
+    ]
     if inf.model_repository.cache.enabled:
         env += [{"name": name, "value": CACHE_MOUNT} for name in _CLOUD_MOUNT_ENV]
     return env
@@ -120,9 +142,9 @@ def render_inference(ais: AIService, replicas: int) -> list[dict[str, Any]]:
         "grpc_port": TRITON_GRPC_PORT,
         "metrics_port": TRITON_METRICS_PORT,
         "replicas": replicas,
-        "image": f"{inf.image}:{inf.version}",
+        "image": triton_image(inf),
         "args": triton_args(inf),
-        "env": _env(inf),
+        "env": _env(ais),
         "resources": _resources(inf),
         "node_selector": dict(sorted(inf.node_selector.items())),
         "tolerations": _tolerations(inf),
@@ -131,7 +153,10 @@ def render_inference(ais: AIService, replicas: int) -> list[dict[str, Any]]:
         "startup_failure_threshold": startup_failure_threshold(inf),
         "max_unavailable": _int_or_percent(inf.disruption.max_unavailable),
     }
-    return [from_template(template, **context) for template in TEMPLATES]
+    policy = network_policy(
+        ais, TRITON, names(ais).triton, (TRITON_HTTP_PORT, TRITON_GRPC_PORT), (TRITON_METRICS_PORT,)
+    )
+    return [from_template(template, **context) for template in TEMPLATES] + policy
 
 
 def _int_or_percent(value: str) -> int | str:
@@ -152,8 +177,18 @@ class Triton(Component):
     def wanted(self, ais: AIService) -> bool:
         return True
 
+    def secret_names(self, ais: AIService) -> list[str]:
+        return [names(ais).triton_admin]
+
     def render(self, ais: AIService, inputs: RenderInputs) -> Rendering:
-        return Rendering(manifests=render_inference(ais, initial_replicas(ais, inputs.replicas)) + render_hpa(ais))
+        manifests = render_inference(ais, initial_replicas(ais, inputs.replicas)) + render_hpa(ais)
+        admin = names(ais).triton_admin
+        if inputs.secrets.get(admin) is not None:
+            return Rendering(manifests=manifests)
+        # The pods read the key from the Secret, not from the render: they can be applied at once and start
+        # when the Secret exists. Created once, never rotated (a changed key would leave running pods behind).
+        key = (inputs.new_password or new_password)()
+        return Rendering(manifests=manifests, create_once=[generated_secret(ais, admin, TRITON, ADMIN_KEY, key)])
 
     def state(self, ais: AIService, observed: Observed, rendering: Rendering) -> ComponentState:
         fleet = observed.lookup("Deployment", ais.metadata.namespace, names(ais).triton)
@@ -171,4 +206,5 @@ class Triton(Component):
             "http": f"http://{host}:{TRITON_HTTP_PORT}",
             "grpc": f"{host}:{TRITON_GRPC_PORT}",
             "metrics": f"http://{host}:{TRITON_METRICS_PORT}/metrics",
+            "adminSecret": names(ais).triton_admin,
         }
