@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aifleet.offline import RenderError, render_files
+from aifleet.renderer.common import TEMPLATE_LOADER, json_for_yaml
 from conftest import large_example
 
 LARGE = large_example()
@@ -89,4 +90,24 @@ def test_an_aiservice_with_any_field_replaced(edits):
             _replace(doc, path, value)
         except (KeyError, IndexError, TypeError):
             continue  # an earlier edit replaced the parent
+    _render(yaml.safe_dump(doc, allow_unicode=True).encode())
+
+
+json_values = st.recursive(  # what a validated spec can hand a template: no infinities, no NaN
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.text()),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4)),
+    max_leaves=12,
+)
+
+
+@FUZZ
+@given(json_values)
+def test_template_values_read_back_as_written(value):
+    """What `tojson` puts in a template reads back as the same value, characters beyond the BMP included."""
+    assert yaml.load(json_for_yaml(value), Loader=TEMPLATE_LOADER) == value
+
+
+def test_a_node_selector_beyond_the_bmp_renders_or_is_refused():
+    doc = copy.deepcopy(LARGE)
+    doc["spec"]["inference"]["nodeSelector"] = {"\U00010000": "x", "a\\ud800\\udc00": "\\\U0001f600"}
     _render(yaml.safe_dump(doc, allow_unicode=True).encode())
