@@ -8,6 +8,7 @@ from pydantic import ConfigDict, Field, StringConstraints, field_validator, mode
 from pydantic.json_schema import JsonDict
 
 from .base import DNS_SUBDOMAIN, LABEL_VALUE, MAX_SAFE_INTEGER, QUALIFIED_NAME, ApiModel, LabelValue, cel, pattern
+from .canary import CanaryAnalysis
 from .quantity import parse_quantity
 
 # A Kubernetes quantity (`500m`, `4`, `16Gi`, `1.5`, `1e3`): the suffixes Kubernetes knows, nothing else.
@@ -213,7 +214,88 @@ class Disruption(ApiModel):
     )
 
 
+def unique_models(models: list[str] | None) -> list[str] | None:
+    # The CRD's list type `set` refuses duplicates too.
+    seen = {m for m in models or [] if (models or []).count(m) > 1}
+    if seen:
+        raise ValueError(f"lists {', '.join(sorted(seen))} more than once")
+    return models
+
+
+# The fields a canary may change; every other setting is the stable version's.
+CANARY_FIELDS = ("image", "version", "model_repository", "models", "resources")
+_CANARY_SAME = "spec.inference.canary must differ from the stable version in image, version, modelRepository, models or resources"
+_STEPS_ABOVE_SHARE = "spec.inference.canary.analysis.steps must each be above trafficPercent"
+
+
+class CanarySpec(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.analysis) || !has(self.analysis.steps) || "
+                    "self.analysis.steps.all(s, s > self.trafficPercent)",
+                    _STEPS_ABOVE_SHARE,
+                    ".analysis.steps",
+                )
+            ]
+        }
+    )
+
+    image: str | None = Field(
+        None, min_length=1, max_length=1024, pattern=IMAGE_WITHOUT_TAG,
+        description="Triton image of the canary, without the tag; unset: the stable image.",
+    )
+    version: str | None = Field(
+        None, min_length=1, pattern=IMAGE_TAG, description="Image tag of the canary; unset: the stable version."
+    )
+    model_repository: ModelRepository | None = Field(
+        None, description="Where the canary loads models from; unset: the stable repository."
+    )
+    models: list[ModelName] | None = Field(
+        None,
+        max_length=64,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+        description="Models the canary loads; unset: the stable list.",
+    )
+    resources: Resources | None = Field(None, description="CPU and memory per canary pod; unset: the stable ones.")
+    traffic_percent: int = Field(
+        10,
+        ge=0,
+        le=100,
+        description=(
+            "Percent of the pods, and so of the requests, that run the canary (0 ends the canary). The fleet size "
+            "the autoscaler chose is split; the canary gets at least one pod while this is above 0."
+        ),
+    )
+    analysis: CanaryAnalysis = Field(
+        default_factory=CanaryAnalysis, description="How the canary is judged, and what happens when it passes."
+    )
+
+    _unique_models = field_validator("models")(unique_models)
+
+    @model_validator(mode="after")
+    def _steps_above_share(self) -> CanarySpec:
+        if any(step <= self.traffic_percent for step in self.analysis.steps):
+            raise ValueError(_STEPS_ABOVE_SHARE)
+        return self
+
+
+def _differs(field: str) -> str:
+    wire = {"model_repository": "modelRepository"}.get(field, field)
+    stable = "(has(self.models) ? self.models : [])" if field == "models" else f"self.{wire}"
+    return f"(has(self.canary.{wire}) && self.canary.{wire} != {stable})"
+
+
 class InferenceSpec(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(f"!has(self.canary) || {' || '.join(_differs(f) for f in CANARY_FIELDS)}", _CANARY_SAME, ".canary")
+            ]
+        }
+    )
+
     image: str = Field(
         DEFAULT_IMAGE,
         min_length=1,
@@ -256,11 +338,26 @@ class InferenceSpec(ApiModel):
         ),
     )
 
-    @field_validator("models")
-    @classmethod
-    def _unique_models(cls, models: list[str]) -> list[str]:
-        # The CRD's list type `set` refuses duplicates too.
-        seen = {m for m in models if models.count(m) > 1}
-        if seen:
-            raise ValueError(f"lists {', '.join(sorted(seen))} more than once")
-        return models
+    canary: CanarySpec | None = Field(
+        None,
+        description=(
+            "A second model version beside this one: a share of the pods runs it, an analysis watches it, and it "
+            "is promoted (becomes this version) or rolled back. Removing it, or trafficPercent 0, ends it."
+        ),
+    )
+
+    def canary_inference(self) -> InferenceSpec | None:
+        """The canary as a whole inference spec: the stable one with the canary's fields over it."""
+        if self.canary is None:
+            return None
+        changes = {f: getattr(self.canary, f) for f in CANARY_FIELDS if getattr(self.canary, f) is not None}
+        return self.model_copy(update={**changes, "canary": None})
+
+    @model_validator(mode="after")
+    def _canary_differs(self) -> InferenceSpec:
+        canary = self.canary_inference()
+        if canary is not None and all(getattr(canary, f) == getattr(self, f) for f in CANARY_FIELDS):
+            raise ValueError(_CANARY_SAME)
+        return self
+
+    _unique_models = field_validator("models")(unique_models)
