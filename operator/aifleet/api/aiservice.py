@@ -7,7 +7,7 @@ from typing import Any, Final, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from .autoscaling import AutoscalingSpec
-from .base import DNS_1035_LABEL, cel, DNS_LABEL, ApiModel, LabelKey, LabelValue, plain_dict
+from .base import DNS_1035_LABEL, DNS_LABEL, ApiModel, LabelKey, LabelValue, cel, plain_dict
 from .children import MAX_NAME_LENGTH
 from .data import KafkaSpec, PgBouncerSpec, RedisSpec
 from .inference import InferenceSpec

@@ -6,6 +6,7 @@ The canary's own fields (what differs from the stable version) live in api/infer
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, field_validator
@@ -84,7 +85,7 @@ class CanaryAnalysis(ApiModel):
     @field_validator("steps")
     @classmethod
     def _rising(cls, steps: list[int]) -> list[int]:
-        if any(a >= b for a, b in zip(steps, steps[1:])):
+        if any(a >= b for a, b in pairwise(steps)):
             raise ValueError(_STEPS_RISE)
         return steps
 
