@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..api.canary import CanaryAnalysis, CanaryStatus, Verdict
+from ..api.children import canary_pod_regex, triton_pod_regex
 from ..api.inference import CANARY_FIELDS, CanarySpec
 from ..api.timestamps import format_timestamp, parse_timestamp
 
@@ -193,3 +194,41 @@ def watched_seconds(state: CanaryStatus, now: float) -> float:
         return max(0.0, now - parse_timestamp(state.window_start or ""))
     except (TypeError, ValueError):
         return 0.0
+
+
+# --- the PromQL the analysis reads (pure: the reconciler runs it through the metric source) ---------------
+
+SHARE_WINDOW_SECONDS = 60  # the observed share is the last minute's, like the autoscaler's RPS
+
+
+def _pods(namespace: str, regex: str) -> str:
+    return f'namespace="{namespace}",pod=~"{regex}"'
+
+
+@dataclass(frozen=True)
+class CanaryQueries:
+    success: str
+    failure: str
+    p95_latency_ms: str
+    p95_queue_ms: str
+    canary_share: str  # percent of the fleet's requests the canary answered over the last minute
+
+
+def canary_queries(namespace: str, name: str, window_seconds: float, poll_seconds: int) -> CanaryQueries:
+    """The queries for one poll of the analysis. The window is the watch window so far, at least two polls: a
+    counter's increase needs two scrapes, and the first poll of a window reads the minute before it."""
+    canary = _pods(namespace, canary_pod_regex(name))
+    fleet = _pods(namespace, triton_pod_regex(name))
+    window = f"{max(int(window_seconds), 2 * poll_seconds)}s"
+    share = SHARE_WINDOW_SECONDS
+    return CanaryQueries(
+        success=f"sum(increase(nv_inference_request_success{{{canary}}}[{window}]))",
+        failure=f"sum(increase(nv_inference_request_failure{{{canary}}}[{window}]))",
+        # Summaries are per model and pod; the worst one judges the version.
+        p95_latency_ms=f'max(nv_inference_request_summary_us{{{canary},quantile="0.95"}}) / 1000',
+        p95_queue_ms=f'max(nv_inference_queue_summary_us{{{canary},quantile="0.95"}}) / 1000',
+        canary_share=(
+            f"100 * sum(rate(nv_inference_request_success{{{canary}}}[{share}s]))"
+            f" / sum(rate(nv_inference_request_success{{{fleet}}}[{share}s]))"
+        ),
+    )
