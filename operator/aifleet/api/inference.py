@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonDict
 
 from .base import DNS_SUBDOMAIN, LABEL_VALUE, MAX_SAFE_INTEGER, QUALIFIED_NAME, ApiModel, LabelValue, cel, pattern
@@ -281,17 +282,47 @@ class CanarySpec(ApiModel):
         return self
 
 
-def _differs(field: str) -> str:
-    wire = {"model_repository": "modelRepository"}.get(field, field)
-    stable = "(has(self.models) ? self.models : [])" if field == "models" else f"self.{wire}"
-    return f"(has(self.canary.{wire}) && self.canary.{wire} != {stable})"
+def _model_of(annotation: Any) -> type[ApiModel] | None:
+    """The ApiModel a field holds (directly or as `X | None`), if any."""
+    for candidate in (annotation, *get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, ApiModel):
+            return candidate
+    return None
+
+
+def differs_rule(model: type[ApiModel], a: str, b: str) -> str:
+    """CEL that is true when objects `a` and `b` of `model` differ. CEL cannot compare two objects declared in
+    different places of the schema (they are different types), so this compares them field by field."""
+    parts = []
+    for name, info in model.model_fields.items():
+        wire = info.alias or name
+        x, y = f"{a}.{wire}", f"{b}.{wire}"
+        inner = _model_of(info.annotation)
+        same_type = f"({differs_rule(inner, x, y)})" if inner else f"{x} != {y}"
+        parts.append(f"has({x}) != has({y}) || (has({x}) && {same_type})")
+    return " || ".join(f"({p})" for p in parts)
+
+
+def _canary_differs_rule() -> str:
+    checks = []
+    for field in CANARY_FIELDS:
+        wire = to_camel(field)
+        mine, stable = f"self.canary.{wire}", f"self.{wire}"
+        model = _model_of(CanarySpec.model_fields[field].annotation)  # the stable field has the same model
+        if model is not None:
+            checks.append(f"(has({mine}) && ({differs_rule(model, mine, stable)}))")
+        elif field == "models":
+            checks.append(f"(has({mine}) && {mine} != (has({stable}) ? {stable} : []))")
+        else:
+            checks.append(f"(has({mine}) && {mine} != {stable})")
+    return f"!has(self.canary) || {' || '.join(checks)}"
 
 
 class InferenceSpec(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                cel(f"!has(self.canary) || {' || '.join(_differs(f) for f in CANARY_FIELDS)}", _CANARY_SAME, ".canary")
+                cel(_canary_differs_rule(), _CANARY_SAME, ".canary")
             ]
         }
     )
