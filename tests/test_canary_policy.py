@@ -14,6 +14,7 @@ from aifleet.autoscaler.canary import (
     current,
     judge,
     revision,
+    serving,
     split,
     start,
     watched_seconds,
@@ -115,10 +116,20 @@ def test_a_new_canary_starts_a_window_and_a_restart_resumes_it():
     fresh = current(CANARY, None, T0)
     assert fresh is not None and fresh.action == "start"
     assert fresh.status.share == 25 and fresh.status.phase == "Watching"
+    assert fresh.status.window_start is None  # not before its pods serve
+    opened = serving(fresh.status, True, T0)
     # The state lives in status: read back later (another process), it is the same canary and window.
-    resumed = current(CANARY, fresh.status.model_validate(fresh.status.to_wire()), T0 + 90)
+    resumed = current(CANARY, opened.model_validate(opened.to_wire()), T0 + 90)
     assert resumed is not None and resumed.action == "none"
     assert watched_seconds(resumed.status, T0 + 90) == pytest.approx(90)
+
+
+def test_the_window_closes_while_the_canary_is_not_ready_and_reopens_after():
+    opened = serving(start(CANARY, T0), True, T0)
+    assert serving(opened, True, T0 + 50) == opened
+    closed = serving(opened, False, T0 + 60)
+    assert closed.window_start is None and watched_seconds(closed, T0 + 60) == 0
+    assert watched_seconds(serving(closed, True, T0 + 70), T0 + 100) == pytest.approx(30)
 
 
 def test_a_changed_canary_starts_over_but_a_changed_share_does_not():
@@ -140,7 +151,7 @@ def test_steps_then_promotion():
     state = start(CANARY, T0)
     first = advance(CANARY, state, passed, T0 + 300)
     assert (first.action, first.status.share, first.status.step) == ("step", 50, 1)
-    assert watched_seconds(first.status, T0 + 300) == 0  # a new window for the new share
+    assert first.status.window_start is None  # a new window once the new share's pods are ready
     last = advance(CANARY, first.status, passed, T0 + 600)  # the next step is 100: promoted
     assert (last.action, last.status.phase, last.status.share) == ("promote", "Promoted", 0)
     assert advance(CANARY, last.status, passed, T0 + 900).action == "none"

@@ -38,12 +38,22 @@ class Counters:
         raise AssertionError(promql)
 
 
-def _pass(previous: dict[str, Any], now: float, source: Counters | None) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
+def _pass(
+    previous: dict[str, Any], now: float, source: Counters | None, ready: bool = True
+) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
     events: list[tuple[str, str, str]] = []
     analyse = None if source is None else analyser(lambda _, s=source: s, now)
-    state = rollout(AIS, previous, now, analyse, lambda *e: events.append(e))
+    state = rollout(AIS, previous, now, analyse, lambda *e: events.append(e), ready)
     canary, conditions = report(AIS, state, lambda *_: None)
     return {"canary": canary, "conditions": conditions}, events
+
+
+def test_the_window_opens_when_the_canary_serves_and_nothing_is_judged_before():
+    status, events = _pass({}, T0 - 60, Counters(success=0, failure=9), ready=False)
+    assert [e[1] for e in events] == ["CanaryStarted"]
+    assert "windowStart" not in status["canary"] and "waiting" in status["canary"]["verdict"]
+    status, events = _pass(status, T0, None)
+    assert status["canary"]["windowStart"] and events == []
 
 
 def test_a_failing_canary_is_rolled_back_with_the_signal_and_value_in_event_and_condition():

@@ -144,14 +144,30 @@ class Progress:
     action: Action  # what changed, for the event the reconciler records
 
 
+_WAITING = "waiting for the canary's pods to be ready"
+
+
 def start(canary: CanarySpec, now: float) -> CanaryStatus:
+    """A new canary's state. Its window opens when its pods are ready (`serving`), not before: the watch time
+    counts only while it can be judged."""
     return CanaryStatus(
         revision=revision(canary),
         phase="Watching" if canary.analysis.promotion == "Auto" else "Testing",
         share=canary.traffic_percent,
-        window_start=format_timestamp(now),
-        verdict="analysis started",
+        verdict=_WAITING,
     )
+
+
+def serving(state: CanaryStatus, ready: bool, now: float) -> CanaryStatus:
+    """Open the window when the canary's pods are all ready; close it while they are not (a step's new pods
+    start, a pod is replaced), so a canary is never judged on time it could not serve."""
+    if state.phase not in ("Watching", "Testing"):
+        return state
+    if not ready:
+        return state if state.window_start is None else state.model_copy(update={"window_start": None, "verdict": _WAITING})
+    if state.window_start is None:
+        return state.model_copy(update={"window_start": format_timestamp(now), "verdict": "watching"})
+    return state
 
 
 def current(canary: CanarySpec | None, state: CanaryStatus | None, now: float) -> Progress | None:
@@ -178,7 +194,7 @@ def advance(canary: CanarySpec, state: CanaryStatus, judgement: Judgement, now: 
         if state.step < len(steps) and steps[state.step] < 100:
             return Progress(
                 state.model_copy(update={
-                    "share": steps[state.step], "step": state.step + 1, "window_start": format_timestamp(now),
+                    "share": steps[state.step], "step": state.step + 1, "window_start": None,
                     "verdict": f"{judgement.message}; moving to {steps[state.step]} %",
                 }),
                 "step",
@@ -189,9 +205,11 @@ def advance(canary: CanarySpec, state: CanaryStatus, judgement: Judgement, now: 
 
 
 def watched_seconds(state: CanaryStatus, now: float) -> float:
-    """How long the current window has run; a window start that cannot be read restarts it."""
+    """How long the current window has run; 0 before it opens, or when its start cannot be read."""
+    if state.window_start is None:
+        return 0.0
     try:
-        return max(0.0, now - parse_timestamp(state.window_start or ""))
+        return max(0.0, now - parse_timestamp(state.window_start))
     except (TypeError, ValueError):
         return 0.0
 

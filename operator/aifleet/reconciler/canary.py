@@ -15,7 +15,16 @@ from pydantic import ValidationError
 from ..api import AIService
 from ..api.canary import CanaryStatus, VersionStatus
 from ..api.children import names
-from ..autoscaler.canary import Counters, Progress, advance, canary_queries, current, judge, watched_seconds
+from ..autoscaler.canary import (
+    Counters,
+    Progress,
+    advance,
+    canary_queries,
+    current,
+    judge,
+    serving,
+    watched_seconds,
+)
 from ..autoscaler.prometheus import MetricSource
 from ..autoscaler.sample import Sample
 from ..renderer.component import Lookup
@@ -89,16 +98,30 @@ def analyser(source: Callable[[AIService], MetricSource], now: float) -> Analyse
     return analyse
 
 
+def canary_ready(ais: AIService, lookup: Lookup) -> bool:
+    """Every pod the canary's Deployment wants is ready, for its current spec."""
+    deployment = lookup("Deployment", ais.metadata.namespace, names(ais).triton_canary)
+    if deployment is None:
+        return False
+    wanted = (deployment.get("spec") or {}).get("replicas", 0)
+    status = deployment.get("status") or {}
+    current = status.get("observedGeneration", 0) >= (deployment.get("metadata") or {}).get("generation", 0)
+    return current and wanted > 0 and (status.get("readyReplicas") or 0) >= wanted \
+        and (status.get("updatedReplicas") or 0) >= wanted
+
+
 def rollout(
-    ais: AIService, previous: Mapping[str, Any], now: float, analyse: Analyse | None, emit: Emit
+    ais: AIService, previous: Mapping[str, Any], now: float, analyse: Analyse | None, emit: Emit, ready: bool
 ) -> CanaryStatus | None:
-    """This pass's canary state: the recorded one (or a fresh start), moved on by an analysis poll when one is
-    due; each move is an event."""
+    """This pass's canary state: the recorded one (or a fresh start), its window opened or closed by whether
+    the canary's pods are `ready`, and moved on by an analysis poll when one is due and the window is open;
+    each move is an event."""
     progress = current(ais.spec.inference.canary, recorded(previous), now)
     if progress is None:
         return None
+    progress = Progress(serving(progress.status, ready, now), progress.action)
     moves = [progress]
-    if analyse is not None and progress.status.phase in ("Watching", "Testing"):
+    if analyse is not None and progress.status.window_start is not None:
         moves.append(analyse(ais, progress.status))
     for move in moves:
         if move.action in _EVENTS:

@@ -23,7 +23,7 @@ from ..renderer import CONFIG_HASH, Rendered, render_all, secret_names
 from ..renderer.component import DISABLED, ComponentState, Lookup, Observed, PodLister, Rendering
 from ..renderer.components import COMPONENTS
 from ..topics.apply import TopicsResult
-from .canary import Analyse, fleet_total, rollout
+from .canary import Analyse, canary_ready, fleet_total, rollout
 from .canary import report as canary_report
 from .conditions import component_condition, merge_conditions, summary_conditions
 from .diff import drift
@@ -327,7 +327,7 @@ def reconcile(
 
     secrets = read_secrets(ais, lookup, kube)
     ns = ais.metadata.namespace
-    canary = rollout(ais, previous, parse_timestamp(now), analyse, emit)
+    canary = rollout(ais, previous, parse_timestamp(now), analyse, emit, canary_ready(ais, lookup))
     replicas = fleet_total(ais, canary, lambda name: applied.newest("Deployment", ns, name, lookup("Deployment", ns, name)))
     rendered = render_all(ais, replicas=replicas, secrets=secrets, canary=canary)
     outcome.waiting_on_user = bool(rendered.problems)
