@@ -31,7 +31,6 @@ from realnode import (
     real_aiservice,
     service_ip,
     triton_pods,
-    wait_ready,
 )
 
 SERVICE_TIME_MS = 50  # one instance per pod: a pod serves up to 20 rps
