@@ -218,7 +218,9 @@ def build_status(
     return status
 
 
-def remove_canary(ais: AIService, manifests: list[dict[str, Any]], lookup: Lookup, kube: Kube) -> None:
+def remove_canary(
+    ais: AIService, manifests: list[dict[str, Any]], lookup: Lookup, kube: Kube, applied: AppliedCache
+) -> None:
     """Delete the canary's Deployment once it is no longer rendered (rolled back, promoted or ended): the one
     child that goes away while its AIService stays."""
     name, ns = names(ais).triton_canary, ais.metadata.namespace
@@ -230,6 +232,7 @@ def remove_canary(ais: AIService, manifests: list[dict[str, Any]], lookup: Looku
         except KubeError as exc:
             if exc.status != 404:
                 raise
+        applied.forget("Deployment", ns, name)
 
 
 def record_fleet(ais: AIService, status: Mapping[str, Any], lookup: Lookup) -> None:
@@ -338,7 +341,7 @@ def reconcile(
         outcome.error = f"apply failed: {exc}"
         emit("Warning", "ApplyFailed", outcome.error)
         raise
-    remove_canary(ais, rendered.manifests, lookup, kube)
+    remove_canary(ais, rendered.manifests, lookup, kube, applied)
 
     if outcome.created:
         # The rollout's state is written even so: it must outlive this process (see reconciler/canary.py).
