@@ -19,6 +19,7 @@ from aifleet.autoscaler.canary import (
     start,
     watched_seconds,
 )
+from conftest import ROOT
 
 
 @pytest.mark.parametrize(
@@ -173,3 +174,16 @@ def test_an_ab_test_is_never_promoted_but_still_rolled_back():
     passed = Judgement("Promote", "healthy")
     assert advance(ab, state, passed, T0 + 1000).action == "none"
     assert advance(ab, state, Judgement("RollBack", "bad", "failureRatio"), T0 + 1000).action == "rollback"
+
+
+def test_the_readme_precision_table_is_what_the_split_gives():
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("| fleet | 10 % | 25 % | 50 % |"):].split("\n\n")[0].splitlines()[2:]
+    assert len(table) == 4
+    for row in table:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        total = int(cells[0])
+        for share, cell in zip((10, 25, 50), cells[1:], strict=True):
+            pods, percent = cell.replace(" pod", "").split(" = ")
+            got = split(total, share, max_replicas=100)
+            assert (int(pods), int(percent.rstrip(" %"))) == (got.canary, round(got.canary_percent)), (total, share)
