@@ -22,6 +22,7 @@ from ..observability import metrics
 from ..renderer import CONFIG_HASH, Rendered, render_all, secret_names
 from ..renderer.component import DISABLED, ComponentState, Lookup, Observed, PodLister, Rendering
 from ..renderer.components import COMPONENTS
+from ..renderer.inference import versions
 from ..topics.apply import TopicsResult
 from .canary import Analyse, canary_ready, fleet_total, rollout
 from .canary import report as canary_report
@@ -200,7 +201,8 @@ def build_status(
         + scaling_conditions
         + canary_conditions
     )
-    parts = [deployment, lookup("Deployment", ais.metadata.namespace, names(ais).triton_canary) if canary else None]
+    running = versions(ais, canary, 0)[2] is not None  # a canary on its way out no longer counts
+    parts = [deployment, lookup("Deployment", ais.metadata.namespace, names(ais).triton_canary) if running else None]
     pods = [(d.get("status", {}) or {}) for d in parts if d]
     status = {
         "observedGeneration": ais.metadata.generation,
