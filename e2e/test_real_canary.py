@@ -33,6 +33,8 @@ from realnode import (
     triton_pods,
 )
 
+from aifleet.api.timestamps import parse_timestamp
+
 SERVICE_TIME_MS = 50  # one instance per pod: a pod serves up to 20 rps
 POLL_SECONDS = 5  # the analysis runs each poll
 TRACK_LABEL = "aifleet.dev/track"
@@ -163,6 +165,10 @@ def test_failing_canary_is_rolled_back_while_stable_serves_without_failure(opera
     # The condition and the event name the signal and its value.
     cond = conditions(get_json("aiservice", "bad", "-n", namespace))["CanaryHealthy"]
     assert (cond["status"], cond["reason"]) == ("False", "RolledBack") and "failure ratio 0." in cond["message"], cond
+    # Within the watch window, by the operator's own record: the window's start and the condition's transition.
+    judged_after = parse_timestamp(cond["lastTransitionTime"]) - parse_timestamp(rolled_back["windowStart"])
+    print(f"rolled back {judged_after:.0f}s into a {watch}s window")
+    assert judged_after < watch, (rolled_back, cond)
     story = [(e["reason"], e["message"]) for e in events(namespace, "bad") if e["reason"].startswith("Canary")]
     print("events: " + json.dumps(story, indent=1))
     assert [r for r, _ in story] == ["CanaryStarted", "CanaryRolledBack"], story
