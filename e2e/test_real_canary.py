@@ -33,11 +33,11 @@ from realnode import (
     triton_pods,
 )
 
+from aifleet.api.children import TRACK_LABEL, child_names
 from aifleet.api.timestamps import parse_timestamp
 
 SERVICE_TIME_MS = 50  # one instance per pod: a pod serves up to 20 rps
 POLL_SECONDS = 5  # the analysis runs each poll
-TRACK_LABEL = "aifleet.dev/track"
 # Tolerance of the observed share, in percentage points. With fresh connections kube-proxy picks a pod at random
 # per request: at 25 % over ~900 requests one standard deviation is ~1.5 points; 6 points is 4 of them.
 SHARE_TOLERANCE = 6.0
@@ -113,7 +113,7 @@ def test_canary_at_25_percent_of_4_pods_gets_its_share_of_requests(operator, nod
     assert {p["metadata"]["labels"]["app.kubernetes.io/version"] for p in pods if not is_canary(p)} == {"24.08-py3"}
 
     before = {p["metadata"]["name"]: pod_requests(p, real_node) for p in pods}
-    report = load(real_node, tmp_path, f"{service_ip('share-triton', namespace)}:8000", [(60, 16)]).run()
+    report = load(real_node, tmp_path, f"{service_ip(child_names('share').triton, namespace)}:8000", [(60, 16)]).run()
     assert report["total_errors"] == 0, report["steps"]
     served = {p["metadata"]["name"]: pod_requests(p, real_node) - before[p["metadata"]["name"]] for p in pods}
     total = sum(served.values())
@@ -144,7 +144,7 @@ def test_failing_canary_is_rolled_back_while_stable_serves_without_failure(opera
                     interval=1)
     stable = [p for p in pods if not is_canary(p)]
     # Longer than the watch window: a canary still there when it ends would have been promoted, not rolled back.
-    gen = load(real_node, tmp_path, f"{service_ip('bad-triton', namespace)}:8000", [(watch + 30, 10)]).start()
+    gen = load(real_node, tmp_path, f"{service_ip(child_names('bad').triton, namespace)}:8000", [(watch + 30, 10)]).start()
     try:
         rolled_back = wait_for("the canary rolled back", lambda: canary_status("bad", namespace).get("phase")
                                in ("RolledBack", "Promoted") and canary_status("bad", namespace), timeout=watch + 30,
@@ -159,7 +159,7 @@ def test_failing_canary_is_rolled_back_while_stable_serves_without_failure(opera
     # The stable pods failed nothing; the only failures the clients saw are the canary's.
     assert set(stable_failures.values()) == {0.0}, stable_failures
     assert 0 < report["total_errors"] < report["total_ok"] / 10, report["steps"]
-    wait_for("the canary Deployment gone", lambda: get_json("deployment", "bad-triton-canary", "-n", namespace) is None,
+    wait_for("the canary Deployment gone", lambda: get_json("deployment", child_names("bad").triton_canary, "-n", namespace) is None,
              timeout=60)
     wait_for("4 stable pods", lambda: split_ready("bad", namespace, 4, 0), timeout=120, interval=1)
     # The condition and the event name the signal and its value.
@@ -184,7 +184,7 @@ def test_healthy_canary_is_promoted_without_a_failed_request_across_an_operator_
         "analysis": {"watchSeconds": watch, "minRequests": 20, "maxFailureRatio": 0.0},
     }))
     wait_for("1 stable and 1 canary pod ready", lambda: split_ready("good", namespace, 1, 1), timeout=150, interval=1)
-    gen = load(real_node, tmp_path, f"{service_ip('good-triton', namespace)}:8000", [(130, 8)]).start()
+    gen = load(real_node, tmp_path, f"{service_ip(child_names('good').triton, namespace)}:8000", [(130, 8)]).start()
     try:
         # Mid-window, the operator dies and a new one starts: the window it resumes is the one in status.
         first = wait_for("requests counted in the analysis", lambda: "requests" in canary_status("good", namespace)
@@ -209,8 +209,8 @@ def test_healthy_canary_is_promoted_without_a_failed_request_across_an_operator_
         gen.stop()
     print(f"\npromotion under 8 rps: {report['total_ok']} answered, {report['total_errors']} failed")
     assert report["total_errors"] == 0, [w for w in report["timeline"] if w["errors"]]
-    assert get_json("deployment", "good-triton-canary", "-n", namespace) is None
-    stable = get_json("deployment", "good-triton", "-n", namespace)
+    assert get_json("deployment", child_names("good").triton_canary, "-n", namespace) is None
+    stable = get_json("deployment", child_names("good").triton, "-n", namespace)
     assert stable["spec"]["template"]["spec"]["containers"][0]["image"].endswith(f":{NEXT_TRITON_VERSION}")
     story = [e["reason"] for e in events(namespace, "good") if e["reason"].startswith("Canary")]
     assert story == ["CanaryStarted", "CanaryPromoted"], story
