@@ -17,6 +17,7 @@ from aifleet.api import AIService
 from aifleet.autoscaler.canary import canary_queries, serving, start
 from aifleet.autoscaler.prometheus import PrometheusSource
 from aifleet.reconciler.canary import read_counters
+from aifleet.renderer.inference import SUMMARY_LATENCIES
 
 pytestmark = pytest.mark.services
 
@@ -26,7 +27,8 @@ CANARY_POD = "chat-triton-canary-7c9f8d6b5-xk2bz"
 AIS = AIService.model_validate({
     "metadata": {"name": NAME, "namespace": NAMESPACE},
     "spec": {"inference": {"modelRepository": {"uri": "s3://models/chat"},
-                           "canary": {"version": "24.09-py3", "trafficPercent": 50}},
+                           "canary": {"version": "24.09-py3", "trafficPercent": 50,
+                                      "analysis": {"maxP95LatencyMs": 1000, "maxP95QueueMs": 1000}}},
              "autoscaling": {"pollIntervalSeconds": 5}},
 })
 
@@ -39,7 +41,10 @@ def served(triton: TritonServer) -> float:
 
 
 def test_the_analysis_reads_each_version_and_the_share_from_real_counters(tmp_path: Path) -> None:
-    with TritonServer(tmp_path / "stable", delay_ms=5) as stable, TritonServer(tmp_path / "canary", delay_ms=5) as canary, \
+    # The canary's pods export latency summaries, as the renderer asks when the analysis judges latency.
+    summaries = [SUMMARY_LATENCIES.split("=", 1)[1]]
+    with TritonServer(tmp_path / "stable", delay_ms=5) as stable, \
+            TritonServer(tmp_path / "canary", delay_ms=20, metrics_config=summaries) as canary, \
             Prometheus(tmp_path / "prometheus", scrape_interval="1s", sd_refresh="1s") as prom:
         prom.set_targets("triton", [(stable.metrics_address, {"namespace": NAMESPACE, "pod": STABLE_POD}),
                                     (canary.metrics_address, {"namespace": NAMESPACE, "pod": CANARY_POD})])
@@ -55,6 +60,9 @@ def test_the_analysis_reads_each_version_and_the_share_from_real_counters(tmp_pa
         truth = served(canary), served(stable)
         print(f"\ncanary counters from Prometheus: {counters}; the Tritons' own: canary {truth[0]}, stable {truth[1]}")
         assert counters.success is not None and counters.failure == 0
+        # Each request waits the model's 20 ms: its p95 is at least that, and not absurdly more.
+        assert counters.p95_latency_ms is not None and 20 <= counters.p95_latency_ms < 1000, counters
+        assert counters.p95_queue_ms is not None and counters.p95_queue_ms < 1000, counters
         # increase() extrapolates to the window's edges: close to, not exactly, the counter.
         assert truth[0] * 0.8 <= counters.success <= truth[0] * 1.2
         queries = canary_queries(NAMESPACE, NAME, 30, 5)

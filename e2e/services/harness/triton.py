@@ -37,7 +37,8 @@ class TritonServer(Service):
 
     def __init__(self, state_dir: PathLike, *, http_port: Optional[int] = None, grpc_port: Optional[int] = None,
                  metrics_port: Optional[int] = None, model: str = "echo", delay_ms: float = 0.0,
-                 max_batch_size: int = 64, metrics_interval_ms: int = 1000) -> None:
+                 max_batch_size: int = 64, metrics_interval_ms: int = 1000,
+                 metrics_config: Sequence[str] = ()) -> None:
         super().__init__(state_dir)
         self.host = HOST
         self.http_port = http_port or free_port()
@@ -47,6 +48,7 @@ class TritonServer(Service):
         self.delay_ms = delay_ms
         self.max_batch_size = max_batch_size
         self.metrics_interval_ms = metrics_interval_ms
+        self.metrics_config = list(metrics_config)  # Triton's --metrics-config settings, e.g. summary_latencies=true
         self.python = pytriton_python()
         self.workspace = self.state_dir / "workspace"
 
@@ -81,7 +83,8 @@ class TritonServer(Service):
                 "--http-port", str(self.http_port), "--grpc-port", str(self.grpc_port),
                 "--metrics-port", str(self.metrics_port), "--workspace", str(self.workspace),
                 "--model-name", self.model, "--delay-ms", str(self.delay_ms),
-                "--max-batch-size", str(self.max_batch_size), "--metrics-interval-ms", str(self.metrics_interval_ms)]
+                "--max-batch-size", str(self.max_batch_size), "--metrics-interval-ms", str(self.metrics_interval_ms),
+                *[arg for setting in self.metrics_config for arg in ("--metrics-config", setting)]]
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
