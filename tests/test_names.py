@@ -161,3 +161,16 @@ def test_a_version_label_is_a_valid_label_value_or_absent():
     assert label_value("24.08-py3") == "24.08-py3"
     assert label_value("v" * 62 + "-x") == "v" * 62  # cut at 63, then the trailing dash dropped
     assert label_value("1.0+build") is None
+
+
+def test_the_canary_deployment_is_valid_and_fits_with_the_longest_name():
+    doc = large_example()
+    doc["metadata"]["name"] = LONGEST
+    doc["spec"]["autoscaling"]["engine"] = "operator"
+    doc["spec"]["inference"]["canary"] = {"version": "24.09-py3", "trafficPercent": 25}
+    manifests = render(AIService.model_validate(doc))
+    canary = next(m for m in manifests if m["metadata"]["name"] == child_names(LONGEST).triton_canary)
+    kubernetes_validate.validate(canary, "1.35.0", strict=True)
+    assert len(canary["metadata"]["name"]) <= 63  # its ReplicaSets and pods derive their names from it
+    for labels in _labels(canary):
+        assert all(len(value) <= 63 for value in labels.values()), labels
