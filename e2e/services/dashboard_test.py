@@ -32,7 +32,7 @@ from aifleet.observability.health import Health, Servers
 pytestmark = pytest.mark.services
 
 NAMESPACE, NAME = "shop", "chat"
-POD = "chat-triton-5d8f7c9b4-abcde"  # as pod discovery labels a pod of the fleet `chat`
+POD = "chat-triton-5d8f7c9b4-bcdfg"  # as pod discovery labels a pod of the fleet `chat`
 POLL = 5
 # Quiet, a rise the fleet scales up for, a fall it scales back down after its (short) scale-down window.
 PROFILE = [(40, 8), (70, 40), (70, 12)]
