@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "services"))
 
+from harness.net import free_port  # noqa: E402
 from kube import kubectl, wait_for  # noqa: E402
 from operator_process import OperatorProcess  # noqa: E402
 
@@ -52,8 +53,6 @@ def artifacts(tmp_path_factory) -> Path:
 def operator(crd, artifacts):
     # Tests that run an operator of their own (chart, HA, preflight) use namespaces `e2e-own-*`.
     # Its /metrics on a free port, for the tests that read the operator's own series through Prometheus.
-    from chart_support import free_port
-
     proc = OperatorProcess(artifacts / "operator", extra_args=["--namespace", "!e2e-own-*"], metrics_port=free_port())
     proc.start()
     yield proc

@@ -300,6 +300,9 @@ def test_namespaced_install_least_privilege_reconciles_minimal_to_ready(helm_bin
         proc = OperatorProcess(artifacts / f"least-privilege-{release}", env={"KUBECONFIG": str(kubeconfig)},
                                extra_args=["-n", watched, "--health-port", str(health),
                                            "--metrics-port", str(metrics_port)])
+        # A new CRD's storage answers 429 "(re)initializing" for a moment after it is Established.
+        wait_until("the AIService API to list", lambda: "Error from server" not in kubectl(
+            "get", "aiservices.aifleet.dev", "-n", watched, "-o", "name", check=False), timeout=60)
         started = time.time()
         proc.start()
         try:
@@ -366,8 +369,15 @@ def test_namespaced_install_least_privilege_reconciles_minimal_to_ready(helm_bin
                     json.dumps(sorted(used), indent=1))
         finally:
             proc.stop()
-        errors = [e for e in log_lines(proc.logs()) if "raw" in e or e.get("level") in ("error", "critical")]
+        errors = [e for e in log_lines(proc.logs()) if ("raw" in e or e.get("level") in ("error", "critical"))
+                  and not transient_retry(e)]
         assert not errors, errors[:5]
+
+
+def transient_retry(entry: dict) -> bool:
+    """kopf's own line for a request it retries after a 429 with Retry-After: the API server asked to wait."""
+    message = str(entry.get("message", ""))
+    return message.startswith("Request attempt #") and "will retry" in message and "TooManyRequests" in message
 
 
 def test_all_namespaces_install_rbac(helm_bin, cluster, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import time
@@ -13,7 +14,7 @@ from kube import condition, get_json, is_true, kubectl, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 MINIMAL = yaml.safe_load((ROOT / "examples" / "minimal.yaml").read_text())
-CHILD_KINDS = ["serviceaccount", "service", "deployment", "poddisruptionbudget"]
+CHILD_KINDS = ["networkpolicy", "serviceaccount", "service", "deployment", "poddisruptionbudget"]
 
 
 def apply(doc: dict, namespace: str) -> None:
@@ -72,7 +73,8 @@ def test_get_and_describe_speak_to_people(operator, namespace):
     assert "aiservice.aifleet.dev/sentiment" in kubectl("get", "all", "-n", namespace)
     described = kubectl("describe", "aiservice", "sentiment", "-n", namespace)
     assert "Conditions:" in described and "Ready" in described
-    assert "created ServiceAccount sentiment-triton, Service sentiment-triton, Deployment sentiment-triton" in " ".join(described.split()), described
+    created = "created NetworkPolicy sentiment-triton, ServiceAccount sentiment-triton, Service sentiment-triton, Deployment"
+    assert created in " ".join(described.split()), described
 
 
 def test_drift_is_put_back(operator, namespace):
@@ -184,3 +186,57 @@ def test_kubectl_scale_sets_the_floor(operator, namespace):
              lambda: get_json("deployment", "sentiment-triton", "-n", namespace)["spec"]["replicas"] == 3 or None)
     refused = kubectl("scale", "aiservice", "sentiment", "-n", namespace, "--replicas=9", check=False)
     assert "minReplicas must be <= maxReplicas" in refused, refused
+
+
+def test_an_object_in_a_childs_way_is_left_alone_and_named(operator, namespace):
+    """A Service and a ConfigMap someone else made hold the names aifleet would use: the Service (a child's name)
+    is neither changed nor adopted, the AIService says why, and once it is gone aifleet creates its own."""
+    foreign = {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "sentiment-triton", "namespace": namespace, "labels": {"app": "legacy"}},
+        "spec": {"selector": {"app": "legacy"}, "ports": [{"name": "web", "port": 80, "targetPort": 8080}]},
+    }
+    kubectl("apply", "-f", "-", input=yaml.safe_dump(foreign))
+    kubectl("create", "configmap", "sentiment-triton", "-n", namespace, "--from-literal=owner=legacy")
+    before = {kind: get_json(kind, "sentiment-triton", "-n", namespace) for kind in ("service", "configmap")}
+    apply(MINIMAL, namespace)
+    message = "Service sentiment-triton already exists and aifleet did not create it: not adopted"
+
+    def refused():
+        obj = ais(namespace, "sentiment")
+        cond = condition(obj, "InferenceReady")
+        return cond if cond and cond["status"] == "False" and message in cond.get("message", "") else None
+
+    cond = wait_for("the AIService to say which object is in the way", refused)
+    assert cond["reason"] == "Degraded"
+    assert is_true(ais(namespace, "sentiment"), "Degraded")
+    events = kubectl("get", "events", "-n", namespace, "--field-selector", "involvedObject.kind=AIService")
+    assert "InferenceDegraded" in events and "Service sentiment-triton already exists" in events
+    # The rest of the fleet is created; the objects in the way are untouched, not even labelled or owned.
+    assert get_json("deployment", "sentiment-triton", "-n", namespace)
+    for kind, old in before.items():
+        now = get_json(kind, "sentiment-triton", "-n", namespace)
+        assert now["metadata"]["resourceVersion"] == old["metadata"]["resourceVersion"], kind
+        assert "ownerReferences" not in now["metadata"] and now["metadata"].get("labels") == old["metadata"].get("labels")
+
+    # Once the object is gone (its owner removed it), aifleet creates its own Service and the fleet comes up.
+    kubectl("delete", "service", "sentiment-triton", "-n", namespace)
+    obj = wait_ready(namespace, "sentiment")
+    service = get_json("service", "sentiment-triton", "-n", namespace)
+    assert service["metadata"]["ownerReferences"][0]["uid"] == obj["metadata"]["uid"]
+    assert get_json("configmap", "sentiment-triton", "-n", namespace)["data"] == {"owner": "legacy"}
+
+
+def test_the_triton_admin_key_lives_only_in_its_secret(operator, namespace):
+    apply(MINIMAL, namespace)
+    obj = wait_ready(namespace, "sentiment")
+    assert obj["status"]["endpoints"]["adminSecret"] == "sentiment-triton-admin"
+    secret = get_json("secret", "sentiment-triton-admin", "-n", namespace)
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == obj["metadata"]["uid"]
+    key = base64.b64decode(secret["data"]["key"]).decode()
+    assert len(key) >= 40
+    container = get_json("deployment", "sentiment-triton", "-n", namespace)["spec"]["template"]["spec"]["containers"][0]
+    restricted = [a for a in container["args"] if a.startswith("--http-restricted-api=")]
+    assert restricted == ["--http-restricted-api=model-repository,shared-memory,trace,logging:triton-access-token=$(AIFLEET_ADMIN_KEY)"]
+    everywhere = kubectl("get", "deployments,replicasets,pods,configmaps,events", "-n", namespace, "-o", "json") + json.dumps(obj)
+    assert key not in everywhere

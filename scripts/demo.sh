@@ -20,17 +20,18 @@ bash e2e/images/build.sh >/dev/null
 helm="$(bash e2e/tools/build-helm.sh)"
 bash e2e/tools/build-prometheus.sh >/dev/null
 
-say "Starting the local cluster: control plane, KWOK GPU nodes, one real node"
-bash e2e/cluster/up.sh >/dev/null
-export KUBECONFIG="$ROOT/e2e/.cluster/kubeconfig"
-
 cleanup() {
   if [[ ${AIFLEET_DEMO_KEEP:-0} != 1 ]]; then
     "$helm" uninstall aifleet -n aifleet-system --wait --timeout 60s >/dev/null 2>&1 || true
     bash e2e/cluster/down.sh >/dev/null 2>&1 || true
   fi
 }
+# Set before up.sh: a cluster that failed half-way up is taken down too.
 trap cleanup EXIT
+
+say "Starting the local cluster: control plane, KWOK GPU nodes, one real node"
+bash e2e/cluster/up.sh >/dev/null
+export KUBECONFIG="$ROOT/e2e/.cluster/kubeconfig"
 kubectl get nodes -L aifleet.dev/node,nvidia.com/gpu.present
 
 say "helm install aifleet charts/aifleet-operator (image aifleet-operator:$(.venv/bin/aifleet --version | cut -d' ' -f2), built here)"

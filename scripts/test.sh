@@ -33,8 +33,9 @@ cleanup() {
 trap cleanup EXIT
 
 if [[ -z ${KUBECONFIG:-} ]]; then
-  bash e2e/cluster/up.sh >/dev/null
+  # Before up.sh: a cluster that failed half-way up is taken down too.
   started_cluster=1
+  bash e2e/cluster/up.sh >/dev/null
   export KUBECONFIG="$ROOT/e2e/.cluster/kubeconfig"
 fi
 

@@ -502,7 +502,7 @@ def test_without_acting_lookahead_decisions_equal_hpa_sync_step_for_step(lookahe
     down = ScaleDownRules(policies=[ScalingPolicy(type="Pods", value=2, period_seconds=60)])
     sp = spec(target_rps_per_pod=10, max_replicas=300, tolerance=0.1, scale_down=down, lookahead=lookahead)
     rates = [100 + 900 * math.sin(i / 25) ** 2 + 60 * math.sin(i * 1.7) for i in range(400)]
-    state, hstate, cur, hcur = AutoscalerState(initialized=True), HPAState(), 10, 10
+    state, hstate, cur, hcur = AutoscalerState(initialized=True), HPAState(initialized=True), 10, 10
     for i, r in enumerate(rates):
         now = T0 + 15 * i
         d = decide(obs(r, cur), state, sp, now)

@@ -56,6 +56,9 @@ class Store:
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         return self.lookup(kind, namespace, name)
 
+    def find(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.lookup(kind, namespace, name)  # every object here is one the reconciles made
+
     def list_pods(self, namespace: str, selector: dict[str, str]) -> list[dict[str, Any]]:
         return []
 

@@ -18,6 +18,7 @@ from conftest import EXAMPLES
 DOC = yaml.safe_load((EXAMPLES / "canary.yaml").read_text())
 AIS = AIService.model_validate(DOC)
 CANARY = AIS.spec.inference.canary or CanarySpec(version="unused")  # the example has one
+IMAGE = "nvcr.io/nvidia/tritonserver"
 
 
 def _by_name(manifests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -94,3 +95,36 @@ def test_a_state_recorded_for_another_canary_is_not_applied():
     out = _by_name(render(AIS, replicas=4, canary=other))
     assert _image(out["Deployment/sentiment-triton"]).endswith(":24.08-py3")
     assert "Deployment/sentiment-triton-canary" not in out
+
+
+def _container(deployment: dict[str, Any]) -> dict[str, Any]:
+    return deployment["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_the_canary_gets_the_stable_pods_admin_key_and_restricted_apis():
+    out = _by_name(render(AIS, replicas=4))
+    stable, canary = (_container(out[f"Deployment/{name}"]) for name in ("sentiment-triton", "sentiment-triton-canary"))
+    assert canary["env"] == stable["env"]
+    assert any(e.get("valueFrom", {}).get("secretKeyRef", {}).get("name") == "sentiment-triton-admin" for e in canary["env"])
+    restricted = [a for a in stable["args"] if a.startswith(("--http-restricted-api=", "--grpc-restricted-protocol="))]
+    assert len(restricted) == 2 and all(a in canary["args"] for a in restricted)
+
+
+def _pinned(stable_digest: str | None, canary: dict[str, Any]) -> tuple[str, str]:
+    doc = copy.deepcopy(DOC)
+    doc["spec"]["inference"]["digest"] = stable_digest
+    doc["spec"]["inference"]["canary"] = {**{k: v for k, v in doc["spec"]["inference"]["canary"].items()
+                                              if k not in ("version", "image")}, **canary}
+    out = _by_name(render(AIService.model_validate(doc), replicas=4))
+    return _image(out["Deployment/sentiment-triton"]), _image(out["Deployment/sentiment-triton-canary"])
+
+
+def test_a_stable_digest_names_the_stable_image_only():
+    digest, other = "sha256:" + "ab" * 32, "sha256:" + "cd" * 32
+    # A canary of a new tag does not inherit the stable digest: pulled by it, the canary would run the stable image.
+    assert _pinned(digest, {"version": "24.09-py3"}) == (f"{IMAGE}:24.08-py3@{digest}", f"{IMAGE}:24.09-py3")
+    assert _pinned(digest, {"version": "24.09-py3", "digest": other}) == (
+        f"{IMAGE}:24.08-py3@{digest}", f"{IMAGE}:24.09-py3@{other}")
+    # A canary of the same image (here: other models) keeps the pin; one of another digest of the tag pins that.
+    assert _pinned(digest, {"models": ["other"]})[1] == f"{IMAGE}:24.08-py3@{digest}"
+    assert _pinned(None, {"digest": other}) == (f"{IMAGE}:24.08-py3", f"{IMAGE}:24.08-py3@{other}")

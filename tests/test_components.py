@@ -23,7 +23,7 @@ def test_unwanted_components_are_disabled_and_have_no_endpoints():
     assert {key: s.state for key, s in states.items()} == {
         "inference": "Pending", "pooler": "Disabled", "cache": "Disabled", "topics": "Disabled",
     }
-    assert set(endpoints(ais, Observed(lambda kind, ns, name: None))) == {"http", "grpc", "metrics"}
+    assert set(endpoints(ais, Observed(lambda kind, ns, name: None))) == {"http", "grpc", "metrics", "adminSecret"}
 
 
 def test_every_wanted_component_renders_its_part():

@@ -153,8 +153,11 @@ def sync(metric, replicas, state, now, lo=1, hi=100, target=100):
 
 
 def test_missing_metric_changes_nothing_and_records_nothing():
-    r = sync(None, 10, HPAState(), T0)
-    assert (r.desired, r.rescale, r.metric_ok) == (10, False, False) and r.state == HPAState()
+    synced = HPAState(initialized=True, recommendations=((T0 - 15, 10),))
+    r = sync(None, 10, synced, T0)
+    assert (r.desired, r.rescale, r.metric_ok) == (10, False, False) and r.state == synced
+    # only the very first sync records something: the current size, whatever the metric says
+    assert sync(None, 10, HPAState(), T0).state == HPAState(initialized=True, recommendations=((T0, 10),))
     assert sync(float("nan"), 10, HPAState(), T0).rescale is False
 
 

@@ -45,10 +45,11 @@ def _decoded(secret: dict) -> dict[str, str]:
     return {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
 
 
-def test_renders_the_five_children():
+def test_renders_the_six_children():
     manifests = render_pgbouncer(_ais(), PASSWORD)
     assert sorted(_by_name(manifests)) == [
         ("Deployment", "shop-pgbouncer"),
+        ("NetworkPolicy", "shop-pgbouncer"),
         ("PodDisruptionBudget", "shop-pgbouncer"),
         ("Secret", "shop-pgbouncer-config"),
         ("Secret", "shop-pgbouncer-connection"),
@@ -248,7 +249,7 @@ def test_the_component_wiring():
     from aifleet.renderer.pgbouncer import PgBouncer
 
     ais = _ais()
-    assert secret_names(ais) == ["db-creds"]
+    assert secret_names(ais) == ["shop-triton-admin", "db-creds"]
     missing = PgBouncer().render(ais, RenderInputs(secrets={}))
     assert missing.manifests == [] and missing.problem == 'spec.pgbouncer.passwordSecretRef: Secret "db-creds" not found'
     ok = PgBouncer().render(ais, RenderInputs(secrets={"db-creds": _secret(password=PASSWORD)}))

@@ -40,12 +40,13 @@ def _conf(manifests) -> str:
     return base64.b64decode(secret["data"]["redis.conf"]).decode()
 
 
-def test_renders_config_secret_service_and_statefulset():
+def test_renders_config_secret_service_statefulset_and_network_policy():
     manifests = render_redis(_ais(), PASSWORD)
     assert [(m["kind"], m["metadata"]["name"]) for m in manifests] == [
         ("Secret", "shop-redis-config"),
         ("Service", "shop-redis"),
         ("StatefulSet", "shop-redis"),
+        ("NetworkPolicy", "shop-redis"),
     ]
     for manifest in manifests:
         kubernetes_validate.validate(manifest, K8S_SCHEMA_VERSION, strict=True)
@@ -217,7 +218,7 @@ def test_the_component_creates_the_generated_secret_once_then_renders():
     from aifleet.renderer.redis import Redis
 
     ais = _ais()
-    assert secret_names(ais) == ["shop-redis-auth"]
+    assert secret_names(ais) == ["shop-triton-admin", "shop-redis-auth"]
     first = Redis().render(ais, RenderInputs(secrets={}, new_password=lambda: PASSWORD))
     assert first.manifests == [] and first.pending == "creating the password Secret shop-redis-auth"
     (created,) = first.create_once
@@ -233,5 +234,5 @@ def test_the_component_reports_a_missing_user_secret_and_renders_nothing_for_it(
 
     ais = _ais({"passwordSecretRef": {"name": "cache-creds", "key": "pw"}})
     out = render_all(ais, secrets={"cache-creds": None})
-    assert [m for m in out.manifests if m["metadata"]["name"].startswith("shop-redis")] == [] and out.create_once == []
+    assert [m for m in out.manifests if m["metadata"]["name"].startswith("shop-redis")] == [] and [s["metadata"]["name"] for s in out.create_once] == ["shop-triton-admin"]
     assert out.problems == {"redis": 'spec.redis.passwordSecretRef: Secret "cache-creds" not found'}

@@ -143,3 +143,15 @@ def test_hpa_engine_passes_on_only_the_tolerances_the_user_set(minimal):
 
 def test_operator_engine_renders_no_hpa(minimal):
     assert "HorizontalPodAutoscaler" not in _by_kind(render(_ais(minimal)))
+
+
+def test_triton_image_pinned_by_digest(minimal):
+    digest = "sha256:" + "0123456789abcdef" * 4
+    minimal["spec"]["inference"].update(version="24.08-py3", digest=digest)
+    manifests = render(_ais(minimal))
+    deployment = _by_kind(manifests)["Deployment"]
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == (
+        f"nvcr.io/nvidia/tritonserver:24.08-py3@{digest}"
+    )
+    assert deployment["metadata"]["labels"]["app.kubernetes.io/version"] == "24.08-py3"
+    kubernetes_validate.validate(deployment, K8S_SCHEMA_VERSION, strict=True)

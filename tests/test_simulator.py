@@ -121,7 +121,28 @@ def test_cli_policy_choice_and_spec_file(tmp_path, capsys):
     spec.write_text("apiVersion: aifleet.dev/v1alpha1\nkind: AIService\nspec:\n  autoscaling:\n    targetRPSPerPod: 20\n    maxReplicas: 7\n")
     assert simulate_main([str(trace), "--policy", "hpa", "--spec", str(spec), "--markdown"]) == 0
     out = capsys.readouterr().out
-    assert "target 20 rps/pod" in out and "| hpa |" in out and "oracle" not in out
+    assert "target 20 rps/pod" in out and "| hpa (HPA with default behavior) |" in out and "oracle" not in out
+    assert "without a behavior block" not in out
+
+
+def test_both_hpa_baselines_are_labelled(tmp_path, capsys):
+    trace = make(tmp_path, [(0, 100), (600, 100), (601, 800), (1800, 800)])
+    assert simulate_main([str(trace), "--policy", "hpa", "--policy", "hpa-no-behavior", "--max-replicas", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "HPA with default behavior" in out and "HPA without a behavior block" in out
+
+
+def test_without_a_behavior_hpa_climbs_by_doubling():
+    """The legacy path caps each sync at max(2 x current, 4); the default behavior allows +100% or +4 pods."""
+    cfg = SimConfig(max_replicas=200)
+    trace = step_trace(before=10, after=1000, at=61, end=900)
+
+    def sizes(policy: str) -> list[int]:
+        r = simulate(trace, sim.controller_for(policy, cfg), cfg)
+        return [int(n) for i, n in enumerate(r.total) if i == 0 or n != r.total[i - 1]]
+
+    assert sizes("hpa-no-behavior")[:5] == [1, 4, 8, 16, 32]
+    assert sizes("hpa")[:5] == [1, 5, 10, 20, 40]
 
 
 def test_cli_reports_bad_input(tmp_path, capsys):
@@ -146,3 +167,18 @@ def test_committed_traces_are_small_and_reproducible(tmp_path):
     field = load_trace(TRACES / "field_large.csv")
     assert 150 <= field.rps.min() <= 250 and 4500 <= np.percentile(field.rps, 99.5) <= 6000
     assert math.isclose(field.duration, 86400)
+
+
+def test_cli_reads_a_request_log(tmp_path, capsys):
+    """A request log of 10 min: 1 request a second, then 5 a second for the last 5 minutes."""
+    arrivals = [float(t) for t in range(300)] + [300 + i / 5 for i in range(1500)]
+    log = tmp_path / "access.csv"
+    log.write_text("method,path,timestamp\n" + "".join(f"POST,/infer,{1_700_000_000 + t}\n" for t in arrivals))
+    args = [str(log), "--policy", "hpa", "--target-rps-per-pod", "1", "--bin-seconds", "10"]
+    assert simulate_main(args) == 0
+    out = capsys.readouterr().out
+    assert "a request log of 1800 requests over 9.8 min, counted per 10 s: mean 3.00 rps, busiest bin 5.00 rps" in out
+    assert simulate_main([*args, "--column", "path"]) == 2  # not timestamps
+    assert "line 2: not a timestamp" in capsys.readouterr().err
+    tr = load_trace(log, column="2", bin_seconds=60)
+    assert tr.requests == 1800 and list(tr.rps) == [1, 1, 1, 1, 1, 5, 5, 5, 5, 5]

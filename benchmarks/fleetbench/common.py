@@ -32,11 +32,12 @@ OP_USER = f"system:serviceaccount:{OP_NS}:{OP_SA}"
 WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
 BENCH_LABEL = "aifleet-bench/phase"
 MANAGED = "app.kubernetes.io/managed-by=aifleet"
-CHILDREN = {  # the four children of a minimal AIService: kind -> (namespaced collection path, audit resource)
+CHILDREN = {  # the rendered children of a minimal AIService: kind -> (namespaced collection path, audit resource)
     "Deployment": ("/apis/apps/v1/namespaces/{ns}/deployments", "deployments"),
     "Service": ("/api/v1/namespaces/{ns}/services", "services"),
     "PodDisruptionBudget": ("/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets", "poddisruptionbudgets"),
     "ServiceAccount": ("/api/v1/namespaces/{ns}/serviceaccounts", "serviceaccounts"),
+    "NetworkPolicy": ("/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies", "networkpolicies"),
 }
 CHILD_RESOURCES = {r for _, r in CHILDREN.values()}
 DEFAULTS = {  # the benchmark's own cluster; env vars of e2e/cluster win when set

@@ -180,12 +180,12 @@ class Phases:
             self.fleet_keys, self.fleet_nss, self.fleet_phase = keys, nss, phase
 
     def phase_baseline(self, n: int) -> None:
-        """The cluster's floor: the operator's four children for N services applied directly by a fast client
+        """The cluster's floor: the operator's rendered children for N services applied directly by a fast client
         (no operator involved; relabelled so the operator's watches ignore them), then until all Deployments
         are available. What the controller-manager, scheduler and KWOK need, whatever the operator does."""
         phase = "baseline"
         nss = [f"fleet-base-{k}" for k in range(self.args.namespaces)]
-        say(f"baseline {n}: applying the same 4 children for {n} services directly (no operator)")
+        say(f"baseline {n}: applying the same {len(CHILDREN)} kinds of children for {n} services directly (no operator)")
         self.create_namespaces(nss, phase)
         template = self.workdir / "template.yaml"
         template.write_text(yaml.safe_dump(aiservice("fleet-tmpl", "svc-tmpl", phase, self.prom.url, self.args.poll)))

@@ -167,7 +167,7 @@ network_down() {
       if [[ $family == ip ]]; then save=iptables-save; else save=ip6tables-save; fi
       for table in filter nat mangle raw; do
         grep -qx "table $family $table" "$NFT_TABLES_SAVE" && continue
-        "$save" -t "$table" 2>/dev/null | grep -qvE '^(#|\*|COMMIT|:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) )' &&
+        "$save" -t "$table" 2>/dev/null | grep -vE '^(#|\*|COMMIT|:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) )' >/dev/null &&
           continue
         nft delete table "$family" "$table" 2>/dev/null || true
       done
@@ -235,13 +235,14 @@ import_images() {
     # The archive's name says its content; an image imported from it before is skipped.
     want="$(basename "$archive")"
     if grep -qx "$name $want" "$NODE_DIR/images.imported" 2>/dev/null &&
-      ctr --address "$CONTAINERD_SOCK" -n k8s.io images ls -q | grep -qx "$name"; then
+      ctr --address "$CONTAINERD_SOCK" -n k8s.io images ls -q | grep -Fx "$name" >/dev/null; then
       continue
     fi
     log "importing $name"
-    ctr --address "$CONTAINERD_SOCK" -n k8s.io images import --all-platforms "$archive" >/dev/null
-    ctr --address "$CONTAINERD_SOCK" -n k8s.io images ls -q | grep -qx "$name" ||
-      die "importing $archive did not give the image $name"
+    local gave
+    gave="$(ctr --address "$CONTAINERD_SOCK" -n k8s.io images import --all-platforms "$archive")"
+    ctr --address "$CONTAINERD_SOCK" -n k8s.io images ls -q | grep -Fx "$name" >/dev/null ||
+      die "importing $archive did not give the image $name (it gave: ${gave//$'\n'/ }); delete the archive to rebuild it"
     { grep -v "^$name " "$NODE_DIR/images.imported" 2>/dev/null || true; echo "$name $want"; } >"$NODE_DIR/images.imported.tmp"
     mv "$NODE_DIR/images.imported.tmp" "$NODE_DIR/images.imported"
   done <<<"$images"

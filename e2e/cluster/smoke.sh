@@ -45,7 +45,7 @@ log "server $(k get --raw /version | grep -o '"gitVersion": *"[^"]*"')"
 cleanup() { k delete namespace "$NS" "$PSA_NS" --ignore-not-found --wait=false >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 cleanup
-poll 60 bash -c "! $KUBECTL get namespace $NS $PSA_NS 2>/dev/null | grep -q ." || die "old smoke namespaces did not go away"
+poll 60 bash -c "! $KUBECTL get namespace $NS $PSA_NS 2>/dev/null | grep . >/dev/null" || die "old smoke namespaces did not go away"
 k create namespace "$NS" >/dev/null
 poll 30 k -n "$NS" get serviceaccount default || die "no default ServiceAccount in $NS"
 

@@ -299,7 +299,7 @@ EOF
   one_shot triton-client aifleet.dev/e2e-client:1 \
     --mount "type=bind,src=$WORK/check_triton.py,dst=/check_triton.py,options=rbind:ro" -- \
     python3 /check_triton.py "$SERVICE_MS" >&2
-  in_netns curl -sf http://127.0.0.1:8002/metrics | grep -q '^nv_inference_request_success{model="echo"' \
+  in_netns curl -sf http://127.0.0.1:8002/metrics | grep '^nv_inference_request_success{model="echo"' >/dev/null \
     || die "triton: no nv_inference_request_success for echo on :8002"
   stop triton
   log "triton: echo answers in its service time, 2 instances in parallel, the 3rd queued; metrics served"

@@ -23,6 +23,7 @@ import pytest
 from harness import LoadGenerator, Prometheus, TritonServer, free_port
 
 from aifleet.api.autoscaling import AutoscalingSpec
+from aifleet.api.children import triton_pod_regex
 from aifleet.autoscaler.policy import Observation, decide
 from aifleet.autoscaler.prometheus import PrometheusSource
 from aifleet.autoscaler.state import AutoscalerState
@@ -46,7 +47,7 @@ def operator_engine(prometheus: str, stop: threading.Event) -> None:
         "podStartupSeconds": 0, "scaleDown": {"stabilizationWindowSeconds": 30},
         "metrics": {"address": prometheus, "warmupSeconds": 0,
                     "query": 'sum(rate(nv_inference_request_success{namespace="{namespace}",'
-                             'pod=~"{name}-triton-[bcdfghjklmnpqrstvwxz2456789]+-?[bcdfghjklmnpqrstvwxz2456789]+"}[15s]))'},
+                             f'pod=~"{triton_pod_regex("{name}")}"}}[15s]))'},
     })
     source = PrometheusSource(prometheus, timeout_seconds=2)
     state, replicas, ready = AutoscalerState(), 1, 1

@@ -101,12 +101,11 @@ StatefulSet replacement (owner references and the garbage collector remove child
 - apiGroups: [""]
   resources: ["serviceaccounts"]
   verbs: ["list", "watch", "create", "patch"]
-# Watched as a child kind; no child is a ConfigMap, so never written.
-- apiGroups: [""]
-  resources: ["configmaps"]
-  verbs: ["list", "watch"]
 - apiGroups: [""]
   resources: ["services"]
+  verbs: ["list", "watch", "create", "patch"]
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
   verbs: ["list", "watch", "create", "patch"]
 # delete removes a canary's Triton Deployment once it is rolled back, promoted or ended.
 - apiGroups: ["apps"]

@@ -10,7 +10,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Mapping, Optional
 
 if TYPE_CHECKING:
     from .process import ManagedProcess
@@ -69,17 +69,18 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str,
         time.sleep(interval)
 
 
-def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
+def http_get(url: str, timeout: float = 5.0, headers: Optional[Mapping[str, str]] = None) -> tuple[int, bytes]:
     """GET returning (status, body) for any HTTP status; raises only on network errors."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=dict(headers or {})), timeout=timeout) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as err:
         return err.code, err.read()
 
 
-def http_post(url: str, data: bytes = b"", timeout: float = 10.0) -> tuple[int, bytes]:
-    req = urllib.request.Request(url, data=data, method="POST")
+def http_post(url: str, data: bytes = b"", timeout: float = 10.0,
+              headers: Optional[Mapping[str, str]] = None) -> tuple[int, bytes]:
+    req = urllib.request.Request(url, data=data, method="POST", headers=dict(headers or {}))
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, resp.read()

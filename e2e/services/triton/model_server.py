@@ -47,6 +47,10 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--log-verbose", type=int, default=0)
     parser.add_argument("--metrics-config", action="append", default=[],
                         help="a Triton metrics setting, e.g. summary_latencies=true (repeatable)")
+    parser.add_argument("--http-restricted-api", help="passed to tritonserver as is")
+    parser.add_argument("--grpc-restricted-protocol", help="passed to tritonserver as is")
+    parser.add_argument("--access-token",
+                        help="the header value PyTriton itself sends to the restricted APIs (to load its model)")
     return parser.parse_args(argv)
 
 
@@ -93,10 +97,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         metrics_config=args.metrics_config or None,
         log_verbose=args.log_verbose,
         exit_timeout_secs=5,  # enough to unload the model cleanly (~2 s); less leaks shm
+        http_restricted_api=args.http_restricted_api,
+        grpc_restricted_protocol=args.grpc_restricted_protocol,
     )
-    # No token-restricted endpoints: this is a loopback-only test server and the
-    # operator/tests read /v2/models/.../stats without PyTriton's generated token.
-    security = TritonSecurityConfig(restricted_endpoints=[])
+    # PyTriton restricts no endpoint itself: by default this loopback-only test server is open (the tests read
+    # /v2/models/.../stats without a token); restrictions come only from the flags above, and the token lets
+    # PyTriton load its own model through them.
+    security = TritonSecurityConfig(access_token=args.access_token, restricted_endpoints=[])
     args.workspace.parent.mkdir(parents=True, exist_ok=True)
 
     with Triton(config=config, workspace=args.workspace, security_config=security) as triton:

@@ -11,6 +11,7 @@ from .base import DNS_1035_LABEL, DNS_LABEL, ApiModel, LabelKey, LabelValue, cel
 from .children import MAX_NAME_LENGTH
 from .data import KafkaSpec, PgBouncerSpec, RedisSpec
 from .inference import InferenceSpec
+from .network import NetworkPolicySpec
 
 GROUP = "aifleet.dev"
 VERSION = "v1alpha1"
@@ -53,6 +54,9 @@ class AIServiceSpec(ApiModel):
     pgbouncer: PgBouncerSpec | None = Field(None, description="Connection pooling in front of an existing PostgreSQL.")
     redis: RedisSpec | None = Field(None, description="A Redis cache for the service.")
     kafka: KafkaSpec | None = Field(None, description="Kafka topics and dead-letter topics on an existing cluster.")
+    network_policy: NetworkPolicySpec = Field(
+        default_factory=NetworkPolicySpec, description="Which pods may reach the stack's ports."
+    )
 
     @model_validator(mode="after")
     def _canary_fits_the_autoscaler(self) -> AIServiceSpec:

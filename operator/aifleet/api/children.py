@@ -34,10 +34,15 @@ TRITON_METRICS_PORT = 8002
 PGBOUNCER_LISTEN_PORT = 6432  # in the pod
 PGBOUNCER_SERVICE_PORT = 5432  # on the Service: PostgreSQL's usual port
 REDIS_PORT = 6379
+# The HTTP header (gRPC: `triton-grpc-protocol-<header>`) that must carry the key of the Triton admin Secret for
+# Triton's model-repository, shared-memory, trace and logging APIs; inference, health and metadata stay open.
+# PyTriton's clients send their access token in the same header, so they work as admin clients unchanged.
+TRITON_ADMIN_HEADER = "triton-access-token"
+TRITON_GRPC_ADMIN_HEADER = f"triton-grpc-protocol-{TRITON_ADMIN_HEADER}"
 
 # Children in the order they are applied: identities and config before the workloads that use them.
 APPLY_ORDER = (
-    "ServiceAccount", "Secret", "ConfigMap", "Service", "Deployment", "StatefulSet", "PodDisruptionBudget",
+    "NetworkPolicy", "ServiceAccount", "Secret", "Service", "Deployment", "StatefulSet", "PodDisruptionBudget",
     "HorizontalPodAutoscaler",
 )
 
@@ -90,6 +95,7 @@ class ChildNames:
 
     triton: str
     triton_canary: str
+    triton_admin: str
     pgbouncer: str
     pgbouncer_config: str
     pgbouncer_connection: str
@@ -103,6 +109,7 @@ def child_names(base: str) -> ChildNames:
     return ChildNames(
         triton=f"{base}-{TRITON}",
         triton_canary=f"{base}-{TRITON}-{CANARY}",
+        triton_admin=f"{base}-{TRITON}-admin",
         pgbouncer=pgbouncer,
         pgbouncer_config=f"{pgbouncer}-config",
         pgbouncer_connection=f"{pgbouncer}-connection",

@@ -20,11 +20,15 @@ QUANTITY = pattern(
 # An image reference without its tag or digest: the tag is a field of its own. A registry port stays allowed.
 IMAGE_WITHOUT_TAG = pattern(
     r"^([^\s/@]+/)*[^\s/:@]+$",
-    "an image name without a tag or digest (e.g. nvcr.io/nvidia/tritonserver): the tag goes in `version`",
+    "an image name without a tag or digest (e.g. nvcr.io/nvidia/tritonserver): the tag goes in `version`, a digest in `digest`",
 )
 IMAGE_TAG = pattern(
     r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
     "an image tag: at most 128 letters, digits, '_', '.' and '-', not starting with '.' or '-'",
+)
+IMAGE_DIGEST = pattern(
+    r"^sha256:[a-f0-9]{64}$",
+    "an image digest: sha256: followed by 64 lowercase hexadecimal digits",
 )
 MODEL_REPOSITORY_URI = pattern(r"^(s3|gs|as|https?)://.+", "a URI starting with s3://, gs://, as://, http:// or https://")
 # Triton model names are directories of the repository, passed as `--load-model=<name>`.
@@ -224,8 +228,11 @@ def unique_models(models: list[str] | None) -> list[str] | None:
 
 
 # The fields a canary may change; every other setting is the stable version's.
-CANARY_FIELDS = ("image", "version", "model_repository", "models", "resources")
-_CANARY_SAME = "spec.inference.canary must differ from the stable version in image, version, modelRepository, models or resources"
+CANARY_FIELDS = ("image", "version", "digest", "model_repository", "models", "resources")
+_CANARY_SAME = (
+    "spec.inference.canary must differ from the stable version in image, version, digest, modelRepository, models "
+    "or resources"
+)
 _STEPS_ABOVE_SHARE = "spec.inference.canary.analysis.steps must each be above trafficPercent"
 
 
@@ -249,6 +256,14 @@ class CanarySpec(ApiModel):
     )
     version: str | None = Field(
         None, min_length=1, pattern=IMAGE_TAG, description="Image tag of the canary; unset: the stable version."
+    )
+    digest: str | None = Field(
+        None,
+        pattern=IMAGE_DIGEST,
+        description=(
+            "Pins the canary's image by content (`sha256:...`); unset: the stable digest while the canary keeps the "
+            "stable image and version, none once it changes either (a digest belongs to one image)."
+        ),
     )
     model_repository: ModelRepository | None = Field(
         None, description="Where the canary loads models from; unset: the stable repository."
@@ -313,8 +328,8 @@ def _canary_differs_rule() -> str:
             checks.append(f"(has({mine}) && ({differs_rule(model, mine, stable)}))")
         elif field == "models":
             checks.append(f"(has({mine}) && {mine} != (has({stable}) ? {stable} : []))")
-        else:
-            checks.append(f"(has({mine}) && {mine} != {stable})")
+        else:  # the stable digest may be unset; image and version have defaults
+            checks.append(f"(has({mine}) && (!has({stable}) || {mine} != {stable}))")
     return f"!has(self.canary) || {' || '.join(checks)}"
 
 
@@ -332,9 +347,17 @@ class InferenceSpec(ApiModel):
         min_length=1,
         max_length=1024,
         pattern=IMAGE_WITHOUT_TAG,
-        description="Triton Inference Server image, without the tag (the tag is `version`).",
+        description="Triton Inference Server image, without the tag (the tag is `version`, a digest `digest`).",
     )
     version: str = Field(DEFAULT_VERSION, min_length=1, pattern=IMAGE_TAG, description="Image tag.")
+    digest: str | None = Field(
+        None,
+        pattern=IMAGE_DIGEST,
+        description=(
+            "Pins the image by content (`sha256:...`): the pods run `image:version@digest`, which the runtime pulls "
+            "by digest, so a re-pushed tag changes nothing. `version` stays as the readable tag and the version label."
+        ),
+    )
     model_repository: ModelRepository = Field(description="Where Triton loads models from.")
     models: list[ModelName] = Field(
         default_factory=list,
@@ -382,6 +405,8 @@ class InferenceSpec(ApiModel):
         if self.canary is None:
             return None
         changes = {f: getattr(self.canary, f) for f in CANARY_FIELDS if getattr(self.canary, f) is not None}
+        if "digest" not in changes and ("image" in changes or "version" in changes):
+            changes["digest"] = None  # the stable digest names the stable image, not the canary's
         return self.model_copy(update={**changes, "canary": None})
 
     @model_validator(mode="after")

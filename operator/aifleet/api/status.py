@@ -31,6 +31,13 @@ class Endpoints(ApiModel):
     http: str | None = Field(None, description="Triton HTTP/REST URL inside the cluster.")
     grpc: str | None = Field(None, description="Triton gRPC address inside the cluster.")
     metrics: str | None = Field(None, description="Triton Prometheus metrics URL inside the cluster.")
+    admin_secret: str | None = Field(
+        None,
+        description=(
+            "Secret whose `key` Triton's model-repository, shared-memory, trace and logging APIs require in the "
+            "`triton-access-token` header (gRPC: `triton-grpc-protocol-triton-access-token`)."
+        ),
+    )
     pooler: str | None = Field(None, description="PgBouncer address (host:port) clients connect to.")
     pooler_secret: str | None = Field(None, description="Secret with the pooled connection settings.")
     cache: str | None = Field(None, description="Redis address (host:port).")

@@ -1,8 +1,9 @@
 """The Kubernetes HorizontalPodAutoscaler algorithm, re-implemented as pure functions.
 
 Written from the behaviour of kube-controller-manager's `pkg/controller/podautoscaler`
-(replica calculator + `normalizeDesiredReplicasWithBehaviors`), so that it can serve as the
-baseline in the simulator and as the shared core of aifleet's own policy. Semantics kept on purpose:
+(replica calculator + `normalizeDesiredReplicas` / `normalizeDesiredReplicasWithBehaviors`, Kubernetes
+v1.35), so that it can serve as the baseline in the simulator and as the shared core of aifleet's own policy.
+tests/test_hpa_upstream.py replays upstream's own test vectors against it. Semantics kept on purpose:
 
 * Replica calculator: ratio = metric / target; inside the tolerance band (1 - 0.1 <= ratio <= 1 + 0.1, per
   direction since Kubernetes 1.33: behavior.scaleDown/scaleUp.tolerance) the answer is "no change", outside it
@@ -11,14 +12,21 @@ baseline in the simulator and as the shared core of aifleet's own policy. Semant
   `status.replicas` - every pod that exists, ready or not - and the answer is ceil(total / target).
 * Pods metrics (per-pod values) group pods first: deleting and failed pods are dropped, Pending pods
   ignored, pods without a metric are "missing": on a scale-down they count as using exactly the
-  target, on a scale-up as using 0; ignored (unready) pods count as 0 on a scale-up only. If that
-  correction flips the direction, nothing changes. Only CPU metrics ignore Running-but-unready
-  pods; for any other metric an unready pod that reports is averaged in as is.
+  target, on a scale-up as using 0, and at a ratio of exactly 1 they are left out; ignored (unready) pods
+  count as 0 on a scale-up only. If that correction flips the direction, or the pods it adds turn a
+  scale-down into more replicas than now (a rolling update's surge pod), nothing changes. Only CPU metrics
+  ignore Running-but-unready pods; for any other metric an unready pod that reports is averaged in as is.
 * Missing metrics: if the only metric cannot be read, HPA does nothing (ScalingActive=False,
-  FailedGet...Metric) and records no recommendation; it never scales on missing data.
-* Stabilization: every sync records the raw recommendation; the stabilized value starts at the
-  current replicas, is raised to the minimum of the recommendations in the scale-up window and
-  lowered to the maximum of those in the scale-down window.
+  FailedGet...Metric) and records no recommendation (but the first sync's); it never scales on missing data.
+* Stabilization: the first sync of an HPA records the current size as a recommendation (so nothing
+  shrinks inside the first scale-down window); every sync records the raw recommendation; the stabilized
+  value starts at the current replicas, is raised to the minimum of the recommendations in the scale-up
+  window and lowered to the maximum of those in the scale-down window.
+* An HPA without a `behavior:` block is not given the v2 defaults: the controller takes its legacy path.
+  The stabilized value is the maximum of the recommendations of the last
+  --horizontal-pod-autoscaler-downscale-stabilization (300 s, the window's edge included) and this one; a
+  scale-up is capped at max(2 x current, 4) per sync; a scale-down is not rate-limited; no scale events
+  are kept.
 * Rate policies: the replicas at the period's start are current - added + removed within the period;
   Pods adds/removes `value`, Percent multiplies (ceil up, truncate down); selectPolicy Max takes the
   largest change, Min the smallest, Disabled none. Then [min, max] and the ScalingLimited reason.
@@ -30,7 +38,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, NamedTuple
 
 from ..api.autoscaling import LimitReason, ScaleDownRules, ScaleUpRules, ScalingPolicy
@@ -67,9 +75,13 @@ DEFAULT_SCALE_DOWN = ScaleDownRules(
     select_policy="Max",
     policies=[ScalingPolicy(type="Percent", value=100, period_seconds=15)],
 )
+# The legacy path (no `behavior:`): kube-controller-manager's --horizontal-pod-autoscaler-downscale-stabilization,
+# and the scale-up cap max(2 x current, 4) that predates behaviors.
+LEGACY_DOWNSCALE_STABILIZATION = 300
+LEGACY_SCALE_UP_FACTOR = 2
+LEGACY_SCALE_UP_MINIMUM = 4
 # Keeps replica arithmetic in int32 territory whatever a metric says (HPA's replicas are int32).
 _REPLICA_CEILING = 2**31 - 1
-
 
 
 def ceil_replicas(x: float) -> int:
@@ -132,15 +144,21 @@ def pods_metric_replicas(
             return current_replicas
         return ceil_replicas(ratio * len(ready))
     values = dict(ready)
-    for i in missing:
-        values[i] = target_per_pod if ratio < 1.0 else 0.0
+    if ratio != 1.0:  # at exactly 1 the missing pods are left out, not counted as idle
+        for i in missing:
+            values[i] = target_per_pod if ratio < 1.0 else 0.0
     if rebalance_ignored:
         for i in ignored:
             values[i] = 0.0
     new_ratio = sum(values.values()) / (target_per_pod * len(values))
     if tolerances.within(new_ratio) or (ratio < 1.0 < new_ratio) or (ratio > 1.0 > new_ratio):
         return current_replicas
-    return ceil_replicas(new_ratio * len(values))
+    proposal = ceil_replicas(new_ratio * len(values))
+    # Counting more pods than the current replicas (a surge pod during a rolling update) must not turn a
+    # scale-down into a scale-up, nor the other way round.
+    if (new_ratio < 1.0 and proposal > current_replicas) or (new_ratio > 1.0 and proposal < current_replicas):
+        return current_replicas
+    return proposal
 
 
 # ---------------------------------------------------------------------------------------------
@@ -278,11 +296,48 @@ def record_scale_event(
 
 
 # ---------------------------------------------------------------------------------------------
+# the legacy path: an HPA without a `behavior:` block
+
+
+def stabilize_legacy(
+    recommendations: Sequence[Event], proposal: int, window: int, now: float
+) -> tuple[int, tuple[Event, ...]]:
+    """stabilizeRecommendation: the highest recommendation of the window (its edge included) and this one.
+
+    It does not start from the current replicas: a scale-up is never held back, only a scale-down.
+    Returns (stabilized, recommendations incl. this one, pruned).
+    """
+    cutoff = now - window
+    kept = tuple(e for e in recommendations if e[0] >= cutoff)
+    return max([proposal, *(r for _, r in kept)]), (*kept, (now, proposal))
+
+
+def legacy_scale_up_limit(current: int) -> int:
+    """calculateScaleUpLimit: at most double, and at least 4, per sync."""
+    return max(LEGACY_SCALE_UP_FACTOR * current, LEGACY_SCALE_UP_MINIMUM)
+
+
+def limit_legacy(desired: int, current: int, min_replicas: int, max_replicas: int) -> tuple[int, LimitReason | None]:
+    """convertDesiredReplicasWithRules: [min, min(max, scale-up cap)]; no rate limit on the way down."""
+    reason: LimitReason
+    if max_replicas > (cap := legacy_scale_up_limit(current)):
+        allowed, reason = cap, "ScaleUpLimit"
+    else:
+        allowed, reason = max_replicas, "TooManyReplicas"
+    if desired < min_replicas:
+        return min_replicas, "TooFewReplicas"
+    if desired > allowed:
+        return allowed, reason
+    return desired, None
+
+
+# ---------------------------------------------------------------------------------------------
 # one HPA sync, end to end
 
 
 @dataclass(frozen=True)
 class HPAState:
+    initialized: bool = False  # the first sync has recorded the current size as a recommendation
     recommendations: tuple[Event, ...] = ()
     up_events: tuple[Event, ...] = ()
     down_events: tuple[Event, ...] = ()
@@ -310,8 +365,17 @@ def hpa_sync(
     scale_up: ScalingRules = DEFAULT_SCALE_UP,
     scale_down: ScalingRules = DEFAULT_SCALE_DOWN,
     tolerances: Tolerances = HPA_TOLERANCES,
+    behavior: bool = True,
+    downscale_stabilization_seconds: int = LEGACY_DOWNSCALE_STABILIZATION,
 ) -> HPAResult:
-    """reconcileAutoscaler for one External AverageValue metric; `metric_total` None means the read failed."""
+    """reconcileAutoscaler for one External AverageValue metric; `metric_total` None means the read failed.
+
+    `behavior` False is an HPA without a `behavior:` block: `scale_up` and `scale_down` are then unused and
+    the legacy path applies, with `downscale_stabilization_seconds` as its window (the controller's flag).
+    """
+    if not state.initialized:
+        # recordInitialRecommendation: before anything else, even if this sync ends up doing nothing
+        state = replace(state, initialized=True, recommendations=((now, spec_replicas),))
     limited: LimitReason | None = None
     if spec_replicas == 0 and min_replicas != 0:
         return HPAResult(0, False, None, metric_total is not None, state)  # autoscaling disabled
@@ -323,20 +387,24 @@ def hpa_sync(
         if metric_total is None or not math.isfinite(metric_total) or metric_total < 0:
             return HPAResult(spec_replicas, False, None, False, state)  # FailedGetExternalMetric: no change
         proposal = external_per_pod_replicas(metric_total, target_per_pod, status_replicas, tolerances)
-        stabilized, recs = stabilize(
-            state.recommendations,
-            proposal,
-            spec_replicas,
-            scale_up.stabilization_window_seconds,
-            scale_down.stabilization_window_seconds,
-            now,
-        )
-        desired, limited = limit_by_rate(
-            stabilized, spec_replicas, min_replicas, max_replicas, state.up_events, state.down_events, scale_up, scale_down, now
-        )
-        state = HPAState(recs, state.up_events, state.down_events)
+        if behavior:
+            stabilized, recs = stabilize(
+                state.recommendations,
+                proposal,
+                spec_replicas,
+                scale_up.stabilization_window_seconds,
+                scale_down.stabilization_window_seconds,
+                now,
+            )
+            desired, limited = limit_by_rate(
+                stabilized, spec_replicas, min_replicas, max_replicas, state.up_events, state.down_events, scale_up, scale_down, now
+            )
+        else:
+            stabilized, recs = stabilize_legacy(state.recommendations, proposal, downscale_stabilization_seconds, now)
+            desired, limited = limit_legacy(stabilized, spec_replicas, min_replicas, max_replicas)
+        state = replace(state, recommendations=recs)
     rescale = desired != spec_replicas
-    if rescale:
+    if rescale and behavior:  # storeScaleEvent keeps nothing without a behavior: nothing would read it
         up, down = record_scale_event(state.up_events, state.down_events, spec_replicas, desired, now, scale_up, scale_down)
-        state = HPAState(state.recommendations, up, down)
+        state = replace(state, up_events=up, down_events=down)
     return HPAResult(desired, rescale, limited, True, state)

@@ -1,7 +1,8 @@
 """Replay a traffic trace through autoscaling policies and compare what they cost and miss.
 
 The model, kept deliberately simple and identical for every policy:
-* traffic: a CSV `time_seconds,rps`, interpolated linearly onto a 1-second grid;
+* traffic: an rps series (`time_seconds,rps`) or a request log binned into one (`traces`), interpolated
+  linearly onto a 1-second grid;
 * the metric a policy sees at time t is the mean RPS of the last `metric_window_seconds`
   (what Prometheus' `rate(...[1m])` gives), read every `poll_interval_seconds`;
 * a new pod costs money at once but serves only `pod_startup_seconds` later; a scale-down removes
@@ -9,9 +10,10 @@ The model, kept deliberately simple and identical for every policy:
 * capacity is ready pods x targetRPSPerPod; traffic above it is "under-provisioned".
 
 Policies: aifleet (`policy.decide`, the operator's own function) with look-ahead off and on, the HPA
-re-implementation with default behaviour (`hpa.hpa_sync`, External metric AverageValue target), and
-an oracle with perfect foresight whose pods are ready exactly when needed (per poll interval: the
-peak of the coming interval), the lower bound on pod-hours at zero under-provisioning.
+re-implementation (`hpa.hpa_sync`, External metric AverageValue target) once with the default `behavior:`
+and once without a `behavior:` block (the controller's legacy path, what most HPAs run), and an oracle with
+perfect foresight whose pods are ready exactly when needed (per poll interval: the peak of the coming
+interval), the lower bound on pod-hours at zero under-provisioning.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ from ..api.autoscaling import AutoscalingSpec, LookaheadSpec
 from .hpa import HPAState, hpa_sync
 from .policy import Observation, decide
 from .sample import Sample
-from .simulate_cli import DESCRIPTION, POLICIES, add_arguments
+from .simulate_cli import DESCRIPTION, POLICIES, POLICY_LABELS, add_arguments
 from .state import AutoscalerState
+from .traces import parse_trace
 
 # The simulated clock starts at a realistic Unix time so timestamps look like the operator's.
 EPOCH = 1_700_000_000.0
@@ -48,34 +51,23 @@ class Trace:
     name: str
     times: np.ndarray  # seconds from the start, increasing
     rps: np.ndarray
+    requests: int | None = None  # read from a request log of this many requests (None: an rps series)
+    bin_seconds: float | None = None  # ...counted per bin of this many seconds
 
     @property
     def duration(self) -> int:
         return int(self.times[-1] - self.times[0])
 
 
-def load_trace(path: str | Path) -> Trace:
+def load_trace(path: str | Path, column: str | None = None, bin_seconds: float = 1.0) -> Trace:
+    """An rps series or a request log from a CSV file (`traces.parse_trace` says which files are which)."""
     path = Path(path)
-    times: list[float] = []
-    rps: list[float] = []
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or not {"time_seconds", "rps"} <= set(reader.fieldnames):
-            raise ValueError(f"{path}: expected a CSV header time_seconds,rps")
-        for lineno, row in enumerate(reader, start=2):
-            try:
-                t, r = float(row["time_seconds"]), float(row["rps"])
-            except (TypeError, ValueError):
-                raise ValueError(f"{path}:{lineno}: not a number") from None
-            if not (math.isfinite(t) and math.isfinite(r)) or r < 0:
-                raise ValueError(f"{path}:{lineno}: time and rps must be finite, rps >= 0")
-            if times and t <= times[-1]:
-                raise ValueError(f"{path}:{lineno}: time_seconds must increase")
-            times.append(t)
-            rps.append(r)
-    if len(times) < 2:
-        raise ValueError(f"{path}: a trace needs at least two rows")
-    return Trace(path.stem, np.array(times) - times[0], np.array(rps))
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            series = parse_trace(f, column=column, bin_seconds=bin_seconds)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    return Trace(path.stem, np.array(series.times), np.array(series.rps), series.requests, series.bin_seconds)
 
 
 def write_trace(path: str | Path, times: Sequence[float], rps: Sequence[float]) -> None:
@@ -135,13 +127,14 @@ class AifleetController:
 class HPAController:
     cfg: SimConfig
     name: str = "hpa"
+    behavior: bool = True  # False: an HPA without a `behavior:` block
     state: HPAState = field(default_factory=HPAState)
 
     def step(self, now: float, observed_rps: float, current: int, ready: int) -> int:
         # status.replicas counts every pod that exists, ready or not: that is what HPA divides by.
         r = hpa_sync(
             observed_rps, current, current, self.cfg.min_replicas, self.cfg.max_replicas,
-            self.cfg.target_rps_per_pod, self.state, now,
+            self.cfg.target_rps_per_pod, self.state, now, behavior=self.behavior,
         )
         self.state = r.state
         return r.desired
@@ -150,6 +143,8 @@ class HPAController:
 def controller_for(policy: str, cfg: SimConfig, spec: AutoscalingSpec | None = None) -> Controller:
     if policy == "hpa":
         return HPAController(cfg)
+    if policy == "hpa-no-behavior":
+        return HPAController(cfg, name=policy, behavior=False)
     if policy in ("aifleet", "aifleet-lookahead"):
         base = spec or cfg.spec(lookahead=False)
         enabled = policy == "aifleet-lookahead"
@@ -266,7 +261,7 @@ def format_table(results: Sequence[SimResult], markdown: bool = True) -> str:
     rows = []
     for r in results:
         row = [
-            r.policy, f"{r.pod_hours:.1f}", f"{r.under_share * 100:.2f}%", f"{r.under_time_share * 100:.1f}%",
+            POLICY_LABELS.get(r.policy, r.policy), f"{r.pod_hours:.1f}", f"{r.under_share * 100:.2f}%", f"{r.under_time_share * 100:.1f}%",
             str(r.scale_events), str(r.peak_pods),
         ]
         if oracle_hours:
@@ -303,7 +298,7 @@ def plot(results: Sequence[SimResult], cfg: SimConfig, path: str | Path, title: 
         ax.fill_between(x, 0, r.demand.max() * 1.05, where=short, color="tab:red", alpha=0.12, linewidth=0, label="under-provisioned")
         ax.set_ylabel("rps")
         ax.set_title(
-            f"{r.policy}: {r.pod_hours:.1f} pod-h, {r.under_share * 100:.2f}% requests above capacity, "
+            f"{POLICY_LABELS.get(r.policy, r.policy)}: {r.pod_hours:.1f} pod-h, {r.under_share * 100:.2f}% requests above capacity, "
             f"{r.scale_events} scale events, peak {r.peak_pods} pods",
             fontsize=9, loc="left",
         )
@@ -340,7 +335,7 @@ def simulate_main(argv: Sequence[str] | None = None) -> int:
 def simulate_command(args: argparse.Namespace) -> int:
     """Run the simulation the parsed options of `aifleet simulate` describe."""
     try:
-        trace = load_trace(args.trace)
+        trace = load_trace(args.trace, args.column, args.bin_seconds)
         spec = _load_spec(args.spec) if args.spec else None
     except (OSError, ValueError) as exc:
         print(f"aifleet simulate: {exc}", file=sys.stderr)
@@ -362,6 +357,10 @@ def simulate_command(args: argparse.Namespace) -> int:
             return 2
     policies = args.policy or list(POLICIES)
     results = run(trace, cfg, policies, spec)
+    if trace.requests is not None:
+        print(f"{trace.name}: a request log of {trace.requests} requests over {trace.duration / 60:.1f} min, counted per "
+              f"{trace.bin_seconds:g} s: mean {float(trace.rps.mean()):.2f} rps, "
+              f"busiest bin {float(trace.rps.max()):.2f} rps")
     print(f"{trace.name}: {trace.duration / 3600:.1f} h, target {cfg.target_rps_per_pod:g} rps/pod, "
           f"pods start in {cfg.pod_startup_seconds}s, poll {cfg.poll_interval_seconds}s")
     print(format_table(results, markdown=args.markdown))

@@ -10,12 +10,30 @@ import argparse
 import sys
 
 DESCRIPTION = "Replay a traffic trace through autoscaling policies and compare what they cost and miss."
-POLICIES = ("aifleet", "aifleet-lookahead", "hpa", "oracle")
+POLICIES = ("aifleet", "aifleet-lookahead", "hpa", "hpa-no-behavior", "oracle")
+# How tables and plots name the two HPA baselines: most HPAs in the field have no `behavior:` block, and the
+# controller then runs its legacy path, not the v2 defaults.
+POLICY_LABELS = {
+    "hpa": "hpa (HPA with default behavior)",
+    "hpa-no-behavior": "hpa-no-behavior (HPA without a behavior block)",
+}
 MISSING_EXTRA = "aifleet simulate needs numpy and matplotlib: pip install 'aifleet[sim]' ({error})"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("trace", help="CSV with header time_seconds,rps")
+    parser.add_argument(
+        "trace",
+        help="CSV: an rps series (header time_seconds,rps or time,rps or timestamp,rps) or a request log (one "
+        "timestamp per line, or a CSV with a timestamp column); times in epoch seconds or ISO 8601",
+    )
+    parser.add_argument(
+        "--column",
+        help="read TRACE as a request log, its timestamps in this CSV column: a header name or a 0-based position "
+        "(default: a column named timestamp, time, ... or the only one)",
+    )
+    parser.add_argument(
+        "--bin-seconds", type=float, default=1.0, help="count a request log's arrivals per bin of this many seconds"
+    )
     parser.add_argument("--policy", action="append", choices=POLICIES, help="repeat to pick several (default: all)")
     parser.add_argument(
         "--spec", help="YAML of spec.autoscaling (or a whole AIService) to simulate; sets target/min/max/startup/poll"

@@ -26,8 +26,8 @@ class Kind:
 CHILD_KINDS: tuple[Kind, ...] = (
     Kind("ServiceAccount", "", "v1", "serviceaccounts"),
     Kind("Secret", "", "v1", "secrets"),
-    Kind("ConfigMap", "", "v1", "configmaps"),
     Kind("Service", "", "v1", "services"),
+    Kind("NetworkPolicy", "networking.k8s.io", "v1", "networkpolicies"),
     Kind("Deployment", "apps", "v1", "deployments"),
     Kind("StatefulSet", "apps", "v1", "statefulsets"),
     Kind("PodDisruptionBudget", "policy", "v1", "poddisruptionbudgets"),

@@ -123,6 +123,14 @@ class Kube:
                 return None
             raise
 
+    def find(self, kind: Kind | str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The object of that name, by a list filtered on the name: the operator may list its child kinds, not
+        get them (its watches read them). Lists carry no kind on their items, so it is set here."""
+        kind = BY_KIND[kind] if isinstance(kind, str) else kind
+        found = self._call("GET", kind.path(namespace), query=[("fieldSelector", f"metadata.name={name}")])
+        items = list((found or {}).get("items") or [])
+        return {**items[0], "apiVersion": kind.api_version, "kind": kind.kind} if items else None
+
     def list_pods(self, namespace: str, selector: dict[str, str]) -> list[dict[str, Any]]:
         query = [("labelSelector", ",".join(f"{k}={v}" for k, v in sorted(selector.items())))]
         found = self._call("GET", f"/api/v1/namespaces/{namespace}/pods", query=query)

@@ -21,12 +21,11 @@ from dataclasses import dataclass
 # kinds the renderer produces are server-side-applied too; an apply that creates the object is authorized as
 # `create` as well as `patch` by the API server, so both are needed. tests/test_observability.py derives the
 # rendered kinds from the renderer and checks this table against them.
-WATCH = ("list", "watch")
 APPLY = ("list", "watch", "create", "patch")
 _CHILDREN = (
     ("", "serviceaccounts", APPLY, "watch the children it owns and server-side-apply them"),
-    ("", "configmaps", WATCH, "watched as a child kind; no child is a ConfigMap, so never written"),
     ("", "services", APPLY, "watch the children it owns and server-side-apply them"),
+    ("networking.k8s.io", "networkpolicies", APPLY, "watch the children it owns and server-side-apply them"),
     ("apps", "deployments", (*APPLY, "delete"),
      "server-side-apply; delete removes a canary's Triton Deployment once it is rolled back, promoted or ended"),
     ("apps", "statefulsets", (*APPLY, "delete"),

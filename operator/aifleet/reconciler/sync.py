@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from ..api import KIND, AIService
 from ..api.canary import CanaryStatus
-from ..api.children import TRITON, label_selector, names
+from ..api.children import COMPONENT_LABEL, TRITON, label_selector, names
 from ..api.errors import describe_validation_error
 from ..api.timestamps import now_timestamp, parse_timestamp
 from ..autoscaler.policy import Decision
@@ -24,6 +24,7 @@ from ..renderer.component import DISABLED, ComponentState, Lookup, Observed, Pod
 from ..renderer.components import COMPONENTS
 from ..renderer.inference import versions
 from ..topics.apply import TopicsResult
+from .adoption import adoption_refusal
 from .canary import Analyse, canary_ready, fleet_total, rollout
 from .canary import report as canary_report
 from .conditions import component_condition, merge_conditions, summary_conditions
@@ -42,6 +43,7 @@ class Outcome:
 
     applied: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)  # of `applied`, the children that did not exist
+    refused: dict[str, str] = field(default_factory=dict)  # component -> objects not adopted (see adoption.py)
     status_written: bool = False
     error: str | None = None
     waiting_on_user: bool = False  # e.g. a referenced Secret is missing: we do not watch user Secrets, so re-check soon
@@ -75,18 +77,28 @@ def _immutable_change(exc: KubeError, manifest: dict[str, Any]) -> bool:
 
 def apply_children(
     desired: list[dict[str, Any]], lookup: Lookup, kube: Kube, applied: AppliedCache, emit: Emit
-) -> tuple[list[str], list[str]]:
-    """Apply only what is missing or drifted. A resync where nothing changed sends nothing.
+) -> tuple[list[str], list[str], dict[str, str]]:
+    """Apply only what is missing or drifted. A resync where nothing changed sends nothing. Returns what was
+    applied, what of it was created, and per component the objects of a child's name that were not adopted.
 
     One event per kind of change per pass ("created Deployment a, Service a"), not one per child: at fleet scale
     events are a large share of the writes, and one line reads better in `kubectl describe` anyway.
     """
     done: list[str] = []
     created: list[str] = []
+    refused: dict[str, list[str]] = {}
     said: dict[str, list[str]] = {}
     for manifest in desired:
         kind, meta = manifest["kind"], manifest["metadata"]
         live = applied.newest(kind, meta["namespace"], meta["name"], lookup(kind, meta["namespace"], meta["name"]))
+        if live is None:
+            # The watches see only our labelled children: an object of this name made by someone else is
+            # invisible to them, and a forced apply would take it over.
+            live = kube.find(kind, meta["namespace"], meta["name"])
+            refusal = adoption_refusal(live, manifest) if live is not None else None
+            if refusal is not None:
+                refused.setdefault(meta["labels"][COMPONENT_LABEL], []).append(refusal)
+                continue
         reason = drift(manifest, live)
         if reason is None:
             continue
@@ -110,7 +122,7 @@ def apply_children(
             created.append(done[-1])
     for event_reason, messages in said.items():
         emit("Normal", event_reason, _join_messages(messages))
-    return done, created
+    return done, created, {component: "; ".join(messages) for component, messages in refused.items()}
 
 
 def _join_messages(messages: list[str]) -> str:
@@ -130,7 +142,7 @@ def create_generated(manifests: list[dict[str, Any]], lookup: Lookup, kube: Kube
         created = kube.create(manifest)
         if created is not None:
             applied.remember(created)
-            emit("Normal", "SecretGenerated", f"generated a password in Secret {meta['name']}")
+            emit("Normal", "SecretGenerated", f"generated Secret {meta['name']} (a random key, kept until deleted)")
 
 
 def read_secrets(ais: AIService, lookup: Lookup, kube: Kube) -> dict[str, dict[str, Any] | None]:
@@ -158,6 +170,15 @@ def component_states(
     return {
         c.status_key: c.state(ais, observed, rendered.parts.get(c.name, Rendering())) if c.wanted(ais) else DISABLED
         for c in COMPONENTS
+    }
+
+
+def refused_states(states: Mapping[str, ComponentState], refused: Mapping[str, str]) -> dict[str, ComponentState]:
+    """Components with an object in a child's way are Degraded, naming it (and a Warning event says so)."""
+    keys = {c.name: c.status_key for c in COMPONENTS}
+    return {
+        keys[component]: ComponentState("Degraded", message, states[keys[component]].serving)
+        for component, message in refused.items()
     }
 
 
@@ -335,15 +356,16 @@ def reconcile(
     canary = rollout(ais, previous, parse_timestamp(now), analyse, emit, canary_ready(ais, lookup))
     replicas = fleet_total(ais, canary, lambda name: applied.newest("Deployment", ns, name, lookup("Deployment", ns, name)))
     rendered = render_all(ais, replicas=replicas, secrets=secrets, canary=canary)
-    outcome.waiting_on_user = bool(rendered.problems)
     create_generated(rendered.create_once, lookup, kube, applied, emit)
     try:
-        outcome.applied, outcome.created = apply_children(rendered.manifests, lookup, kube, applied, emit)
+        outcome.applied, outcome.created, outcome.refused = apply_children(rendered.manifests, lookup, kube, applied, emit)
     except KubeError as exc:
         outcome.error = f"apply failed: {exc}"
         emit("Warning", "ApplyFailed", outcome.error)
         raise
     remove_canary(ais, rendered.manifests, lookup, kube, applied)
+    # A missing user Secret or an object in a child's way: we do not watch those, so look again soon.
+    outcome.waiting_on_user = bool(rendered.problems or outcome.refused)
 
     if outcome.created:
         # The rollout's state is written even so: it must outlive this process (see reconciler/canary.py).
@@ -358,6 +380,7 @@ def reconcile(
     kafka_secret = secrets.get(ais.spec.kafka.credentials_secret) if ais.spec.kafka and ais.spec.kafka.credentials_secret else None
     topic_result = topics(ais, kafka_secret) if topics is not None else None
     states = component_states(ais, lookup, rendered, topic_result, _pod_lister(kube), parse_timestamp(now))
+    states.update(refused_states(states, outcome.refused))
     status = build_status(ais, lookup, previous, now, states, decision, topic_result, canary)
     record_fleet(ais, status, lookup)
     _report_problems(previous, states, emit)

@@ -11,6 +11,7 @@ from ..api.canary import CanaryStatus
 from ..api.children import (
     TRACK_LABEL,
     TRITON,
+    TRITON_ADMIN_HEADER,
     TRITON_GRPC_PORT,
     TRITON_HTTP_PORT,
     TRITON_METRICS_PORT,
@@ -25,13 +26,22 @@ from ..autoscaler.canary import Split, revision, split
 from .autoscaling import render_hpa
 from .common import from_template
 from .component import Component, ComponentState, Observed, Rendering, RenderInputs, workload_state
+from .network import network_policy
 from .pods import pod_problems, stalled
+from .secretdata import generated_secret, new_password
 
 GPU_RESOURCE = "nvidia.com/gpu"
 MODEL_MOUNT = "/models"
 CACHE_MOUNT = "/model-cache"
 # Triton copies remote repositories into these directories; pointing them at a node cache keeps the copy.
 _CLOUD_MOUNT_ENV = ("TRITON_AWS_MOUNT_DIRECTORY", "TRITON_GCS_MOUNT_DIRECTORY", "TRITON_AZURE_MOUNT_DIRECTORY")
+# Triton's APIs that change the server (load or unload a model, which can run code; shared-memory regions; trace
+# and log files) answer only requests carrying the key of the generated admin Secret. Inference, health,
+# metadata, model configuration and statistics stay open to clients.
+ADMIN_APIS = ("model-repository", "shared-memory", "trace", "logging")
+ADMIN_KEY = "key"  # in the admin Secret
+# The key reaches Triton's flags through this variable (kubelet expands `$(VAR)` in args): no manifest holds it.
+ADMIN_KEY_ENV = "AIFLEET_ADMIN_KEY"
 TEMPLATES = (
     "triton-serviceaccount.yaml.j2",
     "triton-service.yaml.j2",
@@ -57,10 +67,18 @@ def triton_args(inf: InferenceSpec) -> list[str]:
         "--strict-readiness=true",
         "--exit-on-error=true",
     ]
+    restriction = f"{','.join(ADMIN_APIS)}:{TRITON_ADMIN_HEADER}=$({ADMIN_KEY_ENV})"
+    args += [f"--http-restricted-api={restriction}", f"--grpc-restricted-protocol={restriction}"]
     if inf.models:
         args.append("--model-control-mode=explicit")
         args += [f"--load-model={model}" for model in inf.models]
     return args + list(inf.extra_args)
+
+
+def triton_image(inf: InferenceSpec) -> str:
+    """The image reference: by tag, or pinned by digest with the tag kept for readers."""
+    reference = f"{inf.image}:{inf.version}"
+    return f"{reference}@{inf.digest}" if inf.digest else reference
 
 
 def _resources(inf: InferenceSpec) -> dict[str, Any]:
@@ -103,9 +121,12 @@ def _volumes(inf: InferenceSpec) -> tuple[list[dict[str, Any]], list[dict[str, A
     return volumes, mounts
 
 
-def _env(inf: InferenceSpec) -> list[dict[str, str]]:
+def _env(ais: AIService, inf: InferenceSpec) -> list[dict[str, Any]]:
     # The root filesystem is read-only: anything Triton or a Python backend caches under $HOME goes to /tmp.
-    env = [{"name": "HOME", "value": "/tmp"}]
+    env: list[dict[str, Any]] = [
+        {"name": "HOME", "value": "/tmp"},
+        {"name": ADMIN_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": names(ais).triton_admin, "key": ADMIN_KEY}}},
+    ]
     if inf.model_repository.cache.enabled:
         env += [{"name": name, "value": CACHE_MOUNT} for name in _CLOUD_MOUNT_ENV]
     return env
@@ -128,9 +149,9 @@ def _deployment_context(ais: AIService, inf: InferenceSpec, replicas: int) -> di
         "grpc_port": TRITON_GRPC_PORT,
         "metrics_port": TRITON_METRICS_PORT,
         "replicas": replicas,
-        "image": f"{inf.image}:{inf.version}",
+        "image": triton_image(inf),
         "args": triton_args(inf),
-        "env": _env(inf),
+        "env": _env(ais, inf),
         "resources": _resources(inf),
         "node_selector": dict(sorted(inf.node_selector.items())),
         "tolerations": _tolerations(inf),
@@ -144,7 +165,10 @@ def _deployment_context(ais: AIService, inf: InferenceSpec, replicas: int) -> di
 def render_inference(ais: AIService, replicas: int, inf: InferenceSpec | None = None) -> list[dict[str, Any]]:
     """The stable version's children; `inf` is what the stable Deployment runs (a promoted canary's spec)."""
     context = _deployment_context(ais, inf or ais.spec.inference, replicas)
-    return [from_template(template, **context) for template in TEMPLATES]
+    policy = network_policy(
+        ais, TRITON, names(ais).triton, (TRITON_HTTP_PORT, TRITON_GRPC_PORT), (TRITON_METRICS_PORT,)
+    )
+    return [from_template(template, **context) for template in TEMPLATES] + policy
 
 
 def render_canary(ais: AIService, canary: InferenceSpec, replicas: int) -> dict[str, Any]:
@@ -198,12 +222,21 @@ class Triton(Component):
     def wanted(self, ais: AIService) -> bool:
         return True
 
+    def secret_names(self, ais: AIService) -> list[str]:
+        return [names(ais).triton_admin]
+
     def render(self, ais: AIService, inputs: RenderInputs) -> Rendering:
         stable, sizes, canary = versions(ais, inputs.canary, initial_replicas(ais, inputs.replicas))
         manifests = render_inference(ais, sizes.stable, stable) + render_hpa(ais)
         if canary is not None:
             manifests.append(render_canary(ais, canary, sizes.canary))
-        return Rendering(manifests=manifests)
+        admin = names(ais).triton_admin
+        if inputs.secrets.get(admin) is not None:
+            return Rendering(manifests=manifests)
+        # The pods read the key from the Secret, not from the render: they can be applied at once and start
+        # when the Secret exists. Created once, never rotated (a changed key would leave running pods behind).
+        key = (inputs.new_password or new_password)()
+        return Rendering(manifests=manifests, create_once=[generated_secret(ais, admin, TRITON, ADMIN_KEY, key)])
 
     def state(self, ais: AIService, observed: Observed, rendering: Rendering) -> ComponentState:
         fleet = observed.lookup("Deployment", ais.metadata.namespace, names(ais).triton)
@@ -221,4 +254,5 @@ class Triton(Component):
             "http": f"http://{host}:{TRITON_HTTP_PORT}",
             "grpc": f"{host}:{TRITON_GRPC_PORT}",
             "metrics": f"http://{host}:{TRITON_METRICS_PORT}/metrics",
+            "adminSecret": names(ais).triton_admin,
         }

@@ -30,6 +30,7 @@ from ..api.data import PgBouncerSpec
 from ..api.secret_data import decode_key
 from .common import from_template
 from .component import Observed, Rendering, RenderInputs, WorkloadComponent
+from .network import network_policy
 from .secretdata import CHECKSUM_ANNOTATION, config_checksum, encode_data, secret_ref_problem
 from .workload import image_tag, resources
 
@@ -166,7 +167,8 @@ def render_pgbouncer(ais: AIService, password: str | None) -> list[dict[str, Any
         "config_dir": CONFIG_DIR,
         "socket_dir": SOCKET_DIR,
     }
-    return [from_template(template, **context) for template in TEMPLATES]
+    policy = network_policy(ais, PGBOUNCER, children.pgbouncer, (PGBOUNCER_LISTEN_PORT,))
+    return [from_template(template, **context) for template in TEMPLATES] + policy
 
 
 class PgBouncer(WorkloadComponent):

@@ -10,7 +10,6 @@ Pure. Where the password comes from:
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from ..api import AIService
@@ -19,14 +18,21 @@ from ..api.data import RedisSpec, SecretKeyRef
 from ..api.secret_data import decode_key
 from .common import from_template
 from .component import Observed, Rendering, RenderInputs, WorkloadComponent
-from .secretdata import CHECKSUM_ANNOTATION, config_checksum, encode_data, secret_ref_problem
+from .network import network_policy
+from .secretdata import (
+    CHECKSUM_ANNOTATION,
+    config_checksum,
+    encode_data,
+    generated_secret,
+    new_password,
+    secret_ref_problem,
+)
 from .workload import image_tag, resources
 
 CONFIG_DIR = "/etc/redis"
 DATA_DIR = "/data"
 PASSWORD_FIELD = "spec.redis.passwordSecretRef"
 GENERATED_KEY = "password"
-GENERATED_ANNOTATION = "aifleet.dev/generated"
 # Redis 7's default snapshot points, written out so the file says what the server does.
 _DEFAULT_SAVE = "3600 1 300 100 60 10000"
 _NO_SNAPSHOTS = '""'
@@ -44,11 +50,6 @@ def cache_host(ais: AIService) -> str:
 def wanted(ais: AIService) -> RedisSpec | None:
     spec = ais.spec.redis
     return spec if spec is not None and spec.enabled else None
-
-
-def new_password() -> str:
-    """A fresh password: 32 random bytes, URL-safe, so it needs no quoting anywhere."""
-    return secrets.token_urlsafe(32)
 
 
 def redis_password_ref(ais: AIService) -> SecretKeyRef:
@@ -76,18 +77,7 @@ def redis_password(ais: AIService, secret: dict[str, Any] | None) -> str | None:
 
 def generated_redis_secret(ais: AIService, password: str) -> dict[str, Any]:
     """The Secret to create once when no `passwordSecretRef` is given. Create-only: never apply it."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": names(ais).redis_auth,
-            "namespace": ais.metadata.namespace,
-            "labels": common_labels(ais, REDIS),
-            "annotations": {GENERATED_ANNOTATION: "true"},
-        },
-        "type": "Opaque",
-        "data": encode_data({GENERATED_KEY: password}),
-    }
+    return generated_secret(ais, names(ais).redis_auth, REDIS, GENERATED_KEY, password)
 
 
 def _quoted(value: str) -> str:
@@ -157,7 +147,8 @@ def render_redis(ais: AIService, password: str | None) -> list[dict[str, Any]]:
         "data_dir": DATA_DIR,
         "persistence": spec.persistence if spec.persistence.enabled else None,
     }
-    return [from_template(template, **context) for template in TEMPLATES]
+    policy = network_policy(ais, REDIS, children.redis, (REDIS_PORT,))
+    return [from_template(template, **context) for template in TEMPLATES] + policy
 
 
 class Redis(WorkloadComponent):

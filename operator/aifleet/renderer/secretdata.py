@@ -9,12 +9,16 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import secrets
 from typing import Any
 
+from ..api import AIService
+from ..api.children import common_labels
 from ..api.data import SecretKeyRef
 from ..api.secret_data import decode_key
 
 CHECKSUM_ANNOTATION = "aifleet.dev/config-checksum"
+GENERATED_ANNOTATION = "aifleet.dev/generated"
 # As many PBKDF2 rounds as PostgreSQL's own SCRAM verifier: the pod annotation exposes no more about a
 # password than pg_authid does, at ~2 ms once per password per process (cached).
 _ROUNDS = 4096
@@ -23,6 +27,27 @@ _ROUNDS = 4096
 def encode_data(values: dict[str, str]) -> dict[str, str]:
     """A Secret's `data`. Not `stringData`: the API server never returns that, so drift checks would always fire."""
     return {key: base64.b64encode(value.encode()).decode() for key, value in sorted(values.items())}
+
+
+def new_password() -> str:
+    """A fresh password or key: 32 random bytes, URL-safe, so it needs no quoting anywhere."""
+    return secrets.token_urlsafe(32)
+
+
+def generated_secret(ais: AIService, name: str, component: str, key: str, value: str) -> dict[str, Any]:
+    """A Secret the operator generates once (a password, a key). Create-only: never apply it, so it never rotates."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": name,
+            "namespace": ais.metadata.namespace,
+            "labels": common_labels(ais, component),
+            "annotations": {GENERATED_ANNOTATION: "true"},
+        },
+        "type": "Opaque",
+        "data": encode_data({key: value}),
+    }
 
 
 def secret_ref_problem(field: str, ref: SecretKeyRef, secret: dict[str, Any] | None) -> str | None:
