@@ -169,7 +169,7 @@ def models_directory(out: Path, **flags: Any) -> Path:
 @contextlib.contextmanager
 def models_volume(node: RealNode, namespace: str, directory: Path, claim: str = "models") -> Iterator[str]:
     """A PersistentVolume on the real node holding `directory`, bound to claim `claim` in `namespace`."""
-    pv = f"models-{namespace}"[:63]
+    pv = f"{claim}-{namespace}"[:63]  # a namespace may claim more than one repository (a canary's)
     kubectl("apply", "-f", "-", input=yaml.safe_dump_all([
         {"apiVersion": "v1", "kind": "PersistentVolume",
          "metadata": {"name": pv, "labels": {"aifleet.dev/e2e": "models"}},

@@ -130,8 +130,9 @@ def test_bounds(field, value):
 
 def test_query_template_substitutes_only_its_tokens():
     q = render_query(DEFAULT_RPS_QUERY, "prod", "chat")
-    hashes = "[bcdfghjklmnpqrstvwxz2456789]+-?[bcdfghjklmnpqrstvwxz2456789]+"
-    assert q == 'sum(rate(nv_inference_request_success{namespace="prod",pod=~"chat-triton-' + hashes + '"}[1m]))'
+    hashes = "-?[bcdfghjklmnpqrstvwxz2456789]+-?[bcdfghjklmnpqrstvwxz2456789]+"
+    fleet = "chat-triton(?:-cana(?:ry?)?)?" + hashes  # both versions' pods
+    assert q == 'sum(rate(nv_inference_request_success{namespace="prod",pod=~"' + fleet + '"}[1m]))'
     assert MetricsSpec().rendered_query("prod", "chat") == q
     assert MetricsSpec(query='sum(my_rps{ns="{namespace}",svc="{name}"})').rendered_query("a", "b") == 'sum(my_rps{ns="a",svc="b"})'
     assert "nv_inference_pending_request_count" in QueueSignal(target=4).rendered_query("a", "b")

@@ -14,7 +14,16 @@ from pydantic import ValidationError
 
 from aifleet.api import AIService
 from aifleet.api.autoscaling import MetricsSpec
-from aifleet.api.children import GENERATED_NAME_BASE, HASH_ALPHABET, MAX_HASH_LENGTH, MAX_NAME_LENGTH, label_value
+from aifleet.api.children import (
+    GENERATED_NAME_BASE,
+    HASH_ALPHABET,
+    MAX_HASH_LENGTH,
+    MAX_NAME_LENGTH,
+    canary_pod_regex,
+    child_names,
+    label_value,
+    stable_pod_regex,
+)
 from aifleet.autoscaler.prometheus import BATCH_RPS_QUERY
 from aifleet.renderer import render
 from conftest import large_example
@@ -130,7 +139,38 @@ def test_the_default_query_does_not_count_the_pods_of_a_service_whose_name_exten
     assert not pattern.fullmatch(_deployment_pod(f"{name}-pgbouncer"))
 
 
+@pytest.mark.parametrize("length", [1, 20, 33, 34, 39, 40, 45, MAX_NAME_LENGTH])
+@pytest.mark.parametrize("hash_length", [1, 4, MAX_HASH_LENGTH])
+def test_each_version_has_its_own_pod_pattern_and_the_fleet_query_counts_both(length, hash_length):
+    name = ("c" + "x-y" * 20)[:length].rstrip("-").ljust(length, "z")
+    names = child_names(name)
+    stable, canary = re.compile(stable_pod_regex(name)), re.compile(canary_pod_regex(name))
+    fleet = _pod_pattern(name)
+    batch = re.compile(re.search(r'"pod", "([^"]+)"', BATCH_RPS_QUERY).group(1))
+    for _ in range(20):
+        stable_pod, canary_pod = _deployment_pod(names.triton, hash_length), _deployment_pod(names.triton_canary, hash_length)
+        assert stable.fullmatch(stable_pod) and not canary.fullmatch(stable_pod), stable_pod
+        assert canary.fullmatch(canary_pod) and not stable.fullmatch(canary_pod), canary_pod
+        for pod in (stable_pod, canary_pod):
+            assert fleet.fullmatch(pod), pod
+            match = batch.fullmatch(pod)
+            assert match and match.group(1) == name, pod
+
+
 def test_a_version_label_is_a_valid_label_value_or_absent():
     assert label_value("24.08-py3") == "24.08-py3"
     assert label_value("v" * 62 + "-x") == "v" * 62  # cut at 63, then the trailing dash dropped
     assert label_value("1.0+build") is None
+
+
+def test_the_canary_deployment_is_valid_and_fits_with_the_longest_name():
+    doc = large_example()
+    doc["metadata"]["name"] = LONGEST
+    doc["spec"]["autoscaling"]["engine"] = "operator"
+    doc["spec"]["inference"]["canary"] = {"version": "24.09-py3", "trafficPercent": 25}
+    manifests = render(AIService.model_validate(doc))
+    canary = next(m for m in manifests if m["metadata"]["name"] == child_names(LONGEST).triton_canary)
+    kubernetes_validate.validate(canary, "1.35.0", strict=True)
+    assert len(canary["metadata"]["name"]) <= 63  # its ReplicaSets and pods derive their names from it
+    for labels in _labels(canary):
+        assert all(len(value) <= 63 for value in labels.values()), labels

@@ -107,9 +107,10 @@ StatefulSet replacement (owner references and the garbage collector remove child
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
   verbs: ["list", "watch", "create", "patch"]
+# delete removes a canary's Triton Deployment once it is rolled back, promoted or ended.
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["list", "watch", "create", "patch"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 # delete (with propagation Orphan) replaces a StatefulSet whose volumeClaimTemplates changed, keeping its pods
 # and volumes for the new one to adopt.
 - apiGroups: ["apps"]

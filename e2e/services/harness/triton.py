@@ -38,7 +38,8 @@ class TritonServer(Service):
     def __init__(self, state_dir: PathLike, *, http_port: Optional[int] = None, grpc_port: Optional[int] = None,
                  metrics_port: Optional[int] = None, model: str = "echo", delay_ms: float = 0.0,
                  max_batch_size: int = 64, metrics_interval_ms: int = 1000,
-                 restrictions: Sequence[str] = (), access_token: Optional[str] = None) -> None:
+                 metrics_config: Sequence[str] = (), restrictions: Sequence[str] = (),
+                 access_token: Optional[str] = None) -> None:
         super().__init__(state_dir)
         self.host = HOST
         self.http_port = http_port or free_port()
@@ -48,6 +49,7 @@ class TritonServer(Service):
         self.delay_ms = delay_ms
         self.max_batch_size = max_batch_size
         self.metrics_interval_ms = metrics_interval_ms
+        self.metrics_config = list(metrics_config)  # Triton's --metrics-config settings, e.g. summary_latencies=true
         # `--http-restricted-api=...`/`--grpc-restricted-protocol=...` flags for tritonserver, and the header value
         # PyTriton sends to load its model through them.
         self.restrictions = list(restrictions)
@@ -87,6 +89,7 @@ class TritonServer(Service):
                 "--metrics-port", str(self.metrics_port), "--workspace", str(self.workspace),
                 "--model-name", self.model, "--delay-ms", str(self.delay_ms),
                 "--max-batch-size", str(self.max_batch_size), "--metrics-interval-ms", str(self.metrics_interval_ms),
+                *[arg for setting in self.metrics_config for arg in ("--metrics-config", setting)],
                 *self.restrictions, *(["--access-token", self.access_token] if self.access_token else [])]
 
     def _env(self) -> dict[str, str]:

@@ -45,6 +45,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
                         help="simulated compute time per batch")
     parser.add_argument("--metrics-interval-ms", type=int, default=1000)
     parser.add_argument("--log-verbose", type=int, default=0)
+    parser.add_argument("--metrics-config", action="append", default=[],
+                        help="a Triton metrics setting, e.g. summary_latencies=true (repeatable)")
     parser.add_argument("--http-restricted-api", help="passed to tritonserver as is")
     parser.add_argument("--grpc-restricted-protocol", help="passed to tritonserver as is")
     parser.add_argument("--access-token",
@@ -92,6 +94,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         allow_cpu_metrics=True,
         allow_gpu_metrics=False,  # no GPU here; avoids DCGM probing noise
         metrics_interval_ms=args.metrics_interval_ms,
+        metrics_config=args.metrics_config or None,
         log_verbose=args.log_verbose,
         exit_timeout_secs=5,  # enough to unload the model cleanly (~2 s); less leaks shm
         http_restricted_api=args.http_restricted_api,

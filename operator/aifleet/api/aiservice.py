@@ -7,7 +7,7 @@ from typing import Any, Final, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from .autoscaling import AutoscalingSpec
-from .base import DNS_1035_LABEL, DNS_LABEL, ApiModel, LabelKey, LabelValue, plain_dict
+from .base import DNS_1035_LABEL, DNS_LABEL, ApiModel, LabelKey, LabelValue, cel, plain_dict
 from .children import MAX_NAME_LENGTH
 from .data import KafkaSpec, PgBouncerSpec, RedisSpec
 from .inference import InferenceSpec
@@ -24,7 +24,29 @@ SHORT_NAMES = ["ais"]
 CATEGORIES = ["all", "aifleet"]
 
 
+_CANARY_NEEDS_OPERATOR = "spec.inference.canary needs spec.autoscaling.engine operator: it splits the fleet the operator sizes"
+_WATCH_TOO_SHORT = (
+    "spec.inference.canary.analysis.watchSeconds must be >= 2 * spec.autoscaling.pollIntervalSeconds: the analysis "
+    "runs each poll, and a verdict needs two"
+)
+
+
 class AIServiceSpec(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel("!has(self.inference.canary) || self.autoscaling.engine != 'hpa'", _CANARY_NEEDS_OPERATOR,
+                    ".inference.canary"),
+                cel(
+                    "!has(self.inference.canary) || !has(self.inference.canary.analysis) || "
+                    "self.inference.canary.analysis.watchSeconds >= 2 * self.autoscaling.pollIntervalSeconds",
+                    _WATCH_TOO_SHORT,
+                    ".inference.canary.analysis.watchSeconds",
+                ),
+            ]
+        }
+    )
+
     inference: InferenceSpec = Field(description="The Triton Inference Server fleet.")
     autoscaling: AutoscalingSpec = Field(
         default_factory=AutoscalingSpec, description="How the fleet follows its traffic."
@@ -35,6 +57,17 @@ class AIServiceSpec(ApiModel):
     network_policy: NetworkPolicySpec = Field(
         default_factory=NetworkPolicySpec, description="Which pods may reach the stack's ports."
     )
+
+    @model_validator(mode="after")
+    def _canary_fits_the_autoscaler(self) -> AIServiceSpec:
+        canary = self.inference.canary
+        if canary is None:
+            return self
+        if self.autoscaling.engine == "hpa":
+            raise ValueError(_CANARY_NEEDS_OPERATOR)
+        if canary.analysis.watch_seconds < 2 * self.autoscaling.poll_interval_seconds:
+            raise ValueError(_WATCH_TOO_SHORT)
+        return self
 
 
 class ObjectMeta(ApiModel):

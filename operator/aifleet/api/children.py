@@ -65,9 +65,28 @@ _HASH = f"[{HASH_ALPHABET}]+"
 _POD_HASHES = f"-{_HASH}-?{_HASH}"
 
 
-def triton_pod_regex(name: str) -> str:
-    """A regular expression for the Triton pods of the service(s) whose name matches the regex `name`."""
+# A canary's pods are `<name>-triton-canary-<rs-hash>-<pod-hash>`, cut the same way: `<name>-triton-` keeps at most
+# 54 of the 58 characters, so at least `cana` of the suffix survives, and its vowels keep the stable pattern from
+# matching canary pods (and the canary pattern from matching stable ones).
+CANARY = "canary"
+_CANARY_CUT = "cana(?:ry?)?"
+_CANARY_HASHES = f"-?{_HASH}-?{_HASH}"
+
+
+def stable_pod_regex(name: str) -> str:
+    """A regular expression for the stable version's Triton pods of the service(s) whose name matches `name`."""
     return f"{name}-{TRITON}{_POD_HASHES}"
+
+
+def canary_pod_regex(name: str) -> str:
+    """The same for the canary version's pods."""
+    return f"{name}-{TRITON}-{_CANARY_CUT}{_CANARY_HASHES}"
+
+
+def triton_pod_regex(name: str) -> str:
+    """A regular expression for all the Triton pods, both versions, of the service(s) whose name matches `name`:
+    the fleet the autoscaler sizes and the dashboard and alerts watch."""
+    return f"{name}-{TRITON}(?:-{_CANARY_CUT})?{_CANARY_HASHES}"
 
 
 @dataclass(frozen=True)
@@ -75,6 +94,7 @@ class ChildNames:
     """Child names derive from the AIService name; the CRD caps it at MAX_NAME_LENGTH so that everything fits."""
 
     triton: str
+    triton_canary: str
     triton_admin: str
     pgbouncer: str
     pgbouncer_config: str
@@ -88,6 +108,7 @@ def child_names(base: str) -> ChildNames:
     pgbouncer, redis = f"{base}-{PGBOUNCER}", f"{base}-{REDIS}"
     return ChildNames(
         triton=f"{base}-{TRITON}",
+        triton_canary=f"{base}-{TRITON}-{CANARY}",
         triton_admin=f"{base}-{TRITON}-admin",
         pgbouncer=pgbouncer,
         pgbouncer_config=f"{pgbouncer}-config",
@@ -110,6 +131,15 @@ def service_host(service: str, namespace: str) -> str:
 def selector_labels(ais: AIService, component: str) -> dict[str, str]:
     """The immutable subset used in workload selectors: never add to it."""
     return {NAME_LABEL: component, INSTANCE_LABEL: ais.metadata.name, COMPONENT_LABEL: component}
+
+
+# On the canary's pods only: the stable Deployment's selector is immutable and predates any canary, so the stable
+# pods keep their labels and the canary Deployment selects its own pods by this one.
+TRACK_LABEL = "aifleet.dev/track"
+
+
+def canary_selector_labels(ais: AIService) -> dict[str, str]:
+    return {**selector_labels(ais, TRITON), TRACK_LABEL: CANARY}
 
 
 def label_selector(ais: AIService, component: str) -> str:

@@ -92,6 +92,8 @@ PRINTER_COLUMNS = [
      "description": "Triton pods ready and serving"},
     {"name": "Desired", "type": "integer", "jsonPath": ".status.desiredReplicas"},
     {"name": "RPS", "type": "number", "jsonPath": ".status.currentRPS"},
+    {"name": "Canary", "type": "integer", "jsonPath": ".status.canary.share",
+     "description": "Percent of the pods (and traffic) running the canary version"},
     {"name": "Min", "type": "integer", "jsonPath": ".spec.autoscaling.minReplicas"},
     {"name": "Max", "type": "integer", "jsonPath": ".spec.autoscaling.maxReplicas"},
     {"name": "Engine", "type": "string", "jsonPath": ".spec.autoscaling.engine", "priority": 1},

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonDict
 
 from .base import DNS_SUBDOMAIN, LABEL_VALUE, MAX_SAFE_INTEGER, QUALIFIED_NAME, ApiModel, LabelValue, cel, pattern
+from .canary import CanaryAnalysis
 from .quantity import parse_quantity
 
 # A Kubernetes quantity (`500m`, `4`, `16Gi`, `1.5`, `1e3`): the suffixes Kubernetes knows, nothing else.
@@ -217,7 +219,129 @@ class Disruption(ApiModel):
     )
 
 
+def unique_models(models: list[str] | None) -> list[str] | None:
+    # The CRD's list type `set` refuses duplicates too.
+    seen = {m for m in models or [] if (models or []).count(m) > 1}
+    if seen:
+        raise ValueError(f"lists {', '.join(sorted(seen))} more than once")
+    return models
+
+
+# The fields a canary may change; every other setting is the stable version's.
+CANARY_FIELDS = ("image", "version", "digest", "model_repository", "models", "resources")
+_CANARY_SAME = (
+    "spec.inference.canary must differ from the stable version in image, version, digest, modelRepository, models "
+    "or resources"
+)
+_STEPS_ABOVE_SHARE = "spec.inference.canary.analysis.steps must each be above trafficPercent"
+
+
+class CanarySpec(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.analysis) || !has(self.analysis.steps) || "
+                    "self.analysis.steps.all(s, s > self.trafficPercent)",
+                    _STEPS_ABOVE_SHARE,
+                    ".analysis.steps",
+                )
+            ]
+        }
+    )
+
+    image: str | None = Field(
+        None, min_length=1, max_length=1024, pattern=IMAGE_WITHOUT_TAG,
+        description="Triton image of the canary, without the tag; unset: the stable image.",
+    )
+    version: str | None = Field(
+        None, min_length=1, pattern=IMAGE_TAG, description="Image tag of the canary; unset: the stable version."
+    )
+    digest: str | None = Field(
+        None,
+        pattern=IMAGE_DIGEST,
+        description=(
+            "Pins the canary's image by content (`sha256:...`); unset: the stable digest while the canary keeps the "
+            "stable image and version, none once it changes either (a digest belongs to one image)."
+        ),
+    )
+    model_repository: ModelRepository | None = Field(
+        None, description="Where the canary loads models from; unset: the stable repository."
+    )
+    models: list[ModelName] | None = Field(
+        None,
+        max_length=64,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+        description="Models the canary loads; unset: the stable list.",
+    )
+    resources: Resources | None = Field(None, description="CPU and memory per canary pod; unset: the stable ones.")
+    traffic_percent: int = Field(
+        10,
+        ge=0,
+        le=100,
+        description=(
+            "Percent of the pods, and so of the requests, that run the canary (0 ends the canary). The fleet size "
+            "the autoscaler chose is split; the canary gets at least one pod while this is above 0."
+        ),
+    )
+    analysis: CanaryAnalysis = Field(
+        default_factory=CanaryAnalysis, description="How the canary is judged, and what happens when it passes."
+    )
+
+    _unique_models = field_validator("models")(unique_models)
+
+    @model_validator(mode="after")
+    def _steps_above_share(self) -> CanarySpec:
+        if any(step <= self.traffic_percent for step in self.analysis.steps):
+            raise ValueError(_STEPS_ABOVE_SHARE)
+        return self
+
+
+def _model_of(annotation: Any) -> type[ApiModel] | None:
+    """The ApiModel a field holds (directly or as `X | None`), if any."""
+    for candidate in (annotation, *get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, ApiModel):
+            return candidate
+    return None
+
+
+def differs_rule(model: type[ApiModel], a: str, b: str) -> str:
+    """CEL that is true when objects `a` and `b` of `model` differ. CEL cannot compare two objects declared in
+    different places of the schema (they are different types), so this compares them field by field."""
+    parts = []
+    for name, info in model.model_fields.items():
+        wire = info.alias or name
+        x, y = f"{a}.{wire}", f"{b}.{wire}"
+        inner = _model_of(info.annotation)
+        same_type = f"({differs_rule(inner, x, y)})" if inner else f"{x} != {y}"
+        parts.append(f"has({x}) != has({y}) || (has({x}) && {same_type})")
+    return " || ".join(f"({p})" for p in parts)
+
+
+def _canary_differs_rule() -> str:
+    checks = []
+    for field in CANARY_FIELDS:
+        wire = to_camel(field)
+        mine, stable = f"self.canary.{wire}", f"self.{wire}"
+        model = _model_of(CanarySpec.model_fields[field].annotation)  # the stable field has the same model
+        if model is not None:
+            checks.append(f"(has({mine}) && ({differs_rule(model, mine, stable)}))")
+        elif field == "models":
+            checks.append(f"(has({mine}) && {mine} != (has({stable}) ? {stable} : []))")
+        else:  # the stable digest may be unset; image and version have defaults
+            checks.append(f"(has({mine}) && (!has({stable}) || {mine} != {stable}))")
+    return f"!has(self.canary) || {' || '.join(checks)}"
+
+
 class InferenceSpec(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(_canary_differs_rule(), _CANARY_SAME, ".canary")
+            ]
+        }
+    )
+
     image: str = Field(
         DEFAULT_IMAGE,
         min_length=1,
@@ -268,11 +392,28 @@ class InferenceSpec(ApiModel):
         ),
     )
 
-    @field_validator("models")
-    @classmethod
-    def _unique_models(cls, models: list[str]) -> list[str]:
-        # The CRD's list type `set` refuses duplicates too.
-        seen = {m for m in models if models.count(m) > 1}
-        if seen:
-            raise ValueError(f"lists {', '.join(sorted(seen))} more than once")
-        return models
+    canary: CanarySpec | None = Field(
+        None,
+        description=(
+            "A second model version beside this one: a share of the pods runs it, an analysis watches it, and it "
+            "is promoted (becomes this version) or rolled back. Removing it, or trafficPercent 0, ends it."
+        ),
+    )
+
+    def canary_inference(self) -> InferenceSpec | None:
+        """The canary as a whole inference spec: the stable one with the canary's fields over it."""
+        if self.canary is None:
+            return None
+        changes = {f: getattr(self.canary, f) for f in CANARY_FIELDS if getattr(self.canary, f) is not None}
+        if "digest" not in changes and ("image" in changes or "version" in changes):
+            changes["digest"] = None  # the stable digest names the stable image, not the canary's
+        return self.model_copy(update={**changes, "canary": None})
+
+    @model_validator(mode="after")
+    def _canary_differs(self) -> InferenceSpec:
+        canary = self.canary_inference()
+        if canary is not None and all(getattr(canary, f) == getattr(self, f) for f in CANARY_FIELDS):
+            raise ValueError(_CANARY_SAME)
+        return self
+
+    _unique_models = field_validator("models")(unique_models)

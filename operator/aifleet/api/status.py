@@ -8,6 +8,7 @@ from pydantic import Field
 
 from .autoscaling import AutoscalingStatus
 from .base import ApiModel
+from .canary import CanaryStatus
 
 ConditionStatus = Literal["True", "False", "Unknown"]
 
@@ -59,3 +60,6 @@ class AIServiceStatus(ApiModel):
     endpoints: Endpoints = Field(default_factory=Endpoints, description="Addresses clients use.")
     components: dict[str, ComponentStatus] = Field(default_factory=dict, description="State per component.")
     autoscaling: AutoscalingStatus | None = Field(None, description="The autoscaler's last decision.")
+    canary: CanaryStatus | None = Field(
+        None, description="The canary's rollout: its share, the analysis window and verdict, each version's pods."
+    )

@@ -26,7 +26,8 @@ _CHILDREN = (
     ("", "serviceaccounts", APPLY, "watch the children it owns and server-side-apply them"),
     ("", "services", APPLY, "watch the children it owns and server-side-apply them"),
     ("networking.k8s.io", "networkpolicies", APPLY, "watch the children it owns and server-side-apply them"),
-    ("apps", "deployments", APPLY, "watch the children it owns and server-side-apply them"),
+    ("apps", "deployments", (*APPLY, "delete"),
+     "server-side-apply; delete removes a canary's Triton Deployment once it is rolled back, promoted or ended"),
     ("apps", "statefulsets", (*APPLY, "delete"),
      "server-side-apply; delete with propagation Orphan replaces a StatefulSet whose volumeClaimTemplates "
      "changed, keeping its pods and volumes"),

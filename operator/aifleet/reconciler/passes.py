@@ -15,9 +15,10 @@ from ..autoscaler.policy import Decision
 from ..clients.kube import Kube
 from ..renderer.component import Lookup
 from ..topics.apply import TopicsResult, delete_topics, give_up_reason, kafka_credentials
+from .canary import Analyse, analyser, recorded
 from .observed import AppliedCache
 from .scaling import Autoscalers, autoscale
-from .sync import Emit, parse, reconcile
+from .sync import Emit, last_status, parse, reconcile
 from .topic_schedule import TopicsEngine
 
 USER_RECHECK_SECONDS = 10.0  # how soon a fix the user makes (e.g. creating a missing Secret) is noticed
@@ -56,11 +57,15 @@ def run_pass(snapshot: dict[str, Any], lookup: Lookup, engines: Engines, emit: E
     poll_interval: float | None = None
     wake_in: float | None = None
     polled = acted = False
+    analyse: Analyse | None = None
     if ais is not None and ais.spec.autoscaling.engine == "operator":
         poll_interval = float(ais.spec.autoscaling.poll_interval_seconds)
         memory = engines.autoscalers.memory(ais.metadata.namespace, ais.metadata.name)
         if poll_due:
-            decision = autoscale(ais, lookup, engines.kube, engines.autoscalers, engines.applied, emit)
+            canary = recorded(last_status(snapshot, engines.applied))
+            decision = autoscale(ais, lookup, engines.kube, engines.autoscalers, engines.applied, emit, canary)
+            # The canary's analysis runs each poll too, on the same Prometheus.
+            analyse = analyser(lambda ais: engines.autoscalers.source(ais, engines.kube), time.time())
             polled = decision is not None
         acted = decision is not None and decision.act
         decision = memory.shown
@@ -68,7 +73,7 @@ def run_pass(snapshot: dict[str, Any], lookup: Lookup, engines: Engines, emit: E
     def topics(ais: AIService, secret: dict[str, Any] | None) -> TopicsResult | None:
         return engines.topics.sync(ais, secret, emit)
 
-    outcome = reconcile(snapshot, lookup, engines.kube, engines.applied, emit, decision, topics)
+    outcome = reconcile(snapshot, lookup, engines.kube, engines.applied, emit, decision, topics, analyse)
     if ais is not None and ais.spec.kafka is not None:
         due = engines.topics.next_due(ais.metadata.namespace, ais.metadata.name)
         wake_in = None if due is None else max(1.0, due - time.monotonic())

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..api import AIService
+from ..api.canary import CanaryStatus
 from ..api.children import names
 from ..api.secret_data import decode_key
 from ..api.timestamps import parse_timestamp
@@ -26,6 +27,7 @@ from ..autoscaler.state import AutoscalerState
 from ..clients.kube import Kube
 from ..observability import metrics
 from ..renderer.component import Lookup
+from ..renderer.inference import versions
 from .conditions import condition
 from .observed import AppliedCache
 
@@ -128,13 +130,26 @@ def _remember_resize(applied: AppliedCache, deployment: dict[str, Any], replicas
 
 
 def autoscale(
-    ais: AIService, lookup: Lookup, kube: Kube, autoscalers: Autoscalers, applied: AppliedCache, emit: Emit
+    ais: AIService,
+    lookup: Lookup,
+    kube: Kube,
+    autoscalers: Autoscalers,
+    applied: AppliedCache,
+    emit: Emit,
+    canary: CanaryStatus | None = None,
 ) -> Decision | None:
-    """One poll of the operator engine. Returns the decision, which the status reports."""
+    """One poll of the operator engine. Returns the decision, which the status reports.
+
+    While a canary runs, the fleet is both Deployments: the decision sizes the whole, and the split of
+    `canary` (the rollout's state) divides it."""
     fleet = names(ais).triton
     deployment = lookup("Deployment", ais.metadata.namespace, fleet)
     if deployment is None:
         return None
+    second = lookup("Deployment", ais.metadata.namespace, names(ais).triton_canary)
+    if versions(ais, canary, 0)[2] is None:
+        second = None  # a canary on its way out (rolled back, promoted, ended) is no longer part of the fleet
+    fleet_parts = [d for d in (deployment, second) if d]
     memory = autoscalers.memory(ais.metadata.namespace, ais.metadata.name)
     try:
         rps, queue = read_metrics(ais, autoscalers.source(ais, kube))
@@ -143,8 +158,8 @@ def autoscale(
     now = time.time()
     observation = Observation(
         rps=rps,
-        current_replicas=deployment.get("spec", {}).get("replicas", 0),
-        ready_replicas=(deployment.get("status") or {}).get("readyReplicas", 0),
+        current_replicas=sum(d.get("spec", {}).get("replicas", 0) for d in fleet_parts),
+        ready_replicas=sum((d.get("status") or {}).get("readyReplicas", 0) or 0 for d in fleet_parts),
         queue=queue,
         paused=is_paused(ais.metadata.annotations),
         warming_up=warming_up(deployment, ais.spec.autoscaling.metrics.warmup_seconds, now),
@@ -159,12 +174,16 @@ def autoscale(
         metrics.record_metric_failure(decision.metric_error)
     metrics.record_decision(ais.metadata.namespace, ais.metadata.name, decision.reason, decision.metric_error is not None)
     if decision.act and decision.desired_replicas != decision.current_replicas:
-        try:
-            scale = kube.scale("Deployment", ais.metadata.namespace, fleet, decision.desired_replicas)
-        except Exception:
-            metrics.record_scale_failure(ais.metadata.namespace, ais.metadata.name)
-            raise
-        _remember_resize(applied, deployment, decision.desired_replicas, scale)
+        # With no canary Deployment yet, the stable one holds the whole fleet until the reconcile splits it.
+        _, sizes, _ = versions(ais, canary, decision.desired_replicas)
+        resizes = [(deployment, sizes.stable), (second, sizes.canary)] if second else [(deployment, decision.desired_replicas)]
+        for workload, replicas in resizes:
+            try:
+                scale = kube.scale("Deployment", ais.metadata.namespace, workload["metadata"]["name"], replicas)
+            except Exception:
+                metrics.record_scale_failure(ais.metadata.namespace, ais.metadata.name)
+                raise
+            _remember_resize(applied, workload, replicas, scale)
         up = decision.desired_replicas > decision.current_replicas
         metrics.record_scale("up" if up else "down", ais.metadata.namespace, ais.metadata.name, decision.desired_replicas)
         emit("Normal", "ScaledUp" if up else "ScaledDown", decision.message)

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..api import KIND, AIService
+from ..api.canary import CanaryStatus
 from ..api.children import COMPONENT_LABEL, TRITON, label_selector, names
 from ..api.errors import describe_validation_error
 from ..api.timestamps import now_timestamp, parse_timestamp
@@ -21,8 +22,11 @@ from ..observability import metrics
 from ..renderer import CONFIG_HASH, Rendered, render_all, secret_names
 from ..renderer.component import DISABLED, ComponentState, Lookup, Observed, PodLister, Rendering
 from ..renderer.components import COMPONENTS
+from ..renderer.inference import versions
 from ..topics.apply import TopicsResult
 from .adoption import adoption_refusal
+from .canary import Analyse, canary_ready, fleet_total, rollout
+from .canary import report as canary_report
 from .conditions import component_condition, merge_conditions, summary_conditions
 from .diff import drift
 from .observed import AppliedCache
@@ -205,30 +209,53 @@ def build_status(
     states: dict[str, ComponentState],
     decision: Decision | None = None,
     topics: TopicsResult | None = None,
+    canary: CanaryStatus | None = None,
 ) -> dict[str, Any]:
     """The status block, computed purely from the spec, the component states, the observed children and the
-    engines' last results."""
+    engines' last results (the autoscaler's decision, the topic sync, the canary's rollout)."""
     deployment = lookup("Deployment", ais.metadata.namespace, names(ais).triton)
     scaling_fields, scaling_conditions = scaling_report(ais, lookup, decision)
+    canary_status, canary_conditions = canary_report(ais, canary, lookup)
     conditions = (
         summary_conditions(states, None)
         + [component_condition(n, s) for n, s in states.items() if s.state != "Disabled"]
         + scaling_conditions
+        + canary_conditions
     )
-    dep_status = (deployment or {}).get("status", {}) or {}
+    running = versions(ais, canary, 0)[2] is not None  # a canary on its way out no longer counts
+    parts = [deployment, lookup("Deployment", ais.metadata.namespace, names(ais).triton_canary) if running else None]
+    pods = [(d.get("status", {}) or {}) for d in parts if d]
     status = {
         "observedGeneration": ais.metadata.generation,
         "conditions": merge_conditions(previous.get("conditions"), conditions, now, ais.metadata.generation),
-        "replicas": dep_status.get("replicas", 0),
-        "readyReplicas": dep_status.get("readyReplicas", 0),
+        "replicas": sum(p.get("replicas", 0) or 0 for p in pods),
+        "readyReplicas": sum(p.get("readyReplicas", 0) or 0 for p in pods),
         "selector": label_selector(ais, TRITON),
         "endpoints": endpoints(ais, Observed(lookup, topics)),
         "components": {n: {"state": s.state, "message": s.message} for n, s in states.items()},
+        "canary": canary_status,
     }
     if deployment is not None:
-        status["desiredReplicas"] = deployment.get("spec", {}).get("replicas")
+        status["desiredReplicas"] = sum((d.get("spec") or {}).get("replicas", 0) for d in parts if d)
     status.update(scaling_fields)
     return status
+
+
+def remove_canary(
+    ais: AIService, manifests: list[dict[str, Any]], lookup: Lookup, kube: Kube, applied: AppliedCache
+) -> None:
+    """Delete the canary's Deployment once it is no longer rendered (rolled back, promoted or ended): the one
+    child that goes away while its AIService stays."""
+    name, ns = names(ais).triton_canary, ais.metadata.namespace
+    wanted = any(m["kind"] == "Deployment" and m["metadata"]["name"] == name for m in manifests)
+    live = lookup("Deployment", ns, name)
+    if not wanted and live is not None and not live.get("metadata", {}).get("deletionTimestamp"):
+        try:
+            kube.delete("Deployment", ns, name)
+        except KubeError as exc:
+            if exc.status != 404:
+                raise
+        applied.forget("Deployment", ns, name)
 
 
 def record_fleet(ais: AIService, status: Mapping[str, Any], lookup: Lookup) -> None:
@@ -306,6 +333,7 @@ def reconcile(
     emit: Emit,
     decision: Decision | None = None,
     topics: Callable[[AIService, dict[str, Any] | None], TopicsResult | None] | None = None,
+    analyse: Analyse | None = None,
 ) -> Outcome:
     outcome = Outcome()
     previous = last_status(body, applied)
@@ -324,10 +352,10 @@ def reconcile(
         return outcome
 
     secrets = read_secrets(ais, lookup, kube)
-    fleet = names(ais).triton
-    live_fleet = applied.newest("Deployment", ais.metadata.namespace, fleet, lookup("Deployment", ais.metadata.namespace, fleet))
-    replicas = (live_fleet or {}).get("spec", {}).get("replicas")
-    rendered = render_all(ais, replicas=replicas, secrets=secrets)
+    ns = ais.metadata.namespace
+    canary = rollout(ais, previous, parse_timestamp(now), analyse, emit, canary_ready(ais, lookup))
+    replicas = fleet_total(ais, canary, lambda name: applied.newest("Deployment", ns, name, lookup("Deployment", ns, name)))
+    rendered = render_all(ais, replicas=replicas, secrets=secrets, canary=canary)
     create_generated(rendered.create_once, lookup, kube, applied, emit)
     try:
         outcome.applied, outcome.created, outcome.refused = apply_children(rendered.manifests, lookup, kube, applied, emit)
@@ -335,10 +363,15 @@ def reconcile(
         outcome.error = f"apply failed: {exc}"
         emit("Warning", "ApplyFailed", outcome.error)
         raise
+    remove_canary(ais, rendered.manifests, lookup, kube, applied)
     # A missing user Secret or an object in a child's way: we do not watch those, so look again soon.
     outcome.waiting_on_user = bool(rendered.problems or outcome.refused)
 
     if outcome.created:
+        # The rollout's state is written even so: it must outlive this process (see reconciler/canary.py).
+        patch = _changed(previous, {"canary": canary.to_wire() if canary else None})
+        if patch:
+            write_status(kube, applied, ns, ais.metadata.name, patch)
         # Their ADDED events arrive at once and bring the next pass, which reports the children as they are. A
         # status written now would describe children this pass has not seen, to be replaced a moment later:
         # while a fleet of services is created, that is one write per service the API server can do without.
@@ -348,7 +381,7 @@ def reconcile(
     topic_result = topics(ais, kafka_secret) if topics is not None else None
     states = component_states(ais, lookup, rendered, topic_result, _pod_lister(kube), parse_timestamp(now))
     states.update(refused_states(states, outcome.refused))
-    status = build_status(ais, lookup, previous, now, states, decision, topic_result)
+    status = build_status(ais, lookup, previous, now, states, decision, topic_result, canary)
     record_fleet(ais, status, lookup)
     _report_problems(previous, states, emit)
     patch = _changed(previous, status)

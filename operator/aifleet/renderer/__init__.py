@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..api import AIService
+from ..api.canary import CanaryStatus
 from ..api.children import APPLY_ORDER
+from ..autoscaler.canary import start
 from .common import owned
 from .component import Rendering, RenderInputs
 from .components import COMPONENTS
@@ -90,26 +92,34 @@ _cache: OrderedDict[str, Rendered] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def _cache_key(ais: AIService, replicas: int | None, secrets: Mapping[str, Any] | None) -> str:
-    text = json.dumps([ais.model_dump(mode="json", by_alias=True), replicas, secrets], sort_keys=True, default=str)
+def _cache_key(
+    ais: AIService, replicas: int | None, secrets: Mapping[str, Any] | None, canary: CanaryStatus | None
+) -> str:
+    state = canary.to_wire() if canary else None
+    text = json.dumps([ais.model_dump(mode="json", by_alias=True), replicas, secrets, state], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def render_all(
-    ais: AIService, *, replicas: int | None = None, secrets: Mapping[str, dict[str, Any] | None] | None = None
+    ais: AIService,
+    *,
+    replicas: int | None = None,
+    secrets: Mapping[str, dict[str, Any] | None] | None = None,
+    canary: CanaryStatus | None = None,
 ) -> Rendered:
     """Every child of `ais`, in apply order. `replicas` is the fleet size observed in the cluster, if any;
-    `secrets` are the referenced Secrets as read from the cluster (None: use placeholders, for offline use).
+    `secrets` are the referenced Secrets as read from the cluster (None: use placeholders, for offline use);
+    `canary` is the canary rollout's state (`status.canary`), which decides how the fleet is split.
 
     Results are memoised by input: a resync re-renders every AIService, and the same input gives the same
     output. Callers must not mutate what they get back.
     """
-    key = _cache_key(ais, replicas, secrets)
+    key = _cache_key(ais, replicas, secrets, canary)
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    rendered = _render_all(ais, replicas, secrets)
+    rendered = _render_all(ais, replicas, secrets, canary)
     with _cache_lock:
         _cache[key] = rendered
         while len(_cache) > _CACHE_SIZE:
@@ -118,9 +128,12 @@ def render_all(
 
 
 def _render_all(
-    ais: AIService, replicas: int | None, secrets: Mapping[str, dict[str, Any] | None] | None
+    ais: AIService,
+    replicas: int | None,
+    secrets: Mapping[str, dict[str, Any] | None] | None,
+    canary: CanaryStatus | None,
 ) -> Rendered:
-    inputs = RenderInputs(placeholder_secrets(ais) if secrets is None else secrets, replicas)
+    inputs = RenderInputs(placeholder_secrets(ais) if secrets is None else secrets, replicas, canary)
     parts = {c.name: c.render(ais, inputs) for c in COMPONENTS if c.wanted(ais)}
     manifests = [_stamp(owned(ais, m)) for part in parts.values() for m in part.manifests]
     return Rendered(
@@ -130,6 +143,9 @@ def _render_all(
     )
 
 
-def render(ais: AIService, *, replicas: int | None = None) -> list[dict[str, Any]]:
-    """The manifests alone, with placeholder credentials: what `aifleet render` prints (a fresh copy)."""
-    return copy.deepcopy(render_all(ais, replicas=replicas).manifests)
+def render(ais: AIService, *, replicas: int | None = None, canary: CanaryStatus | None = None) -> list[dict[str, Any]]:
+    """The manifests alone, with placeholder credentials: what `aifleet render` prints (a fresh copy). Offline
+    there is no rollout state: a canary renders as it starts, at its trafficPercent."""
+    if canary is None and ais.spec.inference.canary is not None:
+        canary = start(ais.spec.inference.canary, 0.0)
+    return copy.deepcopy(render_all(ais, replicas=replicas, canary=canary).manifests)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
 from ..api import AIService
+from ..api.canary import CanaryStatus
 from ..topics.apply import TopicsResult
 
 Lookup = Callable[[str, str, str], "dict[str, Any] | None"]  # (kind, namespace, name) -> live object
@@ -34,7 +35,8 @@ class RenderInputs:
     """What rendering needs beyond the spec: the fleet size observed in the cluster, and the Secrets read."""
 
     secrets: Secrets
-    replicas: int | None = None
+    replicas: int | None = None  # the whole Triton fleet, both versions while a canary runs
+    canary: CanaryStatus | None = None  # status.canary: the rollout's state, which decides the split
     new_password: Callable[[], str] | None = None  # for a password the operator generates; None: a fresh random one
 
 

@@ -7,18 +7,22 @@ import math
 from typing import Any
 
 from ..api import AIService
+from ..api.canary import CanaryStatus
 from ..api.children import (
+    TRACK_LABEL,
     TRITON,
     TRITON_ADMIN_HEADER,
     TRITON_GRPC_PORT,
     TRITON_HTTP_PORT,
     TRITON_METRICS_PORT,
+    canary_selector_labels,
     common_labels,
     names,
     selector_labels,
     service_host,
 )
 from ..api.inference import InferenceSpec
+from ..autoscaler.canary import Split, revision, split
 from .autoscaling import render_hpa
 from .common import from_template
 from .component import Component, ComponentState, Observed, Rendering, RenderInputs, workload_state
@@ -44,6 +48,10 @@ TEMPLATES = (
     "triton-deployment.yaml.j2",
     "triton-pdb.yaml.j2",
 )
+DEPLOYMENT_TEMPLATE = "triton-deployment.yaml.j2"
+# Triton's latency summaries (quantiles over a sliding window), on the canary's pods when its analysis has a
+# latency or queue-time threshold: those thresholds are read from them.
+SUMMARY_LATENCIES = "--metrics-config=summary_latencies=true"
 
 
 def triton_args(inf: InferenceSpec) -> list[str]:
@@ -113,8 +121,7 @@ def _volumes(inf: InferenceSpec) -> tuple[list[dict[str, Any]], list[dict[str, A
     return volumes, mounts
 
 
-def _env(ais: AIService) -> list[dict[str, Any]]:
-    inf = ais.spec.inference
+def _env(ais: AIService, inf: InferenceSpec) -> list[dict[str, Any]]:
     # The root filesystem is read-only: anything Triton or a Python backend caches under $HOME goes to /tmp.
     env: list[dict[str, Any]] = [
         {"name": "HOME", "value": "/tmp"},
@@ -129,12 +136,12 @@ def startup_failure_threshold(inf: InferenceSpec) -> int:
     return max(1, math.ceil(inf.probes.startup_timeout_seconds / inf.probes.period_seconds))
 
 
-def render_inference(ais: AIService, replicas: int) -> list[dict[str, Any]]:
-    inf = ais.spec.inference
+def _deployment_context(ais: AIService, inf: InferenceSpec, replicas: int) -> dict[str, Any]:
     volumes, mounts = _volumes(inf)
-    context = {
-        "spec": ais.spec,
+    return {
+        "spec": ais.spec.model_copy(update={"inference": inf}),
         "names": names(ais),
+        "deployment_name": names(ais).triton,
         "namespace": ais.metadata.namespace,
         "labels": common_labels(ais, TRITON, inf.version),
         "selector": selector_labels(ais, TRITON),
@@ -144,7 +151,7 @@ def render_inference(ais: AIService, replicas: int) -> list[dict[str, Any]]:
         "replicas": replicas,
         "image": triton_image(inf),
         "args": triton_args(inf),
-        "env": _env(ais),
+        "env": _env(ais, inf),
         "resources": _resources(inf),
         "node_selector": dict(sorted(inf.node_selector.items())),
         "tolerations": _tolerations(inf),
@@ -153,10 +160,48 @@ def render_inference(ais: AIService, replicas: int) -> list[dict[str, Any]]:
         "startup_failure_threshold": startup_failure_threshold(inf),
         "max_unavailable": _int_or_percent(inf.disruption.max_unavailable),
     }
+
+
+def render_inference(ais: AIService, replicas: int, inf: InferenceSpec | None = None) -> list[dict[str, Any]]:
+    """The stable version's children; `inf` is what the stable Deployment runs (a promoted canary's spec)."""
+    context = _deployment_context(ais, inf or ais.spec.inference, replicas)
     policy = network_policy(
         ais, TRITON, names(ais).triton, (TRITON_HTTP_PORT, TRITON_GRPC_PORT), (TRITON_METRICS_PORT,)
     )
     return [from_template(template, **context) for template in TEMPLATES] + policy
+
+
+def render_canary(ais: AIService, canary: InferenceSpec, replicas: int) -> dict[str, Any]:
+    """The canary's Deployment: the stable one's pod spec with the canary's fields, its own name, and the track
+    label on its pods. The Service and the PodDisruptionBudget select both versions' pods."""
+    analysis = ais.spec.inference.canary.analysis if ais.spec.inference.canary else None
+    if analysis and (analysis.max_p95_latency_ms is not None or analysis.max_p95_queue_ms is not None):
+        canary = canary.model_copy(update={"extra_args": [*canary.extra_args, SUMMARY_LATENCIES]})
+    context = _deployment_context(ais, canary, replicas)
+    context.update(
+        deployment_name=names(ais).triton_canary,
+        labels={**context["labels"], TRACK_LABEL: "canary"},
+        selector=canary_selector_labels(ais),
+    )
+    return from_template(DEPLOYMENT_TEMPLATE, **context)
+
+
+def versions(ais: AIService, state: CanaryStatus | None, total: int) -> tuple[InferenceSpec, Split, InferenceSpec | None]:
+    """(what the stable Deployment runs, the split of the fleet, what the canary runs or None).
+
+    The state is `status.canary`, valid only for the canary spec it was recorded for: a promoted canary runs on
+    the stable Deployment until the spec folds it in; a rolled-back one, or a share of 0, runs nowhere.
+    """
+    inf = ais.spec.inference
+    canary = inf.canary_inference()
+    if inf.canary is None or canary is None or state is None or state.revision != revision(inf.canary):
+        return inf, Split(total, 0), None
+    if state.phase == "Promoted":
+        return canary, Split(total, 0), None
+    if state.phase not in ("Watching", "Testing") or state.share <= 0:
+        return inf, Split(total, 0), None
+    sizes = split(total, state.share, ais.spec.autoscaling.max_replicas)
+    return inf, sizes, canary if sizes.canary else None
 
 
 def _int_or_percent(value: str) -> int | str:
@@ -181,7 +226,10 @@ class Triton(Component):
         return [names(ais).triton_admin]
 
     def render(self, ais: AIService, inputs: RenderInputs) -> Rendering:
-        manifests = render_inference(ais, initial_replicas(ais, inputs.replicas)) + render_hpa(ais)
+        stable, sizes, canary = versions(ais, inputs.canary, initial_replicas(ais, inputs.replicas))
+        manifests = render_inference(ais, sizes.stable, stable) + render_hpa(ais)
+        if canary is not None:
+            manifests.append(render_canary(ais, canary, sizes.canary))
         admin = names(ais).triton_admin
         if inputs.secrets.get(admin) is not None:
             return Rendering(manifests=manifests)
