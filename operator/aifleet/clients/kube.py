@@ -172,7 +172,7 @@ class Discovery:
     CRD installed or removed is seen within `ttl`. When the API server cannot answer, the last answer stands
     (False before any)."""
 
-    def __init__(self, kube: Kube, ttl: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, kube: Kube, ttl: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.kube, self.ttl, self.clock = kube, ttl, clock
         self._known: dict[Kind, tuple[bool, float]] = {}
         self._lock = threading.Lock()

@@ -214,27 +214,19 @@ def render_route(ais: AIService, stable: InferenceSpec, canary: InferenceSpec, s
             (children.triton_canary, canary, CANARY, canary_selector_labels(ais)),
         )
     ]
+    backends = [
+        {"name": children.triton_stable, "port": TRITON_HTTP_PORT, "weight": 100 - share},
+        {"name": children.triton_canary, "port": TRITON_HTTP_PORT, "weight": share},
+    ]
+    spec: dict[str, Any] = {"rules": [{"backendRefs": backends}]}
     gateway = ais.spec.inference.canary.gateway if ais.spec.inference.canary else None
-    parent_refs = [ref.to_wire() for ref in gateway.parent_refs] if gateway else []
+    if gateway and gateway.parent_refs:  # set only when given: the API server drops an empty list
+        spec["parentRefs"] = [ref.to_wire() for ref in gateway.parent_refs]
     route = {
         "apiVersion": f"{GATEWAY_GROUP}/v1",
         "kind": "HTTPRoute",
-        "metadata": {
-            "name": children.triton,
-            "namespace": ais.metadata.namespace,
-            "labels": common_labels(ais, TRITON),
-        },
-        "spec": {
-            "parentRefs": parent_refs,
-            "rules": [
-                {
-                    "backendRefs": [
-                        {"name": children.triton_stable, "port": TRITON_HTTP_PORT, "weight": 100 - share},
-                        {"name": children.triton_canary, "port": TRITON_HTTP_PORT, "weight": share},
-                    ]
-                }
-            ],
-        },
+        "metadata": {"name": children.triton, "namespace": ais.metadata.namespace, "labels": common_labels(ais, TRITON)},
+        "spec": spec,
     }
     return [*services, route]
 
