@@ -117,10 +117,17 @@ def _setup() -> tuple[Store, AppliedCache, list[tuple[str, str, str]]]:
     return Store(doc), AppliedCache(), []
 
 
-def _pass(store: Store, applied: AppliedCache, events: list, source: Source | None = None, later: float = 0.0) -> None:
+def _pass(
+    store: Store,
+    applied: AppliedCache,
+    events: list,
+    source: Source | None = None,
+    later: float = 0.0,
+    gateway_api: bool = False,
+) -> None:
     analyse = None if source is None else analyser(lambda _, s=source: s, time.time() + later)
     reconcile(copy.deepcopy(store.objects[("AIService", NS, NAME)]), store.lookup, store, applied,
-              lambda *e: events.append(e), analyse=analyse)
+              lambda *e: events.append(e), analyse=analyse, gateway_api=gateway_api)
 
 
 def _image(deployment: dict[str, Any] | None) -> str:
@@ -179,3 +186,20 @@ def test_a_healthy_canary_steps_then_is_promoted_onto_the_stable_deployment():
     assert store.deployment(STABLE)["spec"]["replicas"] == 4
     story = [e[1] for e in events if e[1].startswith("Canary")]
     assert story == ["CanaryStarted", "CanaryStepped", "CanaryPromoted"]
+
+
+def test_with_the_gateway_api_the_route_and_version_services_come_and_go_with_the_canary():
+    store, applied, events = _setup()
+    _pass(store, applied, events, gateway_api=True)
+    route = store.objects[("HTTPRoute", NS, STABLE)]
+    weights = [ref["weight"] for ref in route["spec"]["rules"][0]["backendRefs"]]
+    assert weights == [75, 25]
+    assert {("Service", NS, f"{STABLE}-stable"), ("Service", NS, CANARY)} <= store.objects.keys()
+
+    store.all_ready()
+    _pass(store, applied, events, gateway_api=True)
+    _pass(store, applied, events, Source(success=80, failure=20), later=30, gateway_api=True)
+    assert _status(store)["canary"]["phase"] == "RolledBack"
+    gone = {"HTTPRoute/sentiment-triton", "Service/sentiment-triton-stable", "Service/sentiment-triton-canary"}
+    assert gone <= set(store.deleted)
+    assert [name for kind, _, name in store.objects if kind == "Service"] == [STABLE]

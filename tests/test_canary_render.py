@@ -41,7 +41,8 @@ def test_the_split_sizes_both_deployments_and_the_service_selects_both():
     stable_pods = stable["spec"]["template"]["metadata"]["labels"]
     canary_pods = canary["spec"]["template"]["metadata"]["labels"]
     assert (stable_pods[VERSION_LABEL], canary_pods[VERSION_LABEL]) == ("24.08-py3", "24.09-py3")
-    assert canary_pods[TRACK_LABEL] == "canary" and TRACK_LABEL not in stable_pods
+    assert (canary_pods[TRACK_LABEL], stable_pods[TRACK_LABEL]) == ("canary", "stable")
+    assert TRACK_LABEL not in stable["spec"]["selector"]["matchLabels"]  # immutable, older than any canary
     # The canary selects only its own pods; the Service and the PodDisruptionBudget select both versions.
     assert canary["spec"]["selector"]["matchLabels"].items() <= canary_pods.items()
     assert not canary["spec"]["selector"]["matchLabels"].items() <= stable_pods.items()

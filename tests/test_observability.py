@@ -138,13 +138,15 @@ def test_chart_rules_are_the_operators_permission_list():
     assert _chart_namespaced_rules() == permissions.as_rbac_rules(permissions.NAMESPACED_RULES)
 
 
-def test_no_wildcards_pods_only_listed_and_delete_only_for_statefulsets_and_deployments():
+def test_no_wildcards_pods_only_listed_and_delete_only_where_children_go_away():
     for rule in [*permissions.NAMESPACED_RULES, permissions.CRD_RULE, permissions.peering_rule(True),
                  permissions.peering_rule(False)]:
         assert "*" not in rule.verbs and "*" not in rule.resource and rule.group != "*"
         assert "deletecollection" not in rule.verbs
-        # StatefulSets are replaced when an immutable field changes; a canary's Deployment is removed when it ends.
-        assert ("delete" in rule.verbs) == (rule.resource in ("statefulsets", "deployments")), rule
+        # StatefulSets are replaced when an immutable field changes; a canary's Deployment, per-version Services
+        # and HTTPRoute are removed when it ends.
+        deletes = ("statefulsets", "deployments", "services", "httproutes")
+        assert ("delete" in rule.verbs) == (rule.resource in deletes), rule
         assert rule.plural not in ("namespaces", "nodes", "roles", "clusterroles")
         # Pods are only listed (to say why they fail): never read one by one, watched, changed, exec'd into.
         assert rule.plural != "pods" or (rule.verbs == ("list",) and rule.resource == "pods"), rule
@@ -169,7 +171,10 @@ def test_child_verbs_follow_what_the_operator_watches_and_renders():
 
     rendered = _rendered_kinds()
     assert {"Deployment", "Service", "Secret", "StatefulSet", "HorizontalPodAutoscaler"} <= rendered
-    extras = {"secrets": {"get"}, "statefulsets": {"delete"}, "deployments": {"delete"}}
+    extras = {
+        "secrets": {"get"},
+        **{plural: {"delete"} for plural in ("statefulsets", "deployments", "services", "httproutes")},
+    }
     by_resource = {(r.group, r.resource): set(r.verbs) for r in permissions.NAMESPACED_RULES}
     for kind in CHILD_KINDS:
         verbs = {"list", "watch"} | ({"create", "patch"} if kind.kind in rendered else set())
@@ -177,7 +182,7 @@ def test_child_verbs_follow_what_the_operator_watches_and_renders():
     reconciler = "".join(p.read_text() for p in (ROOT / "operator" / "aifleet" / "reconciler").glob("*.py"))
     assert 'kube.get("Secret"' in reconciler, "secrets get is granted for reading referenced Secrets"
     assert "kube.delete(kind" in reconciler, "statefulsets delete is granted for the StatefulSet replacement"
-    assert 'kube.delete("Deployment"' in reconciler, "deployments delete is granted to remove a canary"
+    assert "def canary_children" in reconciler, "deployments, services, httproutes delete remove a canary's children"
 
 
 def test_checks_per_scope():

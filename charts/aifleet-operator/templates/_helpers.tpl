@@ -101,9 +101,10 @@ StatefulSet replacement (owner references and the garbage collector remove child
 - apiGroups: [""]
   resources: ["serviceaccounts"]
   verbs: ["list", "watch", "create", "patch"]
+# delete removes a canary's per-version Services once the canary ends.
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["list", "watch", "create", "patch"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
   verbs: ["list", "watch", "create", "patch"]
@@ -122,6 +123,10 @@ StatefulSet replacement (owner references and the garbage collector remove child
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
   verbs: ["list", "watch", "create", "patch"]
+# Where the Gateway API is installed: a canary's weighted HTTPRoute, deleted once the canary ends.
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["httproutes"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 # Secrets: generated ones (configs, passwords) are watched and applied; get reads the user Secrets a spec
 # references (database credentials, a Prometheus token).
 - apiGroups: [""]

@@ -90,6 +90,38 @@ class CanaryAnalysis(ApiModel):
         return steps
 
 
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+
+
+class GatewayParentRef(ApiModel):
+    name: str = Field(min_length=1, max_length=253, description="Name of the Gateway the route attaches to.")
+    namespace: str | None = Field(
+        None, min_length=1, max_length=63, description="The Gateway's namespace; unset: the AIService's."
+    )
+    section_name: str | None = Field(
+        None, min_length=1, max_length=253, description="The Gateway listener to attach to; unset: every listener."
+    )
+
+    def to_wire(self) -> dict[str, str]:
+        ref = {"group": GATEWAY_GROUP, "kind": "Gateway", "name": self.name}
+        if self.namespace:
+            ref["namespace"] = self.namespace
+        if self.section_name:
+            ref["sectionName"] = self.section_name
+        return ref
+
+
+class CanaryGateway(ApiModel):
+    parent_refs: list[GatewayParentRef] = Field(
+        default_factory=list,
+        max_length=32,
+        description=(
+            "Gateways the canary's HTTPRoute attaches to (its parentRefs). Used only where the cluster serves the "
+            "Gateway API's HTTPRoute; empty: a route without parents, which no Gateway serves until one is added."
+        ),
+    )
+
+
 Verdict = Literal["Continue", "Promote", "RollBack"]
 CanaryPhase = Literal["Watching", "Testing", "Promoted", "RolledBack"]
 

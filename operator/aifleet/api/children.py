@@ -43,7 +43,7 @@ TRITON_GRPC_ADMIN_HEADER = f"triton-grpc-protocol-{TRITON_ADMIN_HEADER}"
 # Children in the order they are applied: identities and config before the workloads that use them.
 APPLY_ORDER = (
     "NetworkPolicy", "ServiceAccount", "Secret", "Service", "Deployment", "StatefulSet", "PodDisruptionBudget",
-    "HorizontalPodAutoscaler",
+    "HorizontalPodAutoscaler", "HTTPRoute",
 )
 
 # The longest AIService name. A StatefulSet labels its pods `controller-revision-hash: <sts>-<hash>`, the hash up
@@ -69,6 +69,7 @@ _POD_HASHES = f"-{_HASH}-?{_HASH}"
 # 54 of the 58 characters, so at least `cana` of the suffix survives, and its vowels keep the stable pattern from
 # matching canary pods (and the canary pattern from matching stable ones).
 CANARY = "canary"
+STABLE = "stable"
 _CANARY_CUT = "cana(?:ry?)?"
 _CANARY_HASHES = f"-?{_HASH}-?{_HASH}"
 
@@ -95,6 +96,7 @@ class ChildNames:
 
     triton: str
     triton_canary: str
+    triton_stable: str  # the stable version's own Service, beside the canary's, while an HTTPRoute splits them
     triton_admin: str
     pgbouncer: str
     pgbouncer_config: str
@@ -109,6 +111,7 @@ def child_names(base: str) -> ChildNames:
     return ChildNames(
         triton=f"{base}-{TRITON}",
         triton_canary=f"{base}-{TRITON}-{CANARY}",
+        triton_stable=f"{base}-{TRITON}-{STABLE}",
         triton_admin=f"{base}-{TRITON}-admin",
         pgbouncer=pgbouncer,
         pgbouncer_config=f"{pgbouncer}-config",
@@ -133,13 +136,20 @@ def selector_labels(ais: AIService, component: str) -> dict[str, str]:
     return {NAME_LABEL: component, INSTANCE_LABEL: ais.metadata.name, COMPONENT_LABEL: component}
 
 
-# On the canary's pods only: the stable Deployment's selector is immutable and predates any canary, so the stable
-# pods keep their labels and the canary Deployment selects its own pods by this one.
+# The version a Triton pod runs. The stable Deployment's selector is immutable and predates any canary, so it
+# never includes this label: the canary Deployment selects its own pods by it, and the stable pods carry it (as
+# `stable`, outside the selector) so that a Service per version can select them for an HTTPRoute.
 TRACK_LABEL = "aifleet.dev/track"
 
 
 def canary_selector_labels(ais: AIService) -> dict[str, str]:
     return {**selector_labels(ais, TRITON), TRACK_LABEL: CANARY}
+
+
+def stable_track_labels(ais: AIService) -> dict[str, str]:
+    """What the stable version's Service selects: the stable pods' track label, not part of their Deployment's
+    selector."""
+    return {**selector_labels(ais, TRITON), TRACK_LABEL: STABLE}
 
 
 def label_selector(ais: AIService, component: str) -> str:

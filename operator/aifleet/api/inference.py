@@ -9,7 +9,7 @@ from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonDict
 
 from .base import DNS_SUBDOMAIN, LABEL_VALUE, MAX_SAFE_INTEGER, QUALIFIED_NAME, ApiModel, LabelValue, cel, pattern
-from .canary import CanaryAnalysis
+from .canary import CanaryAnalysis, CanaryGateway
 from .quantity import parse_quantity
 
 # A Kubernetes quantity (`500m`, `4`, `16Gi`, `1.5`, `1e3`): the suffixes Kubernetes knows, nothing else.
@@ -286,6 +286,14 @@ class CanarySpec(ApiModel):
     )
     analysis: CanaryAnalysis = Field(
         default_factory=CanaryAnalysis, description="How the canary is judged, and what happens when it passes."
+    )
+    gateway: CanaryGateway = Field(
+        default_factory=CanaryGateway,
+        description=(
+            "Where the cluster serves the Gateway API's HTTPRoute, the operator renders a Service per version and "
+            "an HTTPRoute weighting them by the share, so the split of requests through that route is exact "
+            "whatever the pod counts; this says which Gateways the route attaches to."
+        ),
     )
 
     _unique_models = field_validator("models")(unique_models)

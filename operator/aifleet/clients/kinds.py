@@ -32,8 +32,11 @@ CHILD_KINDS: tuple[Kind, ...] = (
     Kind("StatefulSet", "apps", "v1", "statefulsets"),
     Kind("PodDisruptionBudget", "policy", "v1", "poddisruptionbudgets"),
     Kind("HorizontalPodAutoscaler", "autoscaling", "v2", "horizontalpodautoscalers"),
+    # The Gateway API's route, rendered only where the API server serves it (kopf watches it once it exists).
+    Kind("HTTPRoute", "gateway.networking.k8s.io", "v1", "httproutes"),
 )
 BY_KIND = {k.kind: k for k in CHILD_KINDS}
+HTTPROUTE = BY_KIND["HTTPRoute"]
 AISERVICE = Kind("AIService", "aifleet.dev", "v1alpha1", "aiservices")
 
 

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import kubernetes
@@ -114,6 +117,17 @@ class Kube:
             if exc.status != 404:
                 raise
 
+    def serves(self, kind: Kind) -> bool:
+        """Whether the API server serves `kind` (API discovery of its group and version): False where the group
+        or version is not installed, as for a CRD that is absent."""
+        try:
+            found = self._call("GET", f"/apis/{kind.group}/{kind.version}" if kind.group else f"/api/{kind.version}")
+        except KubeError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return any(r.get("name") == kind.plural for r in (found or {}).get("resources") or [])
+
     def get(self, kind: Kind | str, namespace: str, name: str) -> dict[str, Any] | None:
         kind = BY_KIND[kind] if isinstance(kind, str) else kind
         try:
@@ -151,3 +165,29 @@ class Kube:
             body={"spec": {"replicas": replicas}},
             content_type="application/merge-patch+json",
         )
+
+
+class Discovery:
+    """`Kube.serves`, remembered for `ttl` seconds: asked on every pass, it costs one request per refresh, and a
+    CRD installed or removed is seen within `ttl`. When the API server cannot answer, the last answer stands
+    (False before any)."""
+
+    def __init__(self, kube: Kube, ttl: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.kube, self.ttl, self.clock = kube, ttl, clock
+        self._known: dict[Kind, tuple[bool, float]] = {}
+        self._lock = threading.Lock()
+
+    def serves(self, kind: Kind) -> bool:
+        now = self.clock()
+        with self._lock:
+            known = self._known.get(kind)
+        if known is not None and now - known[1] < self.ttl:
+            return known[0]
+        try:
+            answer = self.kube.serves(kind)
+        except KubeError as exc:
+            log.warning("API discovery of %s failed: %s", kind.api_version, exc)
+            answer = known[0] if known is not None else False
+        with self._lock:
+            self._known[kind] = (answer, now)
+        return answer

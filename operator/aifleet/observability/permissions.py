@@ -24,7 +24,8 @@ from dataclasses import dataclass
 APPLY = ("list", "watch", "create", "patch")
 _CHILDREN = (
     ("", "serviceaccounts", APPLY, "watch the children it owns and server-side-apply them"),
-    ("", "services", APPLY, "watch the children it owns and server-side-apply them"),
+    ("", "services", (*APPLY, "delete"),
+     "server-side-apply; delete removes a canary's per-version Services once the canary ends"),
     ("networking.k8s.io", "networkpolicies", APPLY, "watch the children it owns and server-side-apply them"),
     ("apps", "deployments", (*APPLY, "delete"),
      "server-side-apply; delete removes a canary's Triton Deployment once it is rolled back, promoted or ended"),
@@ -33,6 +34,8 @@ _CHILDREN = (
      "changed, keeping its pods and volumes"),
     ("policy", "poddisruptionbudgets", APPLY, "watch the children it owns and server-side-apply them"),
     ("autoscaling", "horizontalpodautoscalers", APPLY, "watch the children it owns and server-side-apply them"),
+    ("gateway.networking.k8s.io", "httproutes", (*APPLY, "delete"),
+     "where the Gateway API is installed: a canary's weighted HTTPRoute, deleted once the canary ends"),
 )
 PEERING_GROUP = "kopf.dev"
 

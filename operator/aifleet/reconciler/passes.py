@@ -12,7 +12,8 @@ from typing import Any
 
 from ..api import AIService
 from ..autoscaler.policy import Decision
-from ..clients.kube import Kube
+from ..clients.kinds import HTTPROUTE
+from ..clients.kube import Discovery, Kube
 from ..renderer.component import Lookup
 from ..topics.apply import TopicsResult, delete_topics, give_up_reason, kafka_credentials
 from .canary import Analyse, analyser, recorded
@@ -32,6 +33,10 @@ class Engines:
     applied: AppliedCache = field(default_factory=AppliedCache)
     autoscalers: Autoscalers = field(default_factory=Autoscalers)
     topics: TopicsEngine = field(default_factory=TopicsEngine)
+    discovery: Discovery = field(init=False)  # what the API server serves beyond the core kinds
+
+    def __post_init__(self) -> None:
+        self.discovery = Discovery(self.kube)
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,10 @@ def run_pass(snapshot: dict[str, Any], lookup: Lookup, engines: Engines, emit: E
     def topics(ais: AIService, secret: dict[str, Any] | None) -> TopicsResult | None:
         return engines.topics.sync(ais, secret, emit)
 
-    outcome = reconcile(snapshot, lookup, engines.kube, engines.applied, emit, decision, topics, analyse)
+    gateway_api = engines.discovery.serves(HTTPROUTE)
+    outcome = reconcile(
+        snapshot, lookup, engines.kube, engines.applied, emit, decision, topics, analyse, gateway_api=gateway_api
+    )
     if ais is not None and ais.spec.kafka is not None:
         due = engines.topics.next_due(ais.metadata.namespace, ais.metadata.name)
         wake_in = None if due is None else max(1.0, due - time.monotonic())

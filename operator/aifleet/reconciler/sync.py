@@ -241,21 +241,35 @@ def build_status(
     return status
 
 
+def canary_children(ais: AIService) -> tuple[tuple[str, str], ...]:
+    """(kind, name) of the children that exist only while a canary runs: its Deployment, and, where the Gateway
+    API is served, the Service per version and the HTTPRoute between them."""
+    children = names(ais)
+    return (
+        ("Deployment", children.triton_canary),
+        ("Service", children.triton_stable),
+        ("Service", children.triton_canary),
+        ("HTTPRoute", children.triton),
+    )
+
+
 def remove_canary(
     ais: AIService, manifests: list[dict[str, Any]], lookup: Lookup, kube: Kube, applied: AppliedCache
 ) -> None:
-    """Delete the canary's Deployment once it is no longer rendered (rolled back, promoted or ended): the one
-    child that goes away while its AIService stays."""
-    name, ns = names(ais).triton_canary, ais.metadata.namespace
-    wanted = any(m["kind"] == "Deployment" and m["metadata"]["name"] == name for m in manifests)
-    live = lookup("Deployment", ns, name)
-    if not wanted and live is not None and not live.get("metadata", {}).get("deletionTimestamp"):
+    """Delete the canary's children once they are no longer rendered (rolled back, promoted or ended): the
+    children that go away while their AIService stays."""
+    ns = ais.metadata.namespace
+    rendered = {(m["kind"], m["metadata"]["name"]) for m in manifests}
+    for kind, name in canary_children(ais):
+        live = lookup(kind, ns, name)
+        if (kind, name) in rendered or live is None or live.get("metadata", {}).get("deletionTimestamp"):
+            continue
         try:
-            kube.delete("Deployment", ns, name)
+            kube.delete(kind, ns, name)
         except KubeError as exc:
             if exc.status != 404:
                 raise
-        applied.forget("Deployment", ns, name)
+        applied.forget(kind, ns, name)
 
 
 def record_fleet(ais: AIService, status: Mapping[str, Any], lookup: Lookup) -> None:
@@ -334,6 +348,8 @@ def reconcile(
     decision: Decision | None = None,
     topics: Callable[[AIService, dict[str, Any] | None], TopicsResult | None] | None = None,
     analyse: Analyse | None = None,
+    *,
+    gateway_api: bool = False,
 ) -> Outcome:
     outcome = Outcome()
     previous = last_status(body, applied)
@@ -355,7 +371,7 @@ def reconcile(
     ns = ais.metadata.namespace
     canary = rollout(ais, previous, parse_timestamp(now), analyse, emit, canary_ready(ais, lookup))
     replicas = fleet_total(ais, canary, lambda name: applied.newest("Deployment", ns, name, lookup("Deployment", ns, name)))
-    rendered = render_all(ais, replicas=replicas, secrets=secrets, canary=canary)
+    rendered = render_all(ais, replicas=replicas, secrets=secrets, canary=canary, gateway_api=gateway_api)
     create_generated(rendered.create_once, lookup, kube, applied, emit)
     try:
         outcome.applied, outcome.created, outcome.refused = apply_children(rendered.manifests, lookup, kube, applied, emit)

@@ -93,10 +93,15 @@ _cache_lock = threading.Lock()
 
 
 def _cache_key(
-    ais: AIService, replicas: int | None, secrets: Mapping[str, Any] | None, canary: CanaryStatus | None
+    ais: AIService,
+    replicas: int | None,
+    secrets: Mapping[str, Any] | None,
+    canary: CanaryStatus | None,
+    gateway_api: bool,
 ) -> str:
     state = canary.to_wire() if canary else None
-    text = json.dumps([ais.model_dump(mode="json", by_alias=True), replicas, secrets, state], sort_keys=True, default=str)
+    body = [ais.model_dump(mode="json", by_alias=True), replicas, secrets, state, gateway_api]
+    text = json.dumps(body, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -106,20 +111,22 @@ def render_all(
     replicas: int | None = None,
     secrets: Mapping[str, dict[str, Any] | None] | None = None,
     canary: CanaryStatus | None = None,
+    gateway_api: bool = False,
 ) -> Rendered:
     """Every child of `ais`, in apply order. `replicas` is the fleet size observed in the cluster, if any;
     `secrets` are the referenced Secrets as read from the cluster (None: use placeholders, for offline use);
-    `canary` is the canary rollout's state (`status.canary`), which decides how the fleet is split.
+    `canary` is the canary rollout's state (`status.canary`), which decides how the fleet is split;
+    `gateway_api` says the cluster serves the Gateway API's HTTPRoute, which then splits a canary's requests.
 
     Results are memoised by input: a resync re-renders every AIService, and the same input gives the same
     output. Callers must not mutate what they get back.
     """
-    key = _cache_key(ais, replicas, secrets, canary)
+    key = _cache_key(ais, replicas, secrets, canary, gateway_api)
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    rendered = _render_all(ais, replicas, secrets, canary)
+    rendered = _render_all(ais, replicas, secrets, canary, gateway_api)
     with _cache_lock:
         _cache[key] = rendered
         while len(_cache) > _CACHE_SIZE:
@@ -132,8 +139,10 @@ def _render_all(
     replicas: int | None,
     secrets: Mapping[str, dict[str, Any] | None] | None,
     canary: CanaryStatus | None,
+    gateway_api: bool,
 ) -> Rendered:
-    inputs = RenderInputs(placeholder_secrets(ais) if secrets is None else secrets, replicas, canary)
+    secrets = placeholder_secrets(ais) if secrets is None else secrets
+    inputs = RenderInputs(secrets, replicas, canary, gateway_api=gateway_api)
     parts = {c.name: c.render(ais, inputs) for c in COMPONENTS if c.wanted(ais)}
     manifests = [_stamp(owned(ais, m)) for part in parts.values() for m in part.manifests]
     return Rendered(
@@ -143,9 +152,11 @@ def _render_all(
     )
 
 
-def render(ais: AIService, *, replicas: int | None = None, canary: CanaryStatus | None = None) -> list[dict[str, Any]]:
+def render(
+    ais: AIService, *, replicas: int | None = None, canary: CanaryStatus | None = None, gateway_api: bool = False
+) -> list[dict[str, Any]]:
     """The manifests alone, with placeholder credentials: what `aifleet render` prints (a fresh copy). Offline
     there is no rollout state: a canary renders as it starts, at its trafficPercent."""
     if canary is None and ais.spec.inference.canary is not None:
         canary = start(ais.spec.inference.canary, 0.0)
-    return copy.deepcopy(render_all(ais, replicas=replicas, canary=canary).manifests)
+    return copy.deepcopy(render_all(ais, replicas=replicas, canary=canary, gateway_api=gateway_api).manifests)

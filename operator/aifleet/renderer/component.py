@@ -38,6 +38,7 @@ class RenderInputs:
     replicas: int | None = None  # the whole Triton fleet, both versions while a canary runs
     canary: CanaryStatus | None = None  # status.canary: the rollout's state, which decides the split
     new_password: Callable[[], str] | None = None  # for a password the operator generates; None: a fresh random one
+    gateway_api: bool = False  # the cluster serves gateway.networking.k8s.io/v1 HTTPRoutes
 
 
 @dataclass

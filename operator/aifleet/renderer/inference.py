@@ -7,8 +7,10 @@ import math
 from typing import Any
 
 from ..api import AIService
-from ..api.canary import CanaryStatus
+from ..api.canary import GATEWAY_GROUP, CanaryStatus
 from ..api.children import (
+    CANARY,
+    STABLE,
     TRACK_LABEL,
     TRITON,
     TRITON_ADMIN_HEADER,
@@ -20,6 +22,7 @@ from ..api.children import (
     names,
     selector_labels,
     service_host,
+    stable_track_labels,
 )
 from ..api.inference import InferenceSpec
 from ..autoscaler.canary import Split, revision, split
@@ -49,6 +52,7 @@ TEMPLATES = (
     "triton-pdb.yaml.j2",
 )
 DEPLOYMENT_TEMPLATE = "triton-deployment.yaml.j2"
+SERVICE_TEMPLATE = "triton-service.yaml.j2"
 # Triton's latency summaries (quantiles over a sliding window), on the canary's pods when its analysis has a
 # latency or queue-time threshold: those thresholds are read from them.
 SUMMARY_LATENCIES = "--metrics-config=summary_latencies=true"
@@ -144,7 +148,10 @@ def _deployment_context(ais: AIService, inf: InferenceSpec, replicas: int) -> di
         "deployment_name": names(ais).triton,
         "namespace": ais.metadata.namespace,
         "labels": common_labels(ais, TRITON, inf.version),
+        "pod_labels": {**common_labels(ais, TRITON, inf.version), TRACK_LABEL: STABLE},
         "selector": selector_labels(ais, TRITON),
+        "service_name": names(ais).triton,
+        "service_selector": selector_labels(ais, TRITON),
         "http_port": TRITON_HTTP_PORT,
         "grpc_port": TRITON_GRPC_PORT,
         "metrics_port": TRITON_METRICS_PORT,
@@ -180,10 +187,48 @@ def render_canary(ais: AIService, canary: InferenceSpec, replicas: int) -> dict[
     context = _deployment_context(ais, canary, replicas)
     context.update(
         deployment_name=names(ais).triton_canary,
-        labels={**context["labels"], TRACK_LABEL: "canary"},
+        labels={**context["labels"], TRACK_LABEL: CANARY},
+        pod_labels={**context["labels"], TRACK_LABEL: CANARY},
         selector=canary_selector_labels(ais),
     )
     return from_template(DEPLOYMENT_TEMPLATE, **context)
+
+
+def render_route(ais: AIService, stable: InferenceSpec, canary: InferenceSpec, share: int) -> list[dict[str, Any]]:
+    """A Service per version and an HTTPRoute that weights them by the canary's share (stable 100 - share, canary
+    share): where a Gateway serves the route, its requests split exactly so, whatever the pods per version. The
+    shared Service keeps selecting both versions for clients that do not go through a Gateway."""
+    children = names(ais)
+    services = [
+        from_template(
+            SERVICE_TEMPLATE,
+            **{
+                **_deployment_context(ais, inf, 0),
+                "labels": {**common_labels(ais, TRITON, inf.version), TRACK_LABEL: track},
+                "service_name": name,
+                "service_selector": selector,
+            },
+        )
+        for name, inf, track, selector in (
+            (children.triton_stable, stable, STABLE, stable_track_labels(ais)),
+            (children.triton_canary, canary, CANARY, canary_selector_labels(ais)),
+        )
+    ]
+    backends = [
+        {"name": children.triton_stable, "port": TRITON_HTTP_PORT, "weight": 100 - share},
+        {"name": children.triton_canary, "port": TRITON_HTTP_PORT, "weight": share},
+    ]
+    spec: dict[str, Any] = {"rules": [{"backendRefs": backends}]}
+    gateway = ais.spec.inference.canary.gateway if ais.spec.inference.canary else None
+    if gateway and gateway.parent_refs:  # set only when given: the API server drops an empty list
+        spec["parentRefs"] = [ref.to_wire() for ref in gateway.parent_refs]
+    route = {
+        "apiVersion": f"{GATEWAY_GROUP}/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": children.triton, "namespace": ais.metadata.namespace, "labels": common_labels(ais, TRITON)},
+        "spec": spec,
+    }
+    return [*services, route]
 
 
 def versions(ais: AIService, state: CanaryStatus | None, total: int) -> tuple[InferenceSpec, Split, InferenceSpec | None]:
@@ -230,6 +275,10 @@ class Triton(Component):
         manifests = render_inference(ais, sizes.stable, stable) + render_hpa(ais)
         if canary is not None:
             manifests.append(render_canary(ais, canary, sizes.canary))
+            # The pods are still split by the share (so each version's capacity follows its traffic, and each
+            # keeps at least one pod); the route makes the split of requests exact rather than per pod.
+            if inputs.gateway_api and inputs.canary is not None:
+                manifests += render_route(ais, stable, canary, inputs.canary.share)
         admin = names(ais).triton_admin
         if inputs.secrets.get(admin) is not None:
             return Rendering(manifests=manifests)
