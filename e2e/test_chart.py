@@ -270,7 +270,8 @@ def test_namespaced_install_least_privilege_reconciles_minimal_to_ready(helm_bin
         # What it needs, it has; what it does not need, it does not have.
         for needed in (["list", "aiservices.aifleet.dev"], ["patch", "aiservices.aifleet.dev", "--subresource=status"],
                        ["get", "secrets"], ["patch", "deployments.apps", "--subresource=scale"],
-                       ["create", "events"], ["watch", "horizontalpodautoscalers.autoscaling"]):
+                       ["create", "events"], ["watch", "horizontalpodautoscalers.autoscaling"],
+                       ["delete", "deployments.apps"]):  # an ended canary's Deployment goes
             assert can_i(needed, sa, ops, "-n", watched), f"cannot {needed} in {watched}"
         denied = [
             (["get", "secrets"], ["-n", other]),
@@ -280,7 +281,8 @@ def test_namespaced_install_least_privilege_reconciles_minimal_to_ready(helm_bin
             (["delete", "namespaces"], []),
             (["list", "namespaces"], []),
             (["create", "pods"], ["-n", watched]),
-            (["delete", "deployments.apps"], ["-n", watched]),
+            (["delete", "deployments.apps"], ["-n", other]),
+            (["delete", "pods"], ["-n", watched]),
             (["delete", "secrets"], ["-n", watched]),
             (["update", "secrets"], ["-n", watched]),
             (["escalate", "roles.rbac.authorization.k8s.io"], ["-n", watched]),
