@@ -87,7 +87,7 @@ class TritonServer(Service):
                 "--metrics-port", str(self.metrics_port), "--workspace", str(self.workspace),
                 "--model-name", self.model, "--delay-ms", str(self.delay_ms),
                 "--max-batch-size", str(self.max_batch_size), "--metrics-interval-ms", str(self.metrics_interval_ms),
-                *self.restrictions, *(["--access-token", self.access_token] if self.access_token else [])]
+                *self.restrictions, *([f"--access-token={self.access_token}"] if self.access_token else [])]
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
