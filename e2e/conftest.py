@@ -39,7 +39,10 @@ def cluster() -> str:
 @pytest.fixture(scope="session")
 def crd(cluster) -> None:
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    kubectl("wait", "--for=condition=Established", "crd/aiservices.aifleet.dev", "--timeout=60s")
+    # `kubectl wait` fails outright on a CRD whose status has no conditions yet, as a just-created one may.
+    wait_for("the AIService CRD Established", lambda: "True" == kubectl(
+        "get", "crd/aiservices.aifleet.dev", "-o", "jsonpath={.status.conditions[?(@.type==\"Established\")].status}"),
+        timeout=60)
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ from realnode import (
     ROOT,
     conditions,
     events,
+    http_text,
     models_directory,
     models_volume,
     pod_ready,
@@ -67,8 +68,20 @@ def rendered_container(manifest: dict, tmp_path) -> dict:
 
 
 def load(real_node, tmp_path, url: str, profile, **kwargs) -> harness.LoadGenerator:
+    # An AIService is Ready when its pods are; kube-proxy routes its Service a moment later (until then the
+    # ClusterIP refuses connections). Load starts once the Service answers.
+    wait_for(f"the Service at {url} to answer", lambda: _answers(f"http://{url}/v2/health/ready", real_node),
+             timeout=60, interval=0.5)
     return harness.LoadGenerator(tmp_path / "loadgen", [url], profile, model="echo", input_name="INPUT0", batch=0,
                                  allow_networks=real_node.networks, window_s=5, **kwargs)
+
+
+def _answers(url: str, node) -> bool:
+    try:
+        http_text(url, node, timeout=2)
+    except OSError:
+        return False
+    return True
 
 
 def transition(obj: dict, type_: str) -> str:

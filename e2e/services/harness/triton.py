@@ -90,7 +90,7 @@ class TritonServer(Service):
                 "--model-name", self.model, "--delay-ms", str(self.delay_ms),
                 "--max-batch-size", str(self.max_batch_size), "--metrics-interval-ms", str(self.metrics_interval_ms),
                 *[arg for setting in self.metrics_config for arg in ("--metrics-config", setting)],
-                *self.restrictions, *(["--access-token", self.access_token] if self.access_token else [])]
+                *self.restrictions, *([f"--access-token={self.access_token}"] if self.access_token else [])]
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
