@@ -50,11 +50,12 @@ class TritonPythonModel:
             time.sleep(self.service_time_s)
             self.served += 1
             if self.fail_every > 0 and self.served % self.fail_every == 0:
-                error = pb_utils.TritonError(
+                # Raised, not returned as an error response: Triton counts a response that carries an error as a
+                # success in nv_inference_request_success, and only a raised exception in
+                # nv_inference_request_failure{reason="BACKEND"}, the counter the canary analysis reads.
+                raise pb_utils.TritonModelException(
                     f"{self.name}: request {self.served} of this instance fails on purpose (fail_every={self.fail_every})"
                 )
-                responses.append(pb_utils.InferenceResponse(output_tensors=[], error=error))
-                continue
             data = pb_utils.get_input_tensor_by_name(request, "INPUT0").as_numpy()
             responses.append(pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("OUTPUT0", data)]))
         return responses
