@@ -21,7 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
-from aifleet.autoscaler.simulate import HPAController, SimConfig, SimResult, format_table, load_trace, plot, run, simulate
+from aifleet.autoscaler.simulate import (
+    HPAController,
+    SimConfig,
+    SimResult,
+    format_table,
+    load_trace,
+    plot,
+    run,
+    simulate,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 TRACES = ROOT / "examples" / "traces"

@@ -13,6 +13,8 @@ from aifleet.api.autoscaling import (
     DEFAULT_RPS_QUERY,
     AutoscalingSpec,
     AutoscalingStatus,
+    FastPathSpec,
+    ForecastSpec,
     LookaheadSpec,
     MetricsSpec,
     OnMissingMetrics,
@@ -500,7 +502,11 @@ def test_without_acting_lookahead_decisions_equal_hpa_sync_step_for_step(lookahe
     # a slow scale-down policy keeps the fleet above its recommendations for a while: HPA's band is then
     # still relative to the current replicas
     down = ScaleDownRules(policies=[ScalingPolicy(type="Pods", value=2, period_seconds=60)])
-    sp = spec(target_rps_per_pod=10, max_replicas=300, tolerance=0.1, scale_down=down, lookahead=lookahead)
+    # The fast path and the forecast are floors HPA does not have: off here.
+    sp = spec(
+        target_rps_per_pod=10, max_replicas=300, tolerance=0.1, scale_down=down, lookahead=lookahead,
+        fast_path=FastPathSpec(enabled=False), forecast=ForecastSpec(enabled=False),
+    )
     rates = [100 + 900 * math.sin(i / 25) ** 2 + 60 * math.sin(i * 1.7) for i in range(400)]
     state, hstate, cur, hcur = AutoscalerState(initialized=True), HPAState(initialized=True), 10, 10
     for i, r in enumerate(rates):

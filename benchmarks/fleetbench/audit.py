@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import collections
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from .common import WRITE_VERBS, rfc3339
 

@@ -13,7 +13,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import yaml
 
@@ -45,9 +45,9 @@ class Bench(Phases):
         self.workdir = Path(tempfile.mkdtemp(prefix="aifleet-fleet-"))
         self.results: dict[str, Any] = {"label": args.label, "sizes": self.sizes, "phases": {}}
         self.cluster = Cluster(args, pods_needed=max(self.sizes) + 30)
-        self.operator: Optional[Operator] = None
-        self.prom: Optional[BenchPrometheus] = None
-        self.triton: Optional[FakeTriton] = None
+        self.operator: Operator | None = None
+        self.prom: BenchPrometheus | None = None
+        self.triton: FakeTriton | None = None
         self.trackers: list[Tracker] = []
         self.profiles: list[Profiler] = []
 
@@ -147,7 +147,7 @@ class Bench(Phases):
                                {"apiVersion": "v1", "kind": "Namespace",
                                 "metadata": {"name": ns, "labels": {BENCH_LABEL: phase}}}, ok=(409,))
 
-    def cleanup_namespaces(self, phase: Optional[str] = None, initial: bool = False, timeout: float = 300) -> None:
+    def cleanup_namespaces(self, phase: str | None = None, initial: bool = False, timeout: float = 300) -> None:
         """Delete the benchmark's namespaces (of one phase, or all) and wait until they are gone."""
         selector = f"{BENCH_LABEL}={phase}" if phase else BENCH_LABEL
         names = [n["metadata"]["name"] for n in (self.admin.get("/api/v1/namespaces", labelSelector=selector) or {}).get("items", [])]
@@ -173,7 +173,7 @@ class Bench(Phases):
 
         wait("namespaces to go", gone, timeout, interval=2, progress=lambda: f"{self._left} left", every=30)
 
-    def events_by_operator(self, namespaces: Optional[list[str]] = None, since: float = 0.0) -> int:
+    def events_by_operator(self, namespaces: list[str] | None = None, since: float = 0.0) -> int:
         """Events the operator created (the audit policy drops Events, so count them in the Events API)."""
         paths = [f"/api/v1/namespaces/{ns}/events" for ns in namespaces] if namespaces else ["/api/v1/events"]
         n = 0

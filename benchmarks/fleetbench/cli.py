@@ -50,14 +50,13 @@ from __future__ import annotations
 import argparse
 import signal
 from pathlib import Path
-from typing import Optional
 
 from .bench import Bench
 from .common import DEFAULTS, ROOT
 from .report import load_runs, render_markdown
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--services", default="100,1000", help="fleet sizes, comma-separated (default 100,1000)")
     parser.add_argument("--label", default="before", help="column name in the table (e.g. before, after)")

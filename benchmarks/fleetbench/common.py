@@ -7,8 +7,8 @@ import math
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import urllib3
 
@@ -54,7 +54,7 @@ def say(msg: str) -> None:
     print(f"[fleet {time.monotonic() - T_START:7.1f}s] {msg}", file=sys.stderr, flush=True)
 
 
-def pct(values: list[float], q: float) -> Optional[float]:
+def pct(values: list[float], q: float) -> float | None:
     """Nearest-rank percentile (p99 of 20 runs is the slowest run)."""
     if not values:
         return None
@@ -66,8 +66,8 @@ def rfc3339(ts: str) -> float:
     return dt.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
 
 
-def run(cmd: list[str], env: Optional[dict] = None, timeout: float = 120, check: bool = True,
-        input: Optional[str] = None, cwd: Optional[Path] = None) -> subprocess.CompletedProcess:
+def run(cmd: list[str], env: dict | None = None, timeout: float = 120, check: bool = True,
+        input: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, input=input, cwd=cwd)
     if check and proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
@@ -75,7 +75,7 @@ def run(cmd: list[str], env: Optional[dict] = None, timeout: float = 120, check:
 
 
 def wait(what: str, check: Callable[[], bool], timeout: float, interval: float = 0.02,
-         progress: Optional[Callable[[], str]] = None, every: float = 10.0) -> bool:
+         progress: Callable[[], str] | None = None, every: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     next_report = time.monotonic() + every
     while time.monotonic() < deadline:

@@ -7,8 +7,9 @@ import contextlib
 import json
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any
 
 import requests
 import urllib3
@@ -32,7 +33,7 @@ class Kube:
         self.ca_path = workdir / "ca.crt"
         self.ca_path.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
         self.ca_data = cluster["certificate-authority-data"]
-        self.cert: Optional[tuple[str, str]] = None
+        self.cert: tuple[str, str] | None = None
         self.headers = {"Accept": "application/json"}
         if "client-certificate-data" in user:
             crt, key = workdir / "client.crt", workdir / "client.key"
@@ -55,7 +56,7 @@ class Kube:
         return s
 
     def request(self, method: str, path: str, body: Any = None, ok: Iterable[int] = (), timeout: float = 60,
-                content_type: str = "application/json", **params: Any) -> Optional[dict]:
+                content_type: str = "application/json", **params: Any) -> dict | None:
         resp = self.session().request(method, self.server + path, params=params or None, timeout=timeout,
                                       verify=str(self.ca_path),  # per request: REQUESTS_CA_BUNDLE beats a session's
                                       data=None if body is None else json.dumps(body),
@@ -66,7 +67,7 @@ class Kube:
             raise RuntimeError(f"{method} {path}: {resp.status_code} {resp.text[:300]}")
         return resp.json() if resp.content else None
 
-    def get(self, path: str, **params: Any) -> Optional[dict]:
+    def get(self, path: str, **params: Any) -> dict | None:
         return self.request("GET", path, ok=(404,), **params)
 
     def watch(self, path: str, rv: str, timeout_seconds: int, **params: Any):
@@ -107,7 +108,7 @@ class Tracker:
         self.synced = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True, name=f"tracker {path}")
 
-    def start(self) -> "Tracker":
+    def start(self) -> Tracker:
         self.thread.start()
         if not self.synced.wait(60):
             raise RuntimeError(f"could not list {self.path}")
@@ -169,7 +170,7 @@ class Tracker:
                 rv = None
                 time.sleep(1)
 
-    def count_true(self, pred: str, keys: Optional[set] = None) -> int:
+    def count_true(self, pred: str, keys: set | None = None) -> int:
         with self.lock:
             return len(self.first_true[pred]) if keys is None else len(keys & self.first_true[pred].keys())
 
@@ -198,7 +199,7 @@ def aiservice(ns: str, name: str, phase: str, prometheus: str, poll: int) -> dic
     }
 
 
-def ais_path(ns: Optional[str] = None, name: Optional[str] = None) -> str:
+def ais_path(ns: str | None = None, name: str | None = None) -> str:
     base = f"/apis/{GROUP}/{VERSION}" + (f"/namespaces/{ns}" if ns else "") + f"/{PLURAL}"
     return f"{base}/{name}" if name else base
 

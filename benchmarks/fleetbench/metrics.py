@@ -14,7 +14,7 @@ import requests
 from .common import ROOT
 
 sys.path.insert(0, str(ROOT / "e2e" / "services"))
-from harness import Prometheus  # noqa: E402
+from harness import Prometheus
 
 
 class BenchPrometheus(Prometheus):
@@ -55,7 +55,7 @@ class FakeTriton:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 now = time.time()
                 ms = int(now * 1000)
                 body = ["# TYPE nv_inference_request_success counter"]

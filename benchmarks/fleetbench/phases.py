@@ -260,7 +260,7 @@ class Phases:
         say(f"quiet: operator writes {len(writes)} ({fmt_counts(res['operator_writes_by_target'])}), events "
             f"{res['events_by_operator']}, Prometheus {res['prometheus_queries_per_min']:.0f} queries/min")
 
-    def observe_window(self, seconds: float, profile_name: str | None = None) -> "Window":
+    def observe_window(self, seconds: float, profile_name: str | None = None) -> Window:
         """Watch the operator for `seconds` with nothing driven by the benchmark: its CPU, its requests from the
         audit log, the Prometheus queries it caused, and which status fields changed."""
         before = self.status_snapshot()

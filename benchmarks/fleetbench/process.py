@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Optional
 
 from .common import ROOT
 
@@ -56,7 +55,7 @@ class ProcSampler:
 
 
 class Operator:
-    def __init__(self, kubeconfig: Path, log_path: Path, resync: float, src: Optional[str] = None) -> None:
+    def __init__(self, kubeconfig: Path, log_path: Path, resync: float, src: str | None = None) -> None:
         self.log_path = log_path
         env = {**os.environ, "KUBECONFIG": str(kubeconfig), "AIFLEET_RESYNC_SECONDS": f"{resync:g}",
                "PYTHONUNBUFFERED": "1"}
@@ -97,7 +96,7 @@ class Profiler:
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
 
-    def stop(self) -> Optional[dict]:
+    def stop(self) -> dict | None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:

@@ -7,8 +7,9 @@ import datetime as dt
 import json
 import os
 import platform
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 from .audit import fmt_counts
 from .common import ROOT, run
@@ -17,7 +18,7 @@ from .common import ROOT, run
 def machine_info() -> dict:
     mem = next((int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")), 0)
     return {
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "nproc": os.cpu_count(), "mem_gib": round(mem / 1024 / 1024, 1), "load_before": os.getloadavg(),
         "python": platform.python_version(),
         "kopf": _version("kopf"),
@@ -51,7 +52,7 @@ def git_info(src: Path = ROOT) -> str:
         return head
 
 
-def load_runs(directory: Path, current: Optional[dict]) -> list[dict]:
+def load_runs(directory: Path, current: dict | None) -> list[dict]:
     runs = {}
     for p in sorted(directory.glob("fleet-*.json"), key=lambda p: p.stat().st_mtime):
         with contextlib.suppress(Exception):
@@ -78,7 +79,7 @@ def render_markdown(runs: list[dict]) -> str:
     def ph(r: dict, name: str) -> dict:
         return (r.get("phases") or {}).get(name) or {}
 
-    def mark(ok: Optional[bool], text: str) -> str:
+    def mark(ok: bool | None, text: str) -> str:
         return text if ok is None else f"{text} {'✅' if ok else '❌'}"
 
     lat = lambda r: ph(r, "latency")  # noqa: E731

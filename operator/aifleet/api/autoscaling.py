@@ -20,6 +20,9 @@ _SELECTOR = 'namespace="{namespace}",pod=~"' + triton_pod_regex("{name}") + '"'
 # Query templates. Only the literal tokens `{namespace}` and `{name}` are substituted (see
 # `render_query`): every other brace is PromQL's own label-matcher syntax, so str.format is not used.
 DEFAULT_RPS_QUERY = "sum(rate(nv_inference_request_success{" + _SELECTOR + "}[1m]))"
+# The fast path's short-window rate: irate() is the rate between the last two scrapes (~15 s), where rate()
+# over a window that short would often find fewer than two samples.
+DEFAULT_FAST_RPS_QUERY = "sum(irate(nv_inference_request_success{" + _SELECTOR + "}[1m]))"
 DEFAULT_PENDING_QUERY = "sum(nv_inference_pending_request_count{" + _SELECTOR + "})"
 DEFAULT_QUEUE_TIME_QUERY = (
     "sum(rate(nv_inference_queue_duration_us{" + _SELECTOR + "}[1m]))"
@@ -242,6 +245,91 @@ class LookaheadSpec(ApiModel):
     )
 
 
+class FastPathSpec(ApiModel):
+    """Knative's panic window, HPA-style: a short-window rate that adds pods at once when it asks for far more."""
+
+    enabled: bool = Field(
+        True,
+        description="Watch a short-window RPS (about the last 15 s) besides the 1-minute one, and when it asks for at least "
+        "`scaleUpRatio` times the current replicas, scale up to it at once (scale-up rate policies do not apply). "
+        "It never scales down.",
+    )
+    query: str | None = Field(
+        None,
+        min_length=1,
+        description="PromQL returning one sample: the fleet's RPS over a short window. `{namespace}` and `{name}` are "
+        "substituted. Default: " + DEFAULT_FAST_RPS_QUERY + " (the rate between the last two scrapes).",
+    )
+    scale_up_ratio: float = Field(
+        2.0,
+        ge=1.1,
+        le=100,
+        description="Act only when the short-window RPS asks for at least this many times the current replicas (1.1..100): "
+        "a sudden rise, not a wiggle the 1-minute rate will handle.",
+    )
+    hold_seconds: int = Field(
+        60,
+        ge=0,
+        le=3600,
+        description="Keep what the fast path asked for at least this long (a floor), so a burst's pods are not taken back "
+        "before the 1-minute rate has seen the burst.",
+    )
+
+    def rendered_query(self, namespace: str, name: str) -> str:
+        return render_query(self.query or DEFAULT_FAST_RPS_QUERY, namespace, name)
+
+
+_FORECAST_PERIODS = "spec.autoscaling.forecast.minPeriodSeconds must be <= maxPeriodSeconds"
+
+
+class ForecastSpec(ApiModel):
+    """A periodic forecast from the RPS history in Prometheus, used as a floor under the reactive decision."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"x-kubernetes-validations": [cel("self.minPeriodSeconds <= self.maxPeriodSeconds", _FORECAST_PERIODS)]}
+    )
+
+    enabled: bool = Field(
+        True,
+        description="Look for a period in the RPS history (Prometheus range queries of the RPS query) and, when it is clear, "
+        "have the pods for the coming peak ready a pod startup ahead. Never below the reactive decision.",
+    )
+    mode: Literal["Act", "Preview"] = Field(
+        "Act", description="Act: the forecast is a floor on the replicas. Preview: it is computed and reported in status only."
+    )
+    scale_down: bool = Field(
+        False,
+        description="Also let a clear forecast shrink the fleet without waiting out the scale-down window, down to what the "
+        "coming pod startup's forecast and the current traffic need. Off by default.",
+    )
+    history_seconds: int = Field(
+        345600,
+        ge=3600,
+        le=2419200,
+        description="How much RPS history to read (default 4 days): a period is only trusted after 3 whole cycles.",
+    )
+    min_period_seconds: int = Field(300, ge=120, le=604800, description="Shortest period looked for.")
+    max_period_seconds: int = Field(86400, ge=120, le=806400, description="Longest period looked for (at most a third of the history is usable).")
+    min_autocorrelation: float = Field(
+        0.6, ge=0.1, le=1, description="The history's autocorrelation at the period must reach this: a strong period."
+    )
+    max_backtest_error: float = Field(
+        0.2,
+        ge=0.01,
+        le=1,
+        description="Forecasting the last cycle from the earlier ones must err by at most this fraction of its mean traffic.",
+    )
+    min_trough_ratio: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="The forecast's trough must be at least this fraction below its peak: a real trough, not a flat line.",
+    )
+    refresh_seconds: int = Field(
+        1800, ge=60, le=86400, description="How often the history is read again and the period re-fitted (a period changes slowly)."
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # the spec block
 
@@ -325,6 +413,12 @@ class AutoscalingSpec(ApiModel):
     lookahead: LookaheadSpec = Field(
         default_factory=LookaheadSpec, description="Scale up ahead of a rising trend, by the pod startup time."
     )
+    fast_path: FastPathSpec = Field(
+        default_factory=FastPathSpec, description="Scale up at once on a sudden rise seen by a short-window rate (engine operator)."
+    )
+    forecast: ForecastSpec = Field(
+        default_factory=ForecastSpec, description="A periodic forecast from the RPS history as a floor (engine operator)."
+    )
 
     @field_validator("target_rps_per_pod")
     @classmethod
@@ -342,6 +436,8 @@ class AutoscalingSpec(ApiModel):
             raise ValueError(_FALLBACK_RANGE)
         if self.lookahead.enabled and self.lookahead.window_seconds < 2 * self.poll_interval_seconds:
             raise ValueError(_LOOKAHEAD_WINDOW)
+        if self.forecast.min_period_seconds > self.forecast.max_period_seconds:
+            raise ValueError(_FORECAST_PERIODS)
         if self.engine == "hpa" and (
             self.lookahead.enabled or self.metrics.queue is not None or self.on_missing_metrics.action == "Fallback"
         ):
@@ -366,6 +462,8 @@ ReasonCode = Literal[
     "Paused",
     "OutOfRange",
 ]
+# Which signal set the replicas of the last decision.
+DecidedBy = Literal["Reactive", "Queue", "FastPath", "Trend", "Forecast", "Fallback", "None"]
 
 
 class AutoscalingStatus(ApiModel):
@@ -377,6 +475,24 @@ class AutoscalingStatus(ApiModel):
     reactive_replicas: int | None = Field(None, description="Replicas the current RPS alone asks for (after the tolerance band).")
     lookahead_replicas: int | None = Field(None, description="Replicas the projected RPS asks for (Act or Preview).")
     queue_replicas: int | None = Field(None, description="Replicas the queue signal asks for.")
+    fast_rps: float | None = Field(None, alias="fastRPS", description="Fast path: the short-window RPS last read.")
+    fast_path_replicas: int | None = Field(
+        None, description="Replicas the fast path holds as a floor (only while it acts or holds)."
+    )
+    forecast_rps: float | None = Field(
+        None, alias="forecastRPS", description="Forecast: the peak RPS expected within the next pod startup + poll (Act or Preview)."
+    )
+    forecast_replicas: int | None = Field(None, description="Replicas the forecast asks for (Act or Preview).")
+    forecast_period_seconds: int | None = Field(
+        None, description="The period found in the RPS history; unset while no clear period is found."
+    )
+    forecast_message: str | None = Field(None, description="What the forecaster found, or why it does not act, in words.")
+    decided_by: DecidedBy | None = Field(
+        None, description="Which signal set the last decision: Reactive, Queue, FastPath, Trend (look-ahead), Forecast, Fallback."
+    )
+    decided_by_margin: int | None = Field(
+        None, description="How many replicas the deciding signal asked for above the reactive (1-minute RPS) proposal."
+    )
     desired_replicas: int | None = Field(
         None, description="The final decision after stabilization, rate policies and [minReplicas, maxReplicas]."
     )

@@ -23,7 +23,12 @@ Pipeline (HPA-compatible where HPA has a notion, see `hpa.py`):
      anything moves). The latest forecast supersedes earlier ones and lasts until its horizon has
      passed; it never enters the scale-down window. Preview computes and reports it without acting.
   5. stabilization windows, rate policies, [min, max] and the ScalingLimited reason (hpa.py).
-  6. bad metrics never scale down: hold, or after N failures the fallback, never below current
+  6. floors that act at once, past the scale-up rate policies (never past maxReplicas or a Disabled scale-up):
+     the fast path (a short-window RPS asking for `scaleUpRatio` x the current replicas, held `holdSeconds`)
+     and the periodic forecast (`forecast.py`: the coming peak a pod startup + poll ahead, when the history
+     shows a clear period). Neither ever scales down, except the forecast when `forecast.scaleDown` opts in:
+     then a clear forecast may end the scale-down window early, never below the reactive proposal.
+  7. bad metrics never scale down: hold, or after N failures the fallback, never below current
      unless the spec allows it.
 """
 
@@ -40,11 +45,13 @@ from ..api.autoscaling import (
     PAUSED_ANNOTATION,
     AutoscalingSpec,
     AutoscalingStatus,
+    DecidedBy,
     LimitReason,
     MetricErrorKind,
     ReasonCode,
 )
 from ..api.timestamps import format_timestamp
+from .forecast import HistoryView, NoPeriod, SeasonalModel, fit, peak
 from .hpa import Tolerances, ceil_replicas, external_per_pod_replicas, limit_by_rate, record_scale_event, stabilize
 from .prometheus import redact_url
 from .sample import Sample
@@ -59,6 +66,8 @@ class Observation:
     queue: Sample | None = None
     paused: bool = False
     warming_up: bool = False  # the fleet has not been available for `metrics.warmupSeconds` yet
+    fast_rps: Sample | None = None  # the fast path's short-window RPS
+    history: tuple[HistoryView, ...] | None = None  # a fresh read of the RPS history (None: keep the last fit)
 
 
 class _Readings(TypedDict, total=False):
@@ -72,6 +81,10 @@ class _Readings(TypedDict, total=False):
     queue_replicas: int | None
     projected_rps: float | None
     lookahead_replicas: int | None
+    fast_rps: float | None
+    fast_path_replicas: int | None
+    forecast_rps: float | None
+    forecast_replicas: int | None
 
 
 @dataclass(frozen=True)
@@ -91,6 +104,12 @@ class Decision:
     lookahead_replicas: int | None = None
     metric_error: MetricErrorKind | None = None
     paused: bool = False
+    fast_rps: float | None = None
+    fast_path_replicas: int | None = None
+    forecast_rps: float | None = None
+    forecast_replicas: int | None = None
+    decided_by: DecidedBy | None = None
+    decided_by_margin: int | None = None  # replicas the deciding signal asked for above the reactive proposal
 
 
 def is_paused(annotations: Mapping[str, str] | None) -> bool:
@@ -148,6 +167,15 @@ def decide(obs: Observation, state: AutoscalerState, spec: AutoscalingSpec, now:
         queue = q.value if q.ok else None
 
     common: _Readings = {"current_replicas": cur, "rps": rps, "queue": queue, "metric_error": rps_sample.error}
+    if obs.history is not None and spec.forecast.enabled:
+        model = fit(obs.history, spec.forecast)
+        state = state.model_copy(
+            update={
+                "forecast_model": model if isinstance(model, SeasonalModel) else None,
+                "forecast_note": _forecast_note(model),
+                "forecast_checked_at": now,
+            }
+        )
 
     # -- out of range: fix before anything else (as HPA) ----------------------------------------
     if cur > hi or cur < lo:
@@ -167,6 +195,12 @@ def decide(obs: Observation, state: AutoscalerState, spec: AutoscalingSpec, now:
     common.update(
         {"reactive_replicas": reactive, "queue_replicas": queue_prop, "projected_rps": projected, "lookahead_replicas": la_prop}
     )
+    fast_value, fast_floor, state = _fast_path(obs, cur, state, spec, now)
+    forecast_value, forecast_floor = _forecast(state.forecast_model, now, spec)
+    common.update(
+        {"fast_rps": fast_value, "fast_path_replicas": fast_floor, "forecast_rps": forecast_value, "forecast_replicas": forecast_floor}
+    )
+    forecast_acts = forecast_floor is not None and spec.forecast.mode == "Act"
 
     # Measured signals: what the traffic asks for now. They go through the stabilization windows.
     candidates: list[tuple[int, str]] = []
@@ -219,7 +253,19 @@ def decide(obs: Observation, state: AutoscalerState, spec: AutoscalingSpec, now:
         stabilized, proposal, driver = floor, max(proposal, floor), "lookahead"
         assert strongest is not None
         projected = strongest.value
+    if forecast_acts and spec.forecast.scale_down and forecast_floor is not None:
+        # Opt-in: a clear forecast ends the scale-down window early, never below what the traffic asks for now.
+        early = max(proposal, forecast_floor)
+        if early < stabilized and stabilized <= cur:
+            stabilized, driver = early, "forecast"
     desired, limited = limit_by_rate(stabilized, cur, lo, hi, up_events, down_events, up, down, now)
+    # Floors that act at once: the scale-up rate policies are for following measured traffic, not for pods a
+    # sudden rise or a clear period has already asked for. Never past maxReplicas or a disabled scale-up.
+    floors: list[tuple[int | None, str]] = [(fast_floor, "fast"), (forecast_floor if forecast_acts else None, "forecast")]
+    for value, name in floors:
+        if value is not None and value > desired and value > cur and up.select_policy != "Disabled":
+            desired, driver = min(value, hi), name
+            limited = "TooManyReplicas" if value > hi else None
     state = state.model_copy(
         update={"recommendations": [TimedReplicas.model_construct(t=t, replicas=r) for t, r in recs]}
     )
@@ -237,15 +283,66 @@ def decide(obs: Observation, state: AutoscalerState, spec: AutoscalingSpec, now:
         desired, limited = cur, None
 
     desired = _clamp(desired, lo, hi)  # belt and braces: limit_by_rate already keeps [min, max]
+    if driver in ("fast", "forecast"):
+        proposal = max(proposal, desired)
     reason, code = _describe(
-        driver, proposal, stabilized, desired, limited, in_flight, starting, cur, rps, projected, forecast_in, queue, spec
+        driver, proposal, stabilized, desired, limited, in_flight, starting, cur, rps, projected, forecast_in, queue, spec,
+        fast_value, forecast_value,
     )
+    decided_by = _DECIDED_BY[driver]
+    margin = desired - reactive if reactive is not None and decided_by != "Reactive" else None
+    if margin and desired != cur and driver in ("fast", "forecast"):
+        reason += f" ({margin:+d} over the reactive proposal of {replicas(reactive or 0)})"
     if desired != cur:
         state = _scaled(state, cur, desired, now, reason, spec)
     else:
         state = _scaled(state, cur, cur, now, None, spec)  # prunes old scale events
     return Decision(
-        desired_replicas=desired, act=desired != cur, message=reason, reason=code, limited=limited, state=state, **common
+        desired_replicas=desired, act=desired != cur, message=reason, reason=code, limited=limited, state=state,
+        decided_by=decided_by, decided_by_margin=margin, **common,
+    )
+
+
+_DECIDED_BY: dict[str, DecidedBy] = {
+    "rps": "Reactive", "queue": "Queue", "lookahead": "Trend", "fast": "FastPath", "forecast": "Forecast",
+}
+
+
+def _fast_path(
+    obs: Observation, cur: int, state: AutoscalerState, spec: AutoscalingSpec, now: float
+) -> tuple[float | None, int | None, AutoscalerState]:
+    """(short-window RPS, the floor it holds or None, state). A new floor only when the short-window RPS asks
+    for at least scaleUpRatio x the current replicas; a floor holds for holdSeconds; a newer one replaces it."""
+    fp = spec.fast_path
+    if not fp.enabled:
+        return None, None, state
+    value = None
+    if obs.fast_rps is not None:
+        sample = obs.fast_rps.checked(now, spec.metrics.stale_after_seconds)
+        value = sample.value if sample.ok else None
+    floors = [f for f in state.fast_floor if f.t > now - fp.hold_seconds]
+    if value is not None:
+        need = ceil_replicas(value / spec.target_rps_per_pod)
+        if need >= fp.scale_up_ratio * max(cur, 1):
+            floors = [TimedReplicas.model_construct(t=now, replicas=need)]
+    state = state.model_copy(update={"fast_floor": floors})
+    return value, (floors[-1].replicas if floors else None), state
+
+
+def _forecast(model: SeasonalModel | None, now: float, spec: AutoscalingSpec) -> tuple[float | None, int | None]:
+    """(peak RPS, replicas) the forecast expects between now and the pods ordered now being ready + one poll."""
+    if model is None or not spec.forecast.enabled:
+        return None, None
+    value = peak(model, now, now + lookahead_horizon(spec))
+    return value, ceil_replicas(value / spec.target_rps_per_pod)
+
+
+def _forecast_note(result: SeasonalModel | NoPeriod) -> str:
+    if isinstance(result, NoPeriod):
+        return f"no forecast: {result.reason}"
+    return (
+        f"period {fmt(result.period)}s found (autocorrelation {result.autocorrelation:.2f}, "
+        f"back-test error {result.backtest_error:.0%})"
     )
 
 
@@ -269,7 +366,12 @@ def _measured_fleet(state: AutoscalerState, cur: int, spec: AutoscalingSpec) -> 
     length and latency measure the fleet that actually runs, forecast pods included.
     """
     recs = state.recommendations
-    if not (spec.lookahead.enabled and spec.lookahead.mode == "Act") or not recs:
+    floors = (
+        (spec.lookahead.enabled and spec.lookahead.mode == "Act")
+        or spec.fast_path.enabled
+        or (spec.forecast.enabled and spec.forecast.mode == "Act")
+    )
+    if not floors or not recs:
         return cur
     last = recs[-1].t
     cutoff = last - spec.scale_down.stabilization_window_seconds
@@ -472,6 +574,8 @@ def _describe(
     forecast_in: int,
     queue: float | None,
     spec: AutoscalingSpec,
+    fast_rps: float | None = None,
+    forecast_rps: float | None = None,
 ) -> tuple[str, ReasonCode]:
     target = f"target {fmt(spec.target_rps_per_pod)}/pod"
     if driver == "queue":
@@ -481,6 +585,10 @@ def _describe(
             signal, target = f"queue {fmt(queue)}", f"target {fmt(q.target)}/pod"
         else:
             signal, target = f"queue time {fmt(queue)}ms", f"target {fmt(q.target)}ms"
+    elif driver == "fast":
+        signal = f"fast path: rps over the last seconds {fmt(fast_rps or 0.0)} (1-minute rps {fmt(rps or 0.0)})"
+    elif driver == "forecast":
+        signal = f"forecast: periodic peak of rps {fmt(forecast_rps or 0.0)} within {lookahead_horizon(spec)}s (rps now {fmt(rps or 0.0)})"
     elif driver == "lookahead":
         assert rps is not None and projected is not None
         signal = f"rps {fmt(rps)} rising to {fmt(projected)} in {forecast_in}s"
@@ -533,4 +641,12 @@ def to_status(decision: Decision) -> AutoscalingStatus:
         last_scale_reason=st.last_scale_reason,
         last_metric_error=decision.metric_error,
         paused=decision.paused,
+        fast_rps=decision.fast_rps,
+        fast_path_replicas=decision.fast_path_replicas,
+        forecast_rps=decision.forecast_rps,
+        forecast_replicas=decision.forecast_replicas,
+        forecast_period_seconds=int(st.forecast_model.period) if st.forecast_model is not None else None,
+        forecast_message=st.forecast_note,
+        decided_by=decision.decided_by,
+        decided_by_margin=decision.decided_by_margin,
     )

@@ -31,6 +31,7 @@ from typing import Protocol
 import numpy as np
 
 from ..api.autoscaling import AutoscalingSpec, LookaheadSpec
+from .forecast import HistoryView, history_views, refresh_interval
 from .hpa import HPAState, hpa_sync
 from .policy import Observation, decide
 from .sample import Sample
@@ -90,6 +91,7 @@ class SimConfig:
     pod_startup_seconds: int = 60
     poll_interval_seconds: int = 15
     metric_window_seconds: int = 60
+    fast_window_seconds: int = 15  # the fast path's irate(): the rate between the last two 15 s scrapes
 
     def spec(self, lookahead: bool) -> AutoscalingSpec:
         return AutoscalingSpec(
@@ -105,9 +107,17 @@ class SimConfig:
 class Controller(Protocol):
     name: str
 
-    def step(self, now: float, observed_rps: float, current: int, ready: int) -> int:
+    def step(self, now: float, observed_rps: float, current: int, ready: int, signals: Signals) -> int:
         """Return the replica count to run from now on."""
         ...
+
+
+@dataclass
+class Signals:
+    """What a Prometheus would also answer: the short-window rate and the 1-minute rate's history."""
+
+    fast_rps: float
+    history: list[tuple[float, float]]  # (unix time, observed rps) at every poll so far
 
 
 @dataclass
@@ -116,11 +126,31 @@ class AifleetController:
     name: str = "aifleet"
     state: AutoscalerState = field(default_factory=AutoscalerState)
 
-    def step(self, now: float, observed_rps: float, current: int, ready: int) -> int:
-        obs = Observation(rps=Sample.of(observed_rps, now), current_replicas=current, ready_replicas=ready)
+    def step(self, now: float, observed_rps: float, current: int, ready: int, signals: Signals) -> int:
+        fc = self.spec.forecast
+        history = None
+        checked = self.state.forecast_checked_at
+        if fc.enabled and (checked is None or now - checked >= refresh_interval(self.state, fc)):
+            history = tuple(_range_query(signals.history, now, span, step) for span, step in history_views(fc, self.spec.poll_interval_seconds))
+        obs = Observation(
+            rps=Sample.of(observed_rps, now), current_replicas=current, ready_replicas=ready,
+            fast_rps=Sample.of(signals.fast_rps, now), history=history,
+        )
         d = decide(obs, self.state, self.spec, now)
         self.state = d.state
         return d.desired_replicas if d.act else current
+
+
+def _range_query(history: list[tuple[float, float]], now: float, span: float, step: float) -> HistoryView:
+    """What a Prometheus range query of the 1-minute rate over [now - span, now] at `step` answers."""
+    start = bisect.bisect_left(history, (now - span, -math.inf))
+    points = []
+    next_t = -math.inf
+    for t, v in history[start:]:
+        if t >= next_t:
+            points.append((t, v))
+            next_t = t + step - 1e-6
+    return HistoryView(step=step, points=tuple(points))
 
 
 @dataclass
@@ -130,7 +160,7 @@ class HPAController:
     behavior: bool = True  # False: an HPA without a `behavior:` block
     state: HPAState = field(default_factory=HPAState)
 
-    def step(self, now: float, observed_rps: float, current: int, ready: int) -> int:
+    def step(self, now: float, observed_rps: float, current: int, ready: int, signals: Signals) -> int:
         # status.replicas counts every pod that exists, ready or not: that is what HPA divides by.
         r = hpa_sync(
             observed_rps, current, current, self.cfg.min_replicas, self.cfg.max_replicas,
@@ -207,14 +237,18 @@ def simulate(trace: Trace, controller: Controller, cfg: SimConfig) -> SimResult:
     ready_series = np.zeros(n)
     total_series = np.zeros(n)
     events = 0
+    signals = Signals(fast_rps=0.0, history=[])
     for i in range(n):
         now = t[i]
         if i % cfg.poll_interval_seconds == 0:
             lo = max(0, i - cfg.metric_window_seconds + 1)
             observed = (cum[i + 1] - cum[lo]) / (i + 1 - lo)
+            fast_lo = max(0, i - cfg.fast_window_seconds + 1)
+            signals.fast_rps = float((cum[i + 1] - cum[fast_lo]) / (i + 1 - fast_lo))
+            signals.history.append((EPOCH + now, float(observed)))
             current = len(ready_at)
             ready = bisect.bisect_right(ready_at, now)
-            desired = controller.step(EPOCH + now, float(observed), current, ready)
+            desired = controller.step(EPOCH + now, float(observed), current, ready, signals)
             if desired > current:
                 ready_at.extend([now + cfg.pod_startup_seconds] * (desired - current))
                 events += 1

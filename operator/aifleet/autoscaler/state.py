@@ -9,6 +9,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from ..api.base import ApiModel
+from .forecast import SeasonalModel
 
 
 class TimedReplicas(ApiModel):
@@ -40,6 +41,12 @@ class AutoscalerState(ApiModel):
     lookahead_floor: list[TimedValue] = Field(
         default_factory=list, description="Recent look-ahead forecasts (projected RPS); each holds until its horizon has passed."
     )
+    fast_floor: list[TimedReplicas] = Field(
+        default_factory=list, description="Fast-path floors (replicas); each holds for fastPath.holdSeconds."
+    )
+    forecast_model: SeasonalModel | None = Field(None, description="The period last found in the RPS history, if clear.")
+    forecast_note: str | None = Field(None, description="What the last fit found, or why no period is clear.")
+    forecast_checked_at: float | None = Field(None, description="Unix time the history was last fitted.")
     consecutive_failures: int = Field(0, ge=0, description="Polls in a row whose RPS was missing or bad.")
     measured: bool = Field(False, description="An RPS sample has been read at least once (the warm-up is over).")
     last_scale_up_time: float | None = Field(None, description="Unix time of the last scale-up.")
