@@ -262,10 +262,14 @@ def decide(obs: Observation, state: AutoscalerState, spec: AutoscalingSpec, now:
     # Floors that act at once: the scale-up rate policies are for following measured traffic, not for pods a
     # sudden rise or a clear period has already asked for. Never past maxReplicas or a disabled scale-up.
     floors: list[tuple[int | None, str]] = [(fast_floor, "fast"), (forecast_floor if forecast_acts else None, "forecast")]
-    for value, name in floors:
-        if value is not None and value > desired and value > cur and up.select_policy != "Disabled":
-            desired, driver = min(value, hi), name
-            limited = "TooManyReplicas" if value > hi else None
+    for at_once, name in floors:
+        if at_once is None or at_once <= desired:
+            continue
+        if at_once <= cur:  # a floor that holds: no scale-down below it while it lasts
+            desired, driver, limited = at_once, name, None
+        elif up.select_policy != "Disabled":
+            desired, driver = min(at_once, hi), name
+            limited = "TooManyReplicas" if at_once > hi else None
     state = state.model_copy(
         update={"recommendations": [TimedReplicas.model_construct(t=t, replicas=r) for t, r in recs]}
     )
