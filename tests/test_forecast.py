@@ -148,3 +148,12 @@ def test_forecast_periods_are_validated():
     with pytest.raises(ValueError, match="minPeriodSeconds"):
         AutoscalingSpec.model_validate({"forecast": {"minPeriodSeconds": 7200, "maxPeriodSeconds": 3600}})
     assert math.isfinite(ForecastSpec().min_autocorrelation)
+
+
+def test_a_range_answer_becomes_a_history_view_without_nan():
+    from aifleet.autoscaler.prometheus import parse_range
+
+    matrix = [{"metric": {}, "values": [[T0, "100"], [T0 + 60, "NaN"], [T0 + 120, "+Inf"], [T0 + 180, "120.5"]]}]
+    view = parse_range(matrix, 60.0)
+    assert view is not None and view.points == ((T0, 100.0), (T0 + 180, 120.5))
+    assert parse_range([], 60.0) is None and parse_range(matrix * 2, 60.0) is None

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+from .forecast import HistoryView
 from .prometheus import BATCH_RPS_QUERY, DEFAULT_KEY_LABELS, Batch, MetricSource
 from .sample import Sample
 
@@ -40,3 +41,7 @@ class BatchingSource:
 
     def query_many(self, promql: str, key_labels: Sequence[str] = DEFAULT_KEY_LABELS) -> Batch:
         return self._inner.query_many(promql, key_labels)
+
+    def query_range(self, promql: str, span: float, step: float) -> HistoryView | None:
+        inner = getattr(self._inner, "query_range", None)  # a source without history: no forecast
+        return inner(promql, span, step) if inner is not None else None

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from ..api.children import triton_pod_regex
+from .forecast import HistoryView
 from .sample import Sample
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,24 @@ class MetricSource(Protocol):
     def query_many(self, promql: str, key_labels: Sequence[str] = DEFAULT_KEY_LABELS) -> Batch:
         """One sample per series, keyed by the values of `key_labels`."""
         ...
+
+
+class HistorySource(Protocol):
+    def query_range(self, promql: str, span: float, step: float) -> HistoryView | None:
+        """The one series of `promql` over the last `span` seconds at `step`; None when the query failed."""
+        ...
+
+
+def parse_range(result: Any, step: float) -> HistoryView | None:
+    """A range query's matrix of exactly one series as a HistoryView; NaN and infinite points are left out."""
+    if not isinstance(result, list) or len(result) != 1:
+        return None
+    points = []
+    for t, v in result[0].get("values") or []:
+        value = float(v)
+        if value == value and abs(value) != float("inf"):
+            points.append((float(t), value))
+    return HistoryView(step=step, points=tuple(points))
 
 
 @dataclass(frozen=True)
@@ -171,6 +190,24 @@ class PrometheusSource:
             else:
                 samples[key] = sample
         return Batch(samples=samples)
+
+    def query_range(self, promql: str, span: float, step: float) -> HistoryView | None:
+        """The forecaster's history: a range query, so an operator restart forgets nothing."""
+        from datetime import UTC, datetime
+
+        end = self._clock()
+        try:
+            result = self._client.custom_query_range(
+                query=promql,
+                start_time=datetime.fromtimestamp(end - span, UTC),
+                end_time=datetime.fromtimestamp(end, UTC),
+                step=f"{step:g}s",
+                timeout=self._timeout,
+            )
+            return parse_range(result, step)
+        except Exception as exc:  # noqa: BLE001 - no history is no forecast, never an error of the decision
+            log.warning("prometheus range query failed at %s: %s", self._address, _describe_failure(exc))
+            return None
 
     async def aquery(self, promql: str) -> Sample:
         """`query` off the event loop (kopf handlers are async; requests is not)."""

@@ -20,6 +20,7 @@ from ..api.children import names
 from ..api.secret_data import decode_key
 from ..api.timestamps import parse_timestamp
 from ..autoscaler.batching import BatchingSource
+from ..autoscaler.forecast import HistoryView, history_views, refresh_interval
 from ..autoscaler.policy import Decision, Observation, decide, is_paused, to_status, tolerances
 from ..autoscaler.prometheus import MetricSource, PrometheusSource
 from ..autoscaler.sample import Sample
@@ -105,6 +106,26 @@ def read_metrics(ais: AIService, source: BatchingSource) -> tuple[Sample, Sample
     return rps, queue
 
 
+def read_fast_rps(ais: AIService, source: BatchingSource) -> Sample | None:
+    """The fast path's short-window RPS (engine operator, fastPath.enabled)."""
+    fast = ais.spec.autoscaling.fast_path
+    if not fast.enabled:
+        return None
+    return source.query(fast.rendered_query(ais.metadata.namespace, ais.metadata.name))
+
+
+def read_history(ais: AIService, source: BatchingSource, state: AutoscalerState, now: float) -> tuple[HistoryView, ...] | None:
+    """The RPS history for the forecaster, from Prometheus range queries of the RPS query, when a re-fit is due.
+    From Prometheus rather than memory: a restarted operator forecasts again at its first poll."""
+    scaling = ais.spec.autoscaling
+    fc = scaling.forecast
+    if not fc.enabled or (state.forecast_checked_at is not None and now - state.forecast_checked_at < refresh_interval(state, fc)):
+        return None
+    promql = scaling.metrics.rendered_query(ais.metadata.namespace, ais.metadata.name)
+    views = [source.query_range(promql, span, step) for span, step in history_views(fc, scaling.poll_interval_seconds)]
+    return tuple(v for v in views if v is not None)
+
+
 def warming_up(deployment: dict[str, Any], warmup_seconds: float, now: float) -> bool:
     """Whether the fleet has not yet been available for `warmup_seconds` (its Available condition)."""
     for cond in (deployment.get("status") or {}).get("conditions") or []:
@@ -156,7 +177,15 @@ def autoscale(
     except LookupError as exc:  # the bearer token's Secret is missing: a metric failure, said in words
         rps, queue = Sample.failure("failed", str(exc)), None
     now = time.time()
+    try:
+        source = autoscalers.source(ais, kube)
+        fast_rps = read_fast_rps(ais, source)
+        history = read_history(ais, source, memory.state, now)
+    except LookupError:
+        fast_rps, history = None, None
     observation = Observation(
+        fast_rps=fast_rps,
+        history=history,
         rps=rps,
         current_replicas=sum(d.get("spec", {}).get("replicas", 0) for d in fleet_parts),
         ready_replicas=sum((d.get("status") or {}).get("readyReplicas", 0) or 0 for d in fleet_parts),
