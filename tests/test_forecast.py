@@ -157,3 +157,31 @@ def test_a_range_answer_becomes_a_history_view_without_nan():
     view = parse_range(matrix, 60.0)
     assert view is not None and view.points == ((T0, 100.0), (T0 + 180, 120.5))
     assert parse_range([], 60.0) is None and parse_range(matrix * 2, 60.0) is None
+
+
+def test_forecast_scale_down_is_opt_in():
+    from aifleet.autoscaler.state import TimedReplicas
+
+    now = T0 + 3 * 3600 + 400  # 160 s after a batch ended; the next starts in 500 s
+    held = AutoscalerState(initialized=True, recommendations=[TimedReplicas(t=now - 150, replicas=70)])
+    obs = Observation(rps=Sample.of(100.0, now), current_replicas=70, history=(bursts(3),))
+    default = decide(obs, held, AutoscalingSpec(max_replicas=200), now)
+    assert default.desired_replicas == 70 and not default.act  # the scale-down window holds the batch's pods
+    opted = decide(obs, held, AutoscalingSpec(max_replicas=200, forecast=ForecastSpec(scale_down=True)), now)
+    assert opted.act and opted.desired_replicas < 20 and opted.decided_by == "Forecast"
+
+
+def test_hpa_controller_sweep_settings():
+    """The simulator's HPA at tolerance 0.1 and a 300 s window is the default one; a shorter window spends less."""
+    import numpy as np
+
+    from aifleet.autoscaler.hpa import Tolerances
+    from aifleet.autoscaler.simulate import HPAController, SimConfig, Trace, simulate
+
+    cfg = SimConfig(max_replicas=100)
+    tr = Trace("bump", np.array([0.0, 600, 601, 1200, 1201, 2400]), np.array([100.0, 100, 500, 500, 100, 100]))
+    default = simulate(tr, HPAController(cfg), cfg)
+    same = simulate(tr, HPAController(cfg, tolerances=Tolerances(0.1, 0.1), scale_down_window=300), cfg)
+    short = simulate(tr, HPAController(cfg, scale_down_window=60), cfg)
+    assert np.array_equal(default.total, same.total)
+    assert short.pod_hours < default.pod_hours

@@ -30,9 +30,9 @@ from typing import Protocol
 
 import numpy as np
 
-from ..api.autoscaling import AutoscalingSpec, LookaheadSpec
+from ..api.autoscaling import AutoscalingSpec, LookaheadSpec, ScaleDownRules
 from .forecast import HistoryView, history_views, refresh_interval
-from .hpa import HPAState, hpa_sync
+from .hpa import DEFAULT_SCALE_DOWN, HPA_TOLERANCES, HPAState, Tolerances, hpa_sync
 from .policy import Observation, decide
 from .sample import Sample
 from .simulate_cli import DESCRIPTION, POLICIES, POLICY_LABELS, add_arguments
@@ -158,13 +158,21 @@ class HPAController:
     cfg: SimConfig
     name: str = "hpa"
     behavior: bool = True  # False: an HPA without a `behavior:` block
+    tolerances: Tolerances = HPA_TOLERANCES  # the controller's --horizontal-pod-autoscaler-tolerance (or per direction)
+    scale_down_window: int = DEFAULT_SCALE_DOWN.stabilization_window_seconds
     state: HPAState = field(default_factory=HPAState)
+    _down: ScaleDownRules = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._down = DEFAULT_SCALE_DOWN.model_copy(update={"stabilization_window_seconds": self.scale_down_window})
 
     def step(self, now: float, observed_rps: float, current: int, ready: int, signals: Signals) -> int:
         # status.replicas counts every pod that exists, ready or not: that is what HPA divides by.
         r = hpa_sync(
             observed_rps, current, current, self.cfg.min_replicas, self.cfg.max_replicas,
-            self.cfg.target_rps_per_pod, self.state, now, behavior=self.behavior,
+            self.cfg.target_rps_per_pod, self.state, now, behavior=self.behavior, tolerances=self.tolerances,
+            scale_down=self._down,
+            downscale_stabilization_seconds=self.scale_down_window,
         )
         self.state = r.state
         return r.desired

@@ -1,7 +1,8 @@
 """What the autoscaler remembers between polls of one AIService: small, serialisable, carried by the caller.
 
 It lives in the operator's memory only, never in the cluster: a restarted operator starts from a fresh state,
-which waits a full scale-down window before it shrinks anything.
+which waits a full scale-down window before it shrinks anything. The forecaster's history is not kept here: it
+is read from Prometheus (range queries), so a restart forgets only the last fit, which the first poll redoes.
 """
 
 from __future__ import annotations

@@ -235,8 +235,9 @@ def autoscale(
 
 # What a decision decided, as opposed to the readings it was made on.
 _DECIDED = ("desired_replicas", "current_replicas", "act", "reason", "limited", "reactive_replicas",
-            "lookahead_replicas", "queue_replicas", "metric_error", "paused")
-_READINGS = ("rps", "projected_rps", "queue")
+            "lookahead_replicas", "queue_replicas", "metric_error", "paused", "fast_path_replicas", "forecast_replicas",
+            "decided_by")
+_READINGS = ("rps", "projected_rps", "queue", "fast_rps", "forecast_rps")
 
 
 def _close(new: float | None, shown: float | None, tolerance: float) -> bool:
