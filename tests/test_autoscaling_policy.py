@@ -60,13 +60,15 @@ def run(seq, sp, state=None, start=T0, step=15.0):
 def test_defaults_are_hpa_behaviour_and_constructible_without_arguments():
     s = AutoscalingSpec()
     assert (s.engine, s.min_replicas, s.max_replicas, s.tolerance, s.poll_interval_seconds) == ("operator", 1, 10, None, 15)
-    assert tolerances(s) == (0.07, 0.02)  # per direction, see test_per_direction_tolerance
+    assert tolerances(s) == (0.01, 0.02)  # per direction, see test_per_direction_tolerance
     assert s.scale_up.stabilization_window_seconds == 0
     assert [(p.type, p.value, p.period_seconds) for p in s.scale_up.policies] == [("Pods", 4, 15), ("Percent", 100, 15)]
-    assert s.scale_down.stabilization_window_seconds == 300
+    assert s.scale_down.stabilization_window_seconds == 180
     assert [(p.type, p.value, p.period_seconds) for p in s.scale_down.policies] == [("Percent", 100, 15)]
     assert s.on_missing_metrics.action == "Hold" and not s.on_missing_metrics.allow_fallback_below_current
     assert not s.lookahead.enabled
+    assert s.fast_path.enabled and (s.fast_path.scale_up_ratio, s.fast_path.hold_seconds) == (2.0, 60)
+    assert s.forecast.enabled and s.forecast.mode == "Act" and not s.forecast.scale_down
 
 
 def test_wire_names():
@@ -158,19 +160,20 @@ def test_scale_up_reason_in_words():
 
 
 def test_tolerance_band_holds():
-    d = decide(obs(3600, 35), AutoscalerState(), spec(), T0)  # 3% over target
+    d = decide(obs(3530, 35), AutoscalerState(), spec(), T0)  # 0.9% over target
     assert (d.desired_replicas, d.act, d.reason) == (35, False, "WithinTolerance")
-    assert d.message == "rps 3600 within 7% of target 100/pod: holding 35 replicas"
+    assert d.message == "rps 3530 within 1% of target 100/pod: holding 35 replicas"
 
 
 def test_per_direction_tolerance():
     """HPA's behavior.scaleUp/scaleDown.tolerance (KEP-4951): no change while 1 - down <= ratio <= 1 + up."""
-    # defaults: 7% up, 2% down
-    assert decide(obs(3700, 35), AutoscalerState(), spec(), T0).desired_replicas == 35  # +5.7%: hold
+    # defaults: 1% up, 2% down
+    assert decide(obs(3530, 35), AutoscalerState(), spec(), T0).desired_replicas == 35  # +0.9%: hold
+    assert decide(obs(3570, 35), AutoscalerState(), spec(), T0).desired_replicas == 36  # +2%: up
     assert decide(obs(3780, 35), AutoscalerState(), spec(), T0).desired_replicas == 38  # +8%: up
-    ds = run([(3400, 35)] * 21, spec())  # -2.9%: down to 34 once the 300 s window has passed
+    ds = run([(3400, 35)] * 13, spec())  # -2.9%: down to 34 once the 180 s window has passed
     assert [d.desired_replicas for d in ds if d.act] == [34] and ds[-1].act
-    assert ds[0].message == "rps 3400 under target 100/pod: holding 35 replicas (scale-down stabilization 300s)"
+    assert ds[0].message == "rps 3400 under target 100/pod: holding 35 replicas (scale-down stabilization 180s)"
     assert not any(d.act for d in run([(3450, 35)] * 21, spec()))  # -1.4%: inside the 2% band
     # the spec's `tolerance` sets both directions (0.1: exactly HPA), a direction's own field wins
     assert tolerances(spec(tolerance=0.1)) == (0.1, 0.1)
@@ -180,12 +183,12 @@ def test_per_direction_tolerance():
     assert (d.desired_replicas, d.message) == (35, "rps 3780 within 10% of target 100/pod: holding 35 replicas")
     # the queue signal uses the same band
     q = spec(metrics=MetricsSpec(queue=QueueSignal(type="QueueTimeMs", target=100)))
-    assert decide(obs(3500, 35, queue=Sample.of(106)), AutoscalerState(), q, T0).queue_replicas == 35
+    assert decide(obs(3500, 35, queue=Sample.of(100.5)), AutoscalerState(), q, T0).queue_replicas == 35
     assert decide(obs(3500, 35, queue=Sample.of(108)), AutoscalerState(), q, T0).queue_replicas == 38
 
 
 def test_scale_down_waits_for_five_minutes_of_calm():
-    sp = spec()
+    sp = spec(scale_down=ScaleDownRules(stabilization_window_seconds=300))  # the field's setting (default 180)
     seq = [(4000, 40)] + [(1200, 40)] * 20 + [(1200, 40)] * 2
     ds = run(seq, sp)
     # HPA semantics: a recommendation counts while it is younger than the window (strictly)
@@ -201,9 +204,9 @@ def test_scale_down_waits_for_five_minutes_of_calm():
 def test_fresh_state_waits_a_window_before_shrinking():
     """After an operator restart nothing is remembered: shrinking must still wait the full window."""
     sp = spec()
-    ds = run([(100, 40)] * 21, sp)
-    assert [i for i, d in enumerate(ds) if d.act] == [20]
-    assert ds[20].desired_replicas == 1
+    ds = run([(100, 40)] * 13, sp)
+    assert [i for i, d in enumerate(ds) if d.act] == [12]  # the default window: 180 s
+    assert ds[12].desired_replicas == 1
 
 
 def test_scale_up_rate_policy_and_max():

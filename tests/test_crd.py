@@ -69,7 +69,7 @@ def test_printer_columns_and_subresources():
 
 def test_defaults_follow_models():
     autoscaling = schema()["properties"]["spec"]["properties"]["autoscaling"]
-    assert autoscaling["default"]["scaleDown"]["stabilizationWindowSeconds"] == 300
+    assert autoscaling["default"]["scaleDown"]["stabilizationWindowSeconds"] == 180
     assert autoscaling["properties"]["minReplicas"]["default"] == 1
     # Not just above 0: the HPA engine's target is a quantity in thousandths, and 0 is refused.
     target = autoscaling["properties"]["targetRPSPerPod"]

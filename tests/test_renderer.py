@@ -128,7 +128,7 @@ def test_hpa_engine_renders_hpa(minimal):
     metric = hpa["spec"]["metrics"][0]
     assert metric["type"] == "Pods"
     assert metric["pods"]["target"] == {"type": "AverageValue", "averageValue": "12500m"}
-    assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
+    assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 180  # the spec's default, passed on
     assert hpa["spec"]["scaleTargetRef"]["name"] == "sentiment-triton"
 
 

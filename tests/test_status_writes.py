@@ -4,11 +4,11 @@ not delivered back yet."""
 from __future__ import annotations
 
 from aifleet.api.autoscaling import AutoscalingSpec
-from aifleet.autoscaler.policy import Observation, decide, tolerances
+from aifleet.autoscaler.policy import Observation, decide
 from aifleet.autoscaler.sample import Sample
 from aifleet.autoscaler.state import AutoscalerState
 from aifleet.reconciler.observed import AppliedCache
-from aifleet.reconciler.scaling import operator_status, shown_decision, warming_up
+from aifleet.reconciler.scaling import operator_status, shown_decision, status_tolerance, warming_up
 from aifleet.reconciler.sync import _changed, last_status
 
 SPEC = AutoscalingSpec(minReplicas=1, maxReplicas=20, targetRPSPerPod=10)
@@ -24,7 +24,7 @@ def steady(values, cur=5):
     for i, rps in enumerate(values):
         d = poll(rps, state, 1000.0 + 15 * i, cur)
         state = d.state
-        shown = shown_decision(d, shown, max(tolerances(SPEC)))
+        shown = shown_decision(d, shown, status_tolerance(SPEC))
         out.append((d, shown))
     return out
 
@@ -49,13 +49,13 @@ def test_a_new_decision_is_always_shown_even_with_close_readings():
     first = poll(50.0, state, 1000.0, cur=5)
     resize = poll(50.5, first.state, 1015.0, cur=3)  # same traffic, but the fleet is out of step: act
     assert resize.act
-    assert shown_decision(resize, first, max(tolerances(SPEC))) is resize
+    assert shown_decision(resize, first, status_tolerance(SPEC)) is resize
 
 
 def test_metric_failure_replaces_a_healthy_status():
     ok = poll(50.0, AutoscalerState(), 1000.0)
     failed = decide(Observation(rps=Sample.failure("empty"), current_replicas=5, ready_replicas=5), ok.state, SPEC, 1015.0)
-    assert shown_decision(failed, ok, max(tolerances(SPEC))) is failed
+    assert shown_decision(failed, ok, status_tolerance(SPEC)) is failed
 
 
 def test_our_last_status_write_wins_over_an_older_watch_copy():

@@ -33,4 +33,4 @@ def test_offline_verdict_and_field(case):
 def test_minimal_example_is_valid(minimal):
     ais = AIService.model_validate(minimal)
     assert ais.spec.autoscaling.min_replicas == 1
-    assert ais.spec.autoscaling.scale_down.stabilization_window_seconds == 300
+    assert ais.spec.autoscaling.scale_down.stabilization_window_seconds == 180

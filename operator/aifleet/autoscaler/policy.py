@@ -7,7 +7,7 @@ Pipeline (HPA-compatible where HPA has a notion, see `hpa.py`):
   1. paused annotation -> report only; replicas outside [min, max] -> corrected first.
   2. RPS -> reactive proposal ceil(rps / target), "no change" inside the tolerance band. The band is
      HPA's per-direction one (KEP-4951: 1 - scaleDown.tolerance <= ratio <= 1 + scaleUp.tolerance;
-     defaults 0.07 / 0.02, `tolerance: 0.1` is exactly HPA), relative to the current replicas; with look-ahead acting it is relative to the fleet the
+     defaults 0.01 / 0.02, `tolerance: 0.1` is exactly HPA), relative to the current replicas; with look-ahead acting it is relative to the fleet the
      measured traffic alone holds (`_measured_fleet`), so forecast pods never become a measured
      recommendation that the scale-down window would hold for 5 minutes.
      The total RPS is used, not a per-pod average, so pods that are still loading models neither

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..api import AIService
+from ..api.autoscaling import AutoscalingSpec
 from ..api.canary import CanaryStatus
 from ..api.children import names
 from ..api.secret_data import decode_key
@@ -197,7 +198,7 @@ def autoscale(
     decision = decide(observation, memory.state, ais.spec.autoscaling, now)
     memory.state, memory.decision = decision.state, decision
     ref = f"{ais.metadata.namespace}/{ais.metadata.name}"
-    memory.shown = shown_decision(decision, memory.shown, max(tolerances(ais.spec.autoscaling)))
+    memory.shown = shown_decision(decision, memory.shown, status_tolerance(ais.spec.autoscaling))
     metrics.record_desired(ais.metadata.namespace, ais.metadata.name, decision.desired_replicas, decision.rps)
     if decision.metric_error:
         metrics.record_metric_failure(decision.metric_error)
@@ -238,6 +239,15 @@ _DECIDED = ("desired_replicas", "current_replicas", "act", "reason", "limited", 
             "lookahead_replicas", "queue_replicas", "metric_error", "paused", "fast_path_replicas", "forecast_replicas",
             "decided_by")
 _READINGS = ("rps", "projected_rps", "queue", "fast_rps", "forecast_rps")
+
+
+# Readings that moved less than this fraction are not rewritten into the status, even when the scaling band is
+# tighter (1% up by default): the status is for people, the exact value is the operator's metric.
+STATUS_READING_TOLERANCE = 0.07
+
+
+def status_tolerance(spec: AutoscalingSpec) -> float:
+    return max(*tolerances(spec), STATUS_READING_TOLERANCE)
 
 
 def _close(new: float | None, shown: float | None, tolerance: float) -> bool:
