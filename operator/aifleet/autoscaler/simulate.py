@@ -4,7 +4,9 @@ The model, kept deliberately simple and identical for every policy:
 * traffic: an rps series (`time_seconds,rps`) or a request log binned into one (`traces`), interpolated
   linearly onto a 1-second grid;
 * the metric a policy sees at time t is the mean RPS of the last `metric_window_seconds`
-  (what Prometheus' `rate(...[1m])` gives), read every `poll_interval_seconds`;
+  (what Prometheus' `rate(...[1m])` gives), read every `poll_interval_seconds`; the fast path sees the mean of
+  the last `fast_window_seconds` (`irate()` over 15 s scrapes), and the forecaster reads the history of the
+  1-minute rate as range queries would answer it (every `forecast.refreshSeconds`);
 * a new pod costs money at once but serves only `pod_startup_seconds` later; a scale-down removes
   the newest pods first (the ReplicaSet deletes not-ready pods first);
 * capacity is ready pods x targetRPSPerPod; traffic above it is "under-provisioned".
