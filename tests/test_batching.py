@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from aifleet.autoscaler.batching import BatchingSource
-from aifleet.autoscaler.prometheus import BATCH_RPS_QUERY, Batch
+from aifleet.autoscaler.prometheus import BATCH_FAST_RPS_QUERY, BATCH_RPS_QUERY, Batch
 from aifleet.autoscaler.sample import Sample
 
 
@@ -39,3 +39,14 @@ def test_a_service_absent_from_the_batch_is_empty_not_zero():
 def test_a_failed_batch_fails_every_service():
     source = BatchingSource(CountingSource(Batch(error=Sample.failure("failed", "connection refused"))))
     assert source.service_rps("a", "x", max_age=10).error == "failed"
+
+
+def test_the_fast_path_has_its_own_batch():
+    now = [0.0]
+    inner = CountingSource(Batch(samples={("a", "x"): Sample.of(5.0)}))
+    source = BatchingSource(inner, clock=lambda: now[0])
+    source.service_rps("a", "x", max_age=7.5)
+    source.service_fast_rps("a", "x", max_age=7.5)
+    source.service_fast_rps("a", "x", max_age=7.5)
+    assert inner.queries == [BATCH_RPS_QUERY, BATCH_FAST_RPS_QUERY]
+    assert "irate(nv_inference_request_success" in BATCH_FAST_RPS_QUERY

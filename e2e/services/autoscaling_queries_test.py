@@ -1,7 +1,7 @@
 """The fast path's and the forecaster's PromQL against a real Prometheus scraping a real Triton under real load,
 with no cluster: the Triton is labelled as a pod of the fleet `chat`, as pod discovery labels it.
 
-The fast path's default query (irate) must answer one sample close to the load's rate, and the forecaster's
+The fast path's default query (irate), batched and per service, must answer one sample close to the load's rate, and the forecaster's
 history must come back from a range query of the RPS query, through the same source the operator uses.
 
     scripts/pytest.sh e2e/services/autoscaling_queries_test.py -q
@@ -42,12 +42,14 @@ def test_fast_rps_and_history_from_a_real_prometheus(tmp_path: Path) -> None:
         load.start()
         time.sleep(25)  # well into the load: rate() and irate() both have their data
         source = BatchingSource(PrometheusSource(prom.url, timeout_seconds=5))
-        fast = read_fast_rps(AIS, source)
+        fast = read_fast_rps(AIS, source)  # the batched query (default queries)
+        own = source.query(AIS.spec.autoscaling.fast_path.rendered_query(NAMESPACE, NAME))  # the per-service one
         report = load.wait()
         achieved = report["steps"][0]["achieved_rps"]
         print(f"\nfast-path rps during the load: {fast}; the load achieved {achieved} rps")
         assert fast is not None and fast.ok and fast.value is not None
         assert 0.5 * achieved <= fast.value <= 1.5 * achieved  # irate(): the rate between the last two scrapes
+        assert own.ok and own.value is not None and 0.5 * achieved <= own.value <= 1.5 * achieved, own
 
         history = read_history(AIS, source, AutoscalerState(), time.time())
         assert history, "no view of the history came back"

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from .forecast import HistoryView
-from .prometheus import BATCH_RPS_QUERY, DEFAULT_KEY_LABELS, Batch, MetricSource
+from .prometheus import BATCH_FAST_RPS_QUERY, BATCH_RPS_QUERY, DEFAULT_KEY_LABELS, Batch, MetricSource
 from .sample import Sample
 
 
@@ -22,19 +22,25 @@ class BatchingSource:
         self._inner = inner
         self._clock = clock
         self._lock = threading.Lock()
-        self._batch: Batch | None = None
-        self._fetched_at = -math.inf
+        self._batches: dict[str, tuple[Batch, float]] = {}  # per batched query: the answer and when it came
         self.batches_fetched = 0
+
+    def _from_batch(self, promql: str, namespace: str, name: str, max_age: float) -> Sample:
+        with self._lock:  # one thread refreshes; the others wait for its answer instead of querying too
+            batch, fetched_at = self._batches.get(promql, (None, -math.inf))
+            if batch is None or self._clock() - fetched_at > max_age:
+                batch = self._inner.query_many(promql)
+                self._batches[promql] = (batch, self._clock())
+                self.batches_fetched += 1
+        return batch.get(namespace, name)
 
     def service_rps(self, namespace: str, name: str, max_age: float) -> Sample:
         """This service's RPS from a batch at most `max_age` seconds old, fetching a new one if needed."""
-        with self._lock:  # one thread refreshes; the others wait for its answer instead of querying too
-            if self._batch is None or self._clock() - self._fetched_at > max_age:
-                self._batch = self._inner.query_many(BATCH_RPS_QUERY)
-                self._fetched_at = self._clock()
-                self.batches_fetched += 1
-            batch = self._batch
-        return batch.get(namespace, name)
+        return self._from_batch(BATCH_RPS_QUERY, namespace, name, max_age)
+
+    def service_fast_rps(self, namespace: str, name: str, max_age: float) -> Sample:
+        """This service's short-window RPS (the fast path's default query), batched the same way."""
+        return self._from_batch(BATCH_FAST_RPS_QUERY, namespace, name, max_age)
 
     def query(self, promql: str) -> Sample:
         return self._inner.query(promql)

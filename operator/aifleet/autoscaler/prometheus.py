@@ -34,6 +34,8 @@ BATCH_RPS_QUERY = (
     f'rate(nv_inference_request_success{{pod=~"{triton_pod_regex(".+")}"}}[1m]), '
     f'"aiservice", "$1", "pod", "{triton_pod_regex("(.+)")}"))'
 )
+# The fast path's default short-window rate, batched the same way.
+BATCH_FAST_RPS_QUERY = BATCH_RPS_QUERY.replace("rate(nv_inference_request_success", "irate(nv_inference_request_success")
 DEFAULT_KEY_LABELS = ("namespace", "aiservice")
 
 

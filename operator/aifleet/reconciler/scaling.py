@@ -109,10 +109,15 @@ def read_metrics(ais: AIService, source: BatchingSource) -> tuple[Sample, Sample
 
 def read_fast_rps(ais: AIService, source: BatchingSource) -> Sample | None:
     """The fast path's short-window RPS (engine operator, fastPath.enabled)."""
-    fast = ais.spec.autoscaling.fast_path
+    scaling = ais.spec.autoscaling
+    fast = scaling.fast_path
     if not fast.enabled:
         return None
-    return source.query(fast.rendered_query(ais.metadata.namespace, ais.metadata.name))
+    ns, name = ais.metadata.namespace, ais.metadata.name
+    if fast.query is None and scaling.metrics.query is None:
+        # the default query on the default metric: one batched query per poll for every such service
+        return source.service_fast_rps(ns, name, max_age=min(BATCH_MAX_AGE_SECONDS, scaling.poll_interval_seconds / 2))
+    return source.query(fast.rendered_query(ns, name))
 
 
 def read_history(ais: AIService, source: BatchingSource, state: AutoscalerState, now: float) -> tuple[HistoryView, ...] | None:
