@@ -7,9 +7,10 @@ Pipeline (HPA-compatible where HPA has a notion, see `hpa.py`):
   1. paused annotation -> report only; replicas outside [min, max] -> corrected first.
   2. RPS -> reactive proposal ceil(rps / target), "no change" inside the tolerance band. The band is
      HPA's per-direction one (KEP-4951: 1 - scaleDown.tolerance <= ratio <= 1 + scaleUp.tolerance;
-     defaults 0.01 / 0.02, `tolerance: 0.1` is exactly HPA), relative to the current replicas; with look-ahead acting it is relative to the fleet the
-     measured traffic alone holds (`_measured_fleet`), so forecast pods never become a measured
-     recommendation that the scale-down window would hold for 5 minutes.
+     defaults 0.01 / 0.02, `tolerance: 0.1` is exactly HPA), relative to the current replicas; with a floor
+     that can act (look-ahead Act, the fast path, the forecast Act) it is relative to the fleet the
+     measured traffic alone holds (`_measured_fleet`), so floor pods never become a measured
+     recommendation that the scale-down window would hold for a whole window.
      The total RPS is used, not a per-pod average, so pods that are still loading models neither
      dilute the signal (HPA's Pods-metric weakness) nor count as capacity: they are capacity
      `podStartupSeconds` from now, which is why the look-ahead projects that far.
@@ -366,7 +367,8 @@ def _measured_fleet(state: AutoscalerState, cur: int, spec: AutoscalingSpec) -> 
     pods as a measured recommendation, and the scale-down window then holds them for 5 minutes after
     the forecast expired. So while look-ahead acts, the band is taken against the largest recommendation the scale-down
     window held at the last poll (the stabilized measured-only size), never above the current
-    replicas. Look-ahead off or Preview: exactly `cur`, as HPA. The queue signal keeps `cur`: queue
+    replicas. The same holds for the fast path's and the forecast's floors. With no floor that can act
+    (look-ahead, fast path and forecast off or in Preview): exactly `cur`, as HPA. The queue signal keeps `cur`: queue
     length and latency measure the fleet that actually runs, forecast pods included.
     """
     recs = state.recommendations
@@ -526,7 +528,7 @@ def _on_missing_metrics(
             reason = f"{what}: fallback {cur} -> {replicas(desired)}"
             return Decision(
                 desired_replicas=desired, act=True, message=reason, reason="Fallback", limited=None,
-                state=_scaled(state, cur, desired, now, reason, spec), **common,
+                state=_scaled(state, cur, desired, now, reason, spec), decided_by="Fallback", **common,
             )
         return Decision(
             desired_replicas=cur, act=False, message=f"{what}: holding {replicas(cur)} (fallbackReplicas {fb})",
@@ -590,7 +592,7 @@ def _describe(
         else:
             signal, target = f"queue time {fmt(queue)}ms", f"target {fmt(q.target)}ms"
     elif driver == "fast":
-        signal = f"fast path: rps over the last seconds {fmt(fast_rps or 0.0)} (1-minute rps {fmt(rps or 0.0)})"
+        signal = f"fast path: short-window rps {fmt(fast_rps or 0.0)} (1-minute rps {fmt(rps or 0.0)})"
     elif driver == "forecast":
         signal = f"forecast: periodic peak of rps {fmt(forecast_rps or 0.0)} within {lookahead_horizon(spec)}s (rps now {fmt(rps or 0.0)})"
     elif driver == "lookahead":

@@ -27,7 +27,8 @@ class AutoscalerState(ApiModel):
     """What `decide` needs to remember between polls; it returns the updated copy in its Decision.
 
     Bounded by the windows: recommendations span the longer stabilization window, scale events the
-    longest policy period, RPS samples the look-ahead window; about 50 entries at the defaults.
+    longest policy period, RPS samples the look-ahead window; about 50 entries at the defaults, plus the
+    forecast's profile (at most 720 values) while a period is known.
     """
 
     initialized: bool = Field(False, description="False until the first decision; a fresh state waits one scale-down window before shrinking.")
