@@ -188,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         "policy starts warm and, like the controllers, treats the starting size as its first recommendation.",
         "All aifleet defaults otherwise (tolerance 0.01 up / 0.02 down, scale-up +4 pods or +100% per 15 s,",
         "scale-down after a 180 s window, fast path and forecast on); HPA keeps Kubernetes' default tolerance 0.1 both ways. aifleet with",
-        "`tolerance: 0.1` reproduces HPA with default behavior exactly (unit test).",
+        "`tolerance: 0.1`, a 300 s scale-down window and the fast path and forecast off reproduces HPA with default",
+        "behavior exactly (unit test).",
         "",
     ]
     summary = ["| trace | HPA with default behavior: pod-h / under | HPA without a behavior block: pod-h / under | aifleet pod-h / under "
