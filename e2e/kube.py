@@ -81,3 +81,11 @@ def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
 def is_true(obj: dict[str, Any] | None, type_: str) -> bool:
     cond = condition(obj, type_)
     return bool(cond and cond.get("status") == "True")
+
+
+def wait_crd_established(name: str, timeout: float = 60) -> None:
+    """Waits for CRD `name` to be Established by polling: `kubectl wait` fails outright on a CRD whose status
+    has no conditions yet, as a just-created one may."""
+    jsonpath = "jsonpath={.status.conditions[?(@.type==\"Established\")].status}"
+    wait_for(f"the CRD {name} Established", lambda: kubectl("get", f"crd/{name}", "-o", jsonpath) == "True",
+             timeout=timeout)
