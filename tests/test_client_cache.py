@@ -103,3 +103,18 @@ def test_kafka_admins_follow_the_credentials_and_the_aiservice():
     assert engine.last_admin(ais) is new
     engine.forget("n", "a")
     assert len(engine.admins) == 0 and engine.last_admin(ais) is None
+
+
+def test_a_deletion_in_progress_keeps_the_kafka_client_until_the_object_is_gone():
+    engine = TopicsEngine(policy=EndpointPolicy())
+    ais = AIService.model_validate({
+        "apiVersion": "aifleet.dev/v1alpha1", "kind": "AIService", "metadata": {"name": "a", "namespace": "n"},
+        "spec": {"inference": {"modelRepository": {"uri": "s3://m"}},
+                 "kafka": {"bootstrapServers": "127.0.0.1:1", "topics": [{"name": "t"}]}},
+    })
+    assert ais.spec.kafka is not None
+    client = engine.admin(ais, ais.spec.kafka, {})
+    engine.forget("n", "a", keep_client=True)  # the worker stops as the deletion begins
+    assert engine.last_admin(ais) is client
+    engine.forget("n", "a")  # the object is gone
+    assert engine.last_admin(ais) is None

@@ -110,6 +110,7 @@ for _kind in CHILD_KINDS:
 async def on_aiservice_event(namespace: str | None, name: str, type: str | None, memo: kopf.Memo, **_: Any) -> None:
     if type == "DELETED":
         memo.triggers.stop(namespace or "", name)
+        memo.engines.topics.forget(namespace or "", name)  # the client kept through a topic cleanup, too
     else:
         memo.triggers.poke(namespace or "", name)
 
@@ -170,7 +171,8 @@ async def worker(
         memo.triggers.unregister(namespace, name, trigger)
         if trigger.deleted or (stopped.reason and stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED):
             memo.engines.autoscalers.forget(namespace, name)
-            memo.engines.topics.forget(namespace, name)
+            # Stopped for a deletion that waits on the topic cleanup: it may still need the Kafka client.
+            memo.engines.topics.forget(namespace, name, keep_client=not trigger.deleted)
             memo.engines.applied.forget(KIND, namespace, name)
             metrics.forget(namespace, name)
 

@@ -56,11 +56,13 @@ class TopicsEngine:
         self.policy = policy if policy is not None else EndpointPolicy.from_env()
         self._timeout = timeout
 
-    def forget(self, namespace: str, name: str) -> None:
-        """The AIService is gone: its memory and (unless shared) its client with its credentials."""
+    def forget(self, namespace: str, name: str, *, keep_client: bool = False) -> None:
+        """The AIService is gone: its memory and (unless shared) its client with its credentials. While it is being
+        deleted the client is kept: the delete handler may need it when the credentials Secret is already gone."""
         with self._lock:
             self._memory.pop((namespace, name), None)
-        self.admins.release((namespace, name))
+        if not keep_client:
+            self.admins.release((namespace, name))
 
     def admin(self, ais: AIService, spec: KafkaSpec, credentials: dict[str, str]) -> KafkaAdmin:
         """The AIService's admin client. Check `policy.kafka_refusal` first: this connects wherever it is told."""
