@@ -96,3 +96,29 @@ def test_a_refused_kafka_is_degraded_with_an_event_and_no_client():
     assert len(engine.admins) == 0, "no client, so no credentials sent"
     engine.sync(ais, secret, lambda *e: events.append(e), now=1.0)
     assert len(events) == 1, "said once, not on every pass"
+
+
+def test_a_refused_prometheus_turns_scaling_inactive_with_a_warning_naming_field_and_endpoint(minimal):
+    from aifleet.reconciler.observed import AppliedCache
+    from aifleet.reconciler.scaling import autoscale, operator_status
+
+    minimal["metadata"].update(name="chat", namespace="shop")
+    minimal["spec"]["autoscaling"].update(metrics={"address": "http://collector.attacker.example:8080",
+                                                   "authSecretRef": {"name": "tok", "key": "token"}})
+    ais = AIService.model_validate(minimal)
+    deployment = {"kind": "Deployment", "metadata": {"name": "chat-triton", "namespace": "shop", "resourceVersion": "1"},
+                  "spec": {"replicas": 2}, "status": {"readyReplicas": 2, "conditions": [
+                      {"type": "Available", "status": "True", "lastTransitionTime": "2020-01-01T00:00:00Z"}]}}
+    events: list[tuple[str, str, str]] = []
+    kube = Kube()
+    autoscalers = Autoscalers(policy=POLICY)
+    decision = autoscale(ais, lambda *_: deployment, kube, autoscalers, AppliedCache(),  # type: ignore[arg-type]
+                         lambda *e: events.append(e))
+    assert decision is not None and decision.desired_replicas == 2, "holds the fleet"
+    assert kube.reads == [], "the token's Secret is not even read"
+    (warning,) = events
+    assert warning[:2] == ("Warning", "MetricsUnavailable")
+    assert "spec.autoscaling.metrics.address" in warning[2] and "collector.attacker.example:8080" in warning[2]
+    _, conditions = operator_status(decision)
+    active = next(c for c in conditions if c["type"] == "ScalingActive")
+    assert active["status"] == "False" and "collector.attacker.example:8080" in active["message"]
