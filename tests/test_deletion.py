@@ -260,3 +260,17 @@ def test_refused_endpoint_gives_up_without_connecting():
     retry, events = _run(_body(PLAIN), engines)
     assert retry is None and admin.deleted == []
     assert "spec.kafka.bootstrapServers" in events[-1][2] and "kafka:9092" in events[-1][2]
+
+
+def test_a_topic_someone_else_creates_between_look_and_create_is_not_recorded_as_ours():
+    from aifleet.clients.kafka import ALREADY_EXISTS
+
+    class Raced(Admin):
+        def create(self, topics):
+            out = super().create([t for t in topics if t[0] != "orders"])
+            self.topics["orders"] = TopicState(1, 1, {"retention.ms": "604800000"})  # theirs, made meanwhile
+            return {**out, "orders": KafkaAdminError(ALREADY_EXISTS, "creating topic orders: already exists")}
+
+    result = sync_topics(_spec(), Raced(), confirm_seconds=0)
+    assert result.state == "Ready", result.message
+    assert result.created == ["orders.dlq"] and owned_topics(None, result) == ["orders.dlq"]

@@ -11,7 +11,7 @@ from typing import Iterator
 import pytest
 
 from aifleet.api.data import KafkaSpec
-from aifleet.clients.kafka import KafkaAdmin
+from aifleet.clients.kafka import ALREADY_EXISTS, KafkaAdmin
 from aifleet.topics.apply import delete_topics, give_up_reason, left_behind, owned_topics, sync_topics
 from harness import Kafka
 
@@ -51,6 +51,9 @@ def test_a_topic_that_existed_survives_deletion_and_one_aifleet_created_is_delet
 
     left = set(kafka.list_topics())
     assert theirs in left, "a topic aifleet did not create must survive deletionPolicy Delete"
+    # Had it appeared between the operator's look and its create, the broker's answer says it is not ours.
+    raced = restarted.create([(theirs, 2, 1, {})])
+    assert raced[theirs].reason == ALREADY_EXISTS
     assert not {ours, f"{ours}.dlq", f"{theirs}.dlq"} & left
 
 

@@ -32,7 +32,7 @@ from typing import Any, Literal, Protocol
 from ..api.data import KafkaSpec
 from ..api.secret_data import decode_key
 from ..api.timestamps import parse_timestamp
-from ..clients.kafka import KafkaAdminError, TopicState
+from ..clients.kafka import ALREADY_EXISTS, KafkaAdminError, TopicState
 from .plan import DesiredTopic, TopicPlan, plan_topics
 
 SKIP_CLEANUP_ANNOTATION = "aifleet.dev/skip-topic-cleanup"
@@ -80,13 +80,12 @@ def sync_topics(spec: KafkaSpec, admin: TopicAdmin, *, confirm_seconds: float = 
     events: list[str] = []
     warnings = list(plan.refusals)
     try:
-        failures = _apply(plan, admin, events)
+        failures, created = _apply(plan, admin, events)
     except KafkaAdminError as exc:
         result = _unreachable(exc)
         result.events, result.warnings = events, warnings
         return result
     warnings += [str(error) for error in failures.values()]
-    created = [t.name for t in plan.creations if t.name not in failures]
     result = _synced(spec, admin, names, existing, plan, failures, events, warnings, confirm_seconds)
     result.created, result.absent = created, absent
     return result
@@ -133,11 +132,17 @@ def _synced(
                         events, warnings, present)
 
 
-def _apply(plan: TopicPlan, admin: TopicAdmin, events: list[str]) -> dict[str, KafkaAdminError]:
+def _apply(plan: TopicPlan, admin: TopicAdmin, events: list[str]) -> tuple[dict[str, KafkaAdminError], list[str]]:
+    """(failures per topic, the topics this call created)."""
     failures: dict[str, KafkaAdminError] = {}
+    made: list[str] = []
     if plan.creations:
-        failures.update(admin.create([(t.name, t.partitions, t.replication_factor, t.configs) for t in plan.creations]))
-        events += _creation_events([t for t in plan.creations if t.name not in failures])
+        created = admin.create([(t.name, t.partitions, t.replication_factor, t.configs) for t in plan.creations])
+        # Made by someone else since we looked: not an error, but not ours either (see `owned_topics`).
+        raced = {name for name, error in created.items() if error.reason == ALREADY_EXISTS}
+        failures.update({name: error for name, error in created.items() if name not in raced})
+        made = [t.name for t in plan.creations if t.name not in created]
+        events += _creation_events([t for t in plan.creations if t.name not in created])
     if plan.partition_increases:
         grown = admin.add_partitions({p.topic: p.wanted for p in plan.partition_increases})
         failures.update(grown)
@@ -152,7 +157,7 @@ def _apply(plan: TopicPlan, admin: TopicAdmin, events: list[str]) -> dict[str, K
                 continue
             what = ", ".join(f"{k} {change.previous[k] or '(default)'} -> {v}" for k, v in change.changes.items())
             events.append(f"topic {change.topic}: {what}")
-    return failures
+    return failures, made
 
 
 def _creation_events(created: list[DesiredTopic]) -> list[str]:
