@@ -49,6 +49,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run(
         RunOptions(
             namespaces=args.namespace or [],
+            allowed_endpoints=args.allow_endpoint,
             peering=args.peering,
             priority=args.priority,
             peering_lifetime=args.peering_lifetime,
@@ -96,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--preflight-retry-seconds", type=float, default=15.0,
         help="while the preflight fails, re-check this often (and report it on /readyz)",
+    )
+    run.add_argument(
+        "--allow-endpoint", action="append", default=[], metavar="HOST[:PORT]",
+        help="connect (and send credentials) only to metrics addresses and Kafka bootstrap servers matching one of"
+        " these host patterns (repeatable, fnmatch-style, e.g. '*.monitoring.svc'); default: any",
     )
     run.add_argument("--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS, help="default INFO")
     run.add_argument("--log-format", choices=["json", "text"], default="json")

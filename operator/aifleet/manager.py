@@ -13,10 +13,12 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from .api import GROUP, PLURAL
+from .clients import endpoints
 from .observability import metrics, permissions, preflight
 from .observability.health import Health, Servers
 
@@ -36,9 +38,19 @@ class RunOptions:
     metrics_port: int = 9090
     retry_seconds: float = 15.0
     check_only: bool = False
+    allowed_endpoints: list[str] = field(default_factory=list)  # see clients/endpoints.py
+
+
+def publish_allowed_endpoints(options: RunOptions) -> endpoints.EndpointPolicy:
+    """The engines read the allow-list from the environment when kopf starts them; `--allow-endpoint` adds to it."""
+    if options.allowed_endpoints:
+        extra = [os.environ.get(endpoints.ENV, ""), *options.allowed_endpoints]
+        os.environ[endpoints.ENV] = ",".join(p for p in extra if p)
+    return endpoints.EndpointPolicy.from_env()
 
 
 def run(options: RunOptions) -> int:
+    publish_allowed_endpoints(options)
     if options.check_only:
         result = preflight.run(options.namespaces, peering=options.peering)
         (log.info if result.ok else log.error)(result.message, extra={"check": result.check})
@@ -70,6 +82,9 @@ async def _preflight(options: RunOptions, health: Health) -> None:
         health.set("preflight", result.ok, result.message)
         if result.ok:
             log.info(result.message)
+            allowed = endpoints.EndpointPolicy.from_env().patterns
+            log.info("endpoints allowed for metrics and Kafka: " + (", ".join(allowed) if allowed else "any"),
+                     extra={"allowed_endpoints": list(allowed)})
             return
         if result.message != said:
             metrics.PREFLIGHT_FAILURES.labels(check=result.check).inc()

@@ -4,6 +4,12 @@ Design: level-triggered, like controller-runtime. Every event on an AIService or
 pokes that AIService's worker (a kopf daemon); the worker reconciles the whole object from the watch
 caches (kopf indexes), so the same code path serves create, update, drift, resume after a restart and
 the periodic resync, and a quiet resync makes no API calls at all.
+
+Finalizers: only an AIService whose Kafka topics are to be deleted (`deletionPolicy: Delete`) carries one, because
+only its topics live outside the cluster, where the garbage collector cannot reach them. Every child is removed by
+the garbage collector through its owner reference, so any other AIService is deleted at once, even while the
+operator is not running. kopf would put a finalizer on every object a daemon runs for (to stop the daemon before
+the object goes); the worker is told about the deletion by the watch instead (`Triggers.stop`) and stops itself.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import copy
+import dataclasses
 import logging
 import os
 import time
@@ -24,6 +31,7 @@ from ..api.children import INSTANCE_LABEL, MANAGED_SELECTOR
 from ..clients.kinds import BY_KIND, CHILD_KINDS, Kind
 from ..clients.kube import KubeError
 from ..observability import metrics
+from ..topics.apply import CLEANUP_TIMEOUT_SECONDS
 from .observed import trim
 from .passes import Engines, aligned_delay, clean_up_topics, run_pass
 from .sync import Emit
@@ -34,6 +42,8 @@ log = logging.getLogger("aifleet.handlers")
 # AIFLEET_RESYNC_SECONDS: shorter resyncs make "a quiet resync writes nothing" measurable in minutes (benchmarks).
 RESYNC_SECONDS = float(os.environ.get("AIFLEET_RESYNC_SECONDS", "300"))
 MAX_BACKOFF_SECONDS = 300.0
+# How long a deletion waits for Kafka before it lets the AIService go, leaving its topics (see topics/apply.py).
+TOPIC_CLEANUP_SECONDS = float(os.environ.get("AIFLEET_TOPIC_CLEANUP_SECONDS", CLEANUP_TIMEOUT_SECONDS))
 # Passes mostly wait on the API server: threads, not CPUs. First in, first out: while a fleet is created in bulk,
 # a pass waits its turn and then covers every change of its AIService since, which keeps passes and status
 # writes few (benchmarks/results/fleet-findings.md).
@@ -98,7 +108,10 @@ for _kind in CHILD_KINDS:
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def on_aiservice_event(namespace: str | None, name: str, type: str | None, memo: kopf.Memo, **_: Any) -> None:
-    if type != "DELETED":
+    if type == "DELETED":
+        memo.triggers.stop(namespace or "", name)
+        memo.engines.topics.forget(namespace or "", name)  # the client kept through a topic cleanup, too
+    else:
         memo.triggers.poke(namespace or "", name)
 
 
@@ -123,7 +136,7 @@ async def worker(
     next_poll = 0.0  # the first poll happens at once
     failures = 0
     try:
-        while not stopped:
+        while not stopped and not trigger.deleted:
             trigger.clear()
             wait = RESYNC_SECONDS
             try:
@@ -156,11 +169,24 @@ async def worker(
             await trigger.wait(max(0.0, wait), stopped)
     finally:
         memo.triggers.unregister(namespace, name, trigger)
-        if stopped.reason and stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED:
+        if trigger.deleted or (stopped.reason and stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED):
             memo.engines.autoscalers.forget(namespace, name)
-            memo.engines.topics.forget(namespace, name)
+            # Stopped for a deletion that waits on the topic cleanup: it may still need the Kafka client.
+            memo.engines.topics.forget(namespace, name, keep_client=not trigger.deleted)
             memo.engines.applied.forget(KIND, namespace, name)
             metrics.forget(namespace, name)
+
+
+def _no_finalizer_for(handler_id: str) -> None:
+    """kopf marks every daemon as needing a finalizer; this one does not (see the module docstring). kopf has no
+    option for it, so the registered handler is replaced by a copy that says so (kopf<2 is pinned)."""
+    spawning = kopf.get_default_registry()._spawning
+    spawning._handlers[:] = [
+        dataclasses.replace(h, requires_finalizer=False) if h.id == handler_id else h for h in spawning._handlers
+    ]
+
+
+_no_finalizer_for("worker")
 
 
 def _emitter(body: kopf.Body) -> Emit:
@@ -175,13 +201,14 @@ def _deletes_topics(spec: kopf.Spec, **_: Any) -> bool:
     return bool(kafka) and kafka.get("enabled", True) and kafka.get("deletionPolicy") == "Delete"
 
 
-@kopf.on.delete(GROUP, VERSION, PLURAL, when=_deletes_topics, id="delete_topics", optional=True,
+# Not optional: this handler is what puts the finalizer on an AIService with deletionPolicy Delete (and only there).
+@kopf.on.delete(GROUP, VERSION, PLURAL, when=_deletes_topics, id="delete_topics",
                 backoff=30, errors=kopf.ErrorsMode.TEMPORARY)
 def delete_topics_on_deletion(body: kopf.Body, meta: kopf.Meta, memo: kopf.Memo, **_: Any) -> None:
     """deletionPolicy Delete: remove the topics. Never blocks deletion forever: see `give_up_reason`."""
     retry = clean_up_topics(
         copy.deepcopy(dict(body)), dict(meta.get("annotations") or {}), meta.get("deletionTimestamp"), memo.engines,
-        _emitter(body),
+        _emitter(body), TOPIC_CLEANUP_SECONDS,
     )
     if retry is not None:
-        raise kopf.TemporaryError(retry, delay=30)
+        raise kopf.TemporaryError(retry, delay=min(30.0, max(1.0, TOPIC_CLEANUP_SECONDS / 4)))

@@ -23,7 +23,7 @@ from ..renderer import CONFIG_HASH, Rendered, render_all, secret_names
 from ..renderer.component import DISABLED, ComponentState, Lookup, Observed, PodLister, Rendering
 from ..renderer.components import COMPONENTS
 from ..renderer.inference import versions
-from ..topics.apply import TopicsResult
+from ..topics.apply import TopicsResult, owned_topics
 from .adoption import adoption_refusal
 from .canary import Analyse, canary_ready, fleet_total, rollout
 from .canary import report as canary_report
@@ -235,6 +235,8 @@ def build_status(
         "components": {n: {"state": s.state, "message": s.message} for n, s in states.items()},
         "canary": canary_status,
     }
+    if topics is not None:
+        status["createdTopics"] = owned_topics(previous.get("createdTopics"), topics)
     if deployment is not None:
         status["desiredReplicas"] = sum((d.get("spec") or {}).get("replicas", 0) for d in parts if d)
     status.update(scaling_fields)
