@@ -175,7 +175,9 @@ def test_credentials_secret_deleted_first(own_operator, kafka):
 
 def test_operator_not_running(own_operator, kafka):
     """Retain (the default) needs no finalizer: its namespace goes while the operator is down. Delete waits for the
-    operator (only it can reach Kafka), which on its return deletes the topics and lets the namespace go."""
+    operator (only it can reach Kafka). The namespace controller deletes the credentials Secret meanwhile, so the
+    operator, back, cannot authenticate: it gives up at once, says which topics it left behind, and lets the
+    namespace go."""
     with own_namespace() as retain_ns, own_namespace() as delete_ns:
         create(retain_ns, kafka, "Retain")
         create(delete_ns, kafka, "Delete")
@@ -190,7 +192,10 @@ def test_operator_not_running(own_operator, kafka):
         finally:
             own_operator.start()
         namespace_gone(delete_ns, 90)
-        assert not set(admin(kafka).describe(topics_of(delete_ns)))
+        left = [line for line in own_operator.log_path.read_text().splitlines() if "topics left behind" in line]
+        assert left and f"{delete_ns}/shop" in left[0] and f"{delete_ns}.orders" in left[0], left
+        assert "kafka-creds" in left[0] and "not found" in left[0], left
+        assert set(admin(kafka).describe(topics_of(delete_ns))) == set(topics_of(delete_ns)), "left, as reported"
         assert set(admin(kafka).describe(topics_of(retain_ns))) == set(topics_of(retain_ns)), "Retain keeps them"
 
 

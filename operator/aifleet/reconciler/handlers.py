@@ -9,7 +9,8 @@ Finalizers: only an AIService whose Kafka topics are to be deleted (`deletionPol
 only its topics live outside the cluster, where the garbage collector cannot reach them. Every child is removed by
 the garbage collector through its owner reference, so any other AIService is deleted at once, even while the
 operator is not running. kopf would put a finalizer on every object a daemon runs for (to stop the daemon before
-the object goes); the worker is told about the deletion by the watch instead (`Triggers.stop`) and stops itself.
+the object goes); the worker is told about the deletion by the watch instead (`Triggers.stop`) and stops itself
+(kopf_patches.py, which also keeps a namespace being deleted watched until it is gone).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import copy
-import dataclasses
 import logging
 import os
 import time
@@ -32,6 +32,7 @@ from ..clients.kinds import BY_KIND, CHILD_KINDS, Kind
 from ..clients.kube import KubeError
 from ..observability import metrics
 from ..topics.apply import CLEANUP_TIMEOUT_SECONDS
+from . import kopf_patches
 from .observed import trim
 from .passes import Engines, aligned_delay, clean_up_topics, run_pass
 from .sync import Emit
@@ -177,16 +178,8 @@ async def worker(
             metrics.forget(namespace, name)
 
 
-def _no_finalizer_for(handler_id: str) -> None:
-    """kopf marks every daemon as needing a finalizer; this one does not (see the module docstring). kopf has no
-    option for it, so the registered handler is replaced by a copy that says so (kopf<2 is pinned)."""
-    spawning = kopf.get_default_registry()._spawning
-    spawning._handlers[:] = [
-        dataclasses.replace(h, requires_finalizer=False) if h.id == handler_id else h for h in spawning._handlers
-    ]
-
-
-_no_finalizer_for("worker")
+kopf_patches.drop_daemon_finalizer("worker")
+kopf_patches.keep_terminating_namespaces_watched()
 
 
 def _emitter(body: kopf.Body) -> Emit:
