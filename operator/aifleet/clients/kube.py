@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import kubernetes
@@ -21,12 +22,29 @@ FIELD_MANAGER = "aifleet"
 log = logging.getLogger("aifleet.kube")
 
 
-class KubeError(RuntimeError):
-    """An API call failed; carries the HTTP status and the API server's own message."""
+@dataclass(frozen=True)
+class Cause:
+    """One entry of a Status's `details.causes`: which field the API server refused, and why."""
 
-    def __init__(self, status: int, message: str) -> None:
+    field: str
+    message: str
+
+
+class KubeError(RuntimeError):
+    """An API call failed; carries the HTTP status, the API server's own message, its machine-readable reason
+    (`Invalid`, `Conflict`, `AlreadyExists`...) and, for a refused object, the fields it named."""
+
+    def __init__(self, status: int, message: str, reason: str = "", causes: tuple[Cause, ...] = ()) -> None:
         super().__init__(message)
         self.status = status
+        self.reason = reason
+        self.causes = causes
+
+    @property
+    def refused(self) -> bool:
+        """The API server (or an admission policy) refused the object itself: sending it again changes nothing
+        until the object or the policy changes. Conflicts, throttling and server errors are passing."""
+        return self.status in (400, 403, 422)
 
 
 def load_config() -> None:
@@ -36,15 +54,21 @@ def load_config() -> None:
         kubernetes.config.load_kube_config()
 
 
-def _body_message(raw: bytes | str | None, reason: str | None) -> str:
+def status_error(status: int, raw: bytes | str | None, http_reason: str | None) -> KubeError:
+    """A KubeError from an error response: the body is a `Status` (message, reason, details.causes) when the API
+    server wrote it, and anything else when a proxy did."""
     try:
-        return str(json.loads(raw or "").get("message", reason))
-    except (TypeError, ValueError, AttributeError):
-        return str(reason)
-
-
-def _message(exc: ApiException) -> str:
-    return _body_message(exc.body, exc.reason)
+        body = json.loads(raw or "")
+    except (TypeError, ValueError):
+        body = None
+    if not isinstance(body, dict):
+        return KubeError(status, str(http_reason))
+    details = body.get("details")
+    causes = tuple(
+        Cause(str(c.get("field") or ""), str(c.get("message") or ""))
+        for c in (details.get("causes") or [] if isinstance(details, dict) else []) if isinstance(c, dict)
+    )
+    return KubeError(status, str(body.get("message", http_reason)), str(body.get("reason") or ""), causes)
 
 
 class Kube:
@@ -76,11 +100,11 @@ class Kube:
                                          _request_timeout=30)
             raw = response.read()
         except ApiException as exc:
-            raise KubeError(exc.status or 0, _message(exc)) from None
+            raise status_error(exc.status or 0, exc.body, exc.reason) from None
         except OSError as exc:  # connection refused, reset, timed out: the API server is not answering
             raise KubeError(0, f"API server unreachable: {exc}") from None
         if response.status >= 400:
-            raise KubeError(response.status, _body_message(raw, response.reason))
+            raise status_error(response.status, raw, response.reason)
         return json.loads(raw) if raw else None
 
     def apply(self, manifest: dict[str, Any], *, field_manager: str = FIELD_MANAGER) -> dict[str, Any]:

@@ -43,7 +43,8 @@ class Outcome:
 
     applied: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)  # of `applied`, the children that did not exist
-    refused: dict[str, str] = field(default_factory=dict)  # component -> objects not adopted (see adoption.py)
+    # component -> why a child is not there: an object in its way (see adoption.py) or the API server refused it
+    refused: dict[str, str] = field(default_factory=dict)
     status_written: bool = False
     error: str | None = None
     waiting_on_user: bool = False  # e.g. a referenced Secret is missing: we do not watch user Secrets, so re-check soon
@@ -105,14 +106,21 @@ def apply_children(
         try:
             result = kube.apply(manifest)
         except KubeError as exc:
-            if not _immutable_change(exc, manifest):
+            if _immutable_change(exc, manifest):
+                # Replace the object, keeping its pods and volumes: they are adopted by the new one.
+                kube.delete(kind, meta["namespace"], meta["name"], orphan=True)
+                result = kube.apply(manifest)
+                said.setdefault("Recreated", []).append(
+                    f"recreated {kind} {meta['name']} to change a field Kubernetes keeps immutable (pods and volumes kept)"
+                )
+            elif exc.refused:
+                # Sending it again changes nothing: the component says why, the other children still go on.
+                refused.setdefault(meta["labels"][COMPONENT_LABEL], []).append(refusal_message(kind, meta["name"], exc))
+                log.info("child refused", extra={"kind": kind, "child": meta["name"], "status": exc.status,
+                                                    "error": str(exc)})
+                continue
+            else:
                 raise
-            # Replace the object, keeping its pods and volumes: they are adopted by the new one.
-            kube.delete(kind, meta["namespace"], meta["name"], orphan=True)
-            result = kube.apply(manifest)
-            said.setdefault("Recreated", []).append(
-                f"recreated {kind} {meta['name']} to change a field Kubernetes keeps immutable (pods and volumes kept)"
-            )
         applied.remember(result)
         event_reason, message = _change_event(manifest, live, reason)
         said.setdefault(event_reason, []).append(message)
@@ -123,6 +131,13 @@ def apply_children(
     for event_reason, messages in said.items():
         emit("Normal", event_reason, _join_messages(messages))
     return done, created, {component: "; ".join(messages) for component, messages in refused.items()}
+
+
+def refusal_message(kind: str, name: str, exc: KubeError) -> str:
+    """"the API server refused Deployment chat: spec.replicas: Invalid value: -1: must be greater than or equal
+    to 0": the child, then each field the Status names with its message (its overall message if it names none)."""
+    fields = [f"{c.field}: {c.message}" if c.field else c.message for c in exc.causes if c.field or c.message]
+    return f"the API server refused {kind} {name}: {'; '.join(fields) or exc}"
 
 
 def _join_messages(messages: list[str]) -> str:
@@ -174,7 +189,8 @@ def component_states(
 
 
 def refused_states(states: Mapping[str, ComponentState], refused: Mapping[str, str]) -> dict[str, ComponentState]:
-    """Components with an object in a child's way are Degraded, naming it (and a Warning event says so)."""
+    """Components with a child refused (an object in its way, or the API server said no) are Degraded, naming it
+    and why (and a Warning event says so)."""
     keys = {c.name: c.status_key for c in COMPONENTS}
     return {
         keys[component]: ComponentState("Degraded", message, states[keys[component]].serving)
@@ -380,7 +396,7 @@ def reconcile(
         emit("Warning", "ApplyFailed", outcome.error)
         raise
     remove_canary(ais, rendered.manifests, lookup, kube, applied)
-    # A missing user Secret or an object in a child's way: we do not watch those, so look again soon.
+    # A missing user Secret, an object in a child's way, a policy refusing a child: we do not watch those, so look again soon.
     outcome.waiting_on_user = bool(rendered.problems or outcome.refused)
 
     if outcome.created:
