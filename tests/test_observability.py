@@ -84,11 +84,18 @@ def test_readiness_names_what_is_wrong_until_every_check_passes(served):
     code, body = http_get_text(base + "/readyz")
     assert code == 503
     assert json.loads(body)["checks"]["preflight"]["message"] == "the AIService CRD is not installed"
-    for check in ("preflight", "kopf", "watching"):
+    for check in ("preflight", "kopf", "watching", "apiserver"):
         health.set(check, True)
     code, body = http_get_text(base + "/readyz")
     assert code == 200 and json.loads(body)["ready"] is True
     assert sample("aifleet_ready") == 1
+    # The API server going away (or its etcd) turns readiness off until it answers again.
+    health.set("apiserver", False, "the API server does not answer: [Errno 111] Connection refused")
+    code, body = http_get_text(base + "/readyz")
+    assert code == 503 and "Connection refused" in json.loads(body)["checks"]["apiserver"]["message"]
+    assert sample("aifleet_ready") == 0
+    health.set("apiserver", True)
+    assert http_get_text(base + "/readyz")[0] == 200
 
 
 def test_liveness_follows_the_heartbeat_not_the_preflight(served):

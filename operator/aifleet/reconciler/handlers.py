@@ -22,7 +22,7 @@ import kopf
 from ..api import GROUP, KIND, PLURAL, VERSION
 from ..api.children import INSTANCE_LABEL, MANAGED_SELECTOR
 from ..clients.kinds import BY_KIND, CHILD_KINDS, Kind
-from ..clients.kube import KubeError
+from ..clients.kube import API_SERVER, KubeError, UnreachableError
 from ..observability import metrics
 from .observed import trim
 from .passes import Engines, aligned_delay, clean_up_topics, run_pass
@@ -34,6 +34,7 @@ log = logging.getLogger("aifleet.handlers")
 # AIFLEET_RESYNC_SECONDS: shorter resyncs make "a quiet resync writes nothing" measurable in minutes (benchmarks).
 RESYNC_SECONDS = float(os.environ.get("AIFLEET_RESYNC_SECONDS", "300"))
 MAX_BACKOFF_SECONDS = 300.0
+OUTAGE_RETRY_SECONDS = 30.0  # while the API server is away; its return wakes every worker at once anyway
 # Passes mostly wait on the API server: threads, not CPUs. First in, first out: while a fleet is created in bulk,
 # a pass waits its turn and then covers every change of its AIService since, which keeps passes and status
 # writes few (benchmarks/results/fleet-findings.md).
@@ -58,6 +59,19 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.watching.client_timeout = 330
     memo.engines = Engines()
     memo.triggers = Triggers()
+
+
+@kopf.on.startup()
+async def wake_when_the_api_server_returns(memo: kopf.Memo, **_: Any) -> None:
+    """Workers that failed during an outage back off; when the API server answers again, they all reconcile now
+    (the watches re-list too, but only for what changed while they were away)."""
+    loop = asyncio.get_running_loop()
+
+    def heard(answers: bool, _: str) -> None:
+        if answers:  # called from a worker thread: hand the pokes to the loop
+            loop.call_soon_threadsafe(memo.triggers.poke_all)
+
+    API_SERVER.subscribe(heard)
 
 
 @kopf.on.startup()
@@ -142,12 +156,16 @@ async def worker(
                 if done.wake_in is not None:
                     wait = min(wait, done.wake_in)
                 failures = 0
-            except Exception as exc:  # one bad object must not stop its worker
+            except Exception as exc:  # noqa: BLE001 - one bad object must not stop its worker
                 metrics.record_reconcile("error", time.monotonic() - started)
                 metrics.record_error(exc)
                 failures += 1
                 wait = min(MAX_BACKOFF_SECONDS, 2.0**failures)
-                log.warning(
+                outage = isinstance(exc, UnreachableError)
+                if outage:
+                    # Said once for the whole process (clients/kube.py's Reachability); its return wakes every worker.
+                    wait = min(wait, OUTAGE_RETRY_SECONDS)
+                (log.debug if outage else log.warning)(
                     "reconcile failed, retrying",
                     exc_info=not isinstance(exc, KubeError),
                     extra={"aiservice": f"{namespace}/{name}", "error": str(exc),

@@ -17,7 +17,7 @@ from ..api.children import COMPONENT_LABEL, TRITON, label_selector, names
 from ..api.errors import describe_validation_error
 from ..api.timestamps import now_timestamp, parse_timestamp
 from ..autoscaler.policy import Decision
-from ..clients.kube import Kube, KubeError
+from ..clients.kube import Kube, KubeError, UnreachableError
 from ..observability import metrics
 from ..renderer import CONFIG_HASH, Rendered, render_all, secret_names
 from ..renderer.component import DISABLED, ComponentState, Lookup, Observed, PodLister, Rendering
@@ -393,7 +393,8 @@ def reconcile(
         outcome.applied, outcome.created, outcome.refused = apply_children(rendered.manifests, lookup, kube, applied, emit)
     except KubeError as exc:
         outcome.error = f"apply failed: {exc}"
-        emit("Warning", "ApplyFailed", outcome.error)
+        if not isinstance(exc, UnreachableError):  # an outage is said once for the process, not per object
+            emit("Warning", "ApplyFailed", outcome.error)
         raise
     remove_canary(ais, rendered.manifests, lookup, kube, applied)
     # A missing user Secret, an object in a child's way, a policy refusing a child: we do not watch those, so look again soon.
