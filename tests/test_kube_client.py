@@ -144,8 +144,11 @@ def test_a_write_conflict_is_sent_again_until_it_goes_through(scripted):
     sleeps: list[float] = []
     scripted.answers = [(409, CONFLICT), (409, CONFLICT), (200, DEPLOYMENT)]
     kube = _kube(scripted.url, Reachability(), sleeps)
+    seen: list[tuple[str, int]] = []
+    kube.observe = lambda method, status: seen.append((method, status))
     assert kube.scale("Deployment", "ml", "chat-triton", 3) == DEPLOYMENT
     assert len(scripted.requests) == 3 and len(sleeps) == 2
+    assert seen == [("PATCH", 409), ("PATCH", 409), ("PATCH", 200)]  # each request counts (aifleet_api_requests_total)
     assert {body for _, _, body in scripted.requests} == {b'{"spec": {"replicas": 3}}'}  # the same patch each time
 
 
@@ -195,3 +198,16 @@ def test_kopfs_line_per_retry_is_left_out_only_while_the_outage_is_known():
     finally:
         API_SERVER.answered()
     assert quiet.filter(retry)
+
+
+def test_requests_are_counted_by_verb_and_answer():
+    from aifleet.observability import metrics
+
+    def count(verb: str, code: str) -> float:
+        return metrics.REGISTRY.get_sample_value("aifleet_api_requests_total", {"verb": verb, "code": code}) or 0.0
+
+    before = count("patch", "200"), count("get", "0"), count("other", "200")
+    metrics.record_api_request("PATCH", 200)
+    metrics.record_api_request("GET", 0)
+    metrics.record_api_request("TRACE", 200)  # bounded labels
+    assert (count("patch", "200"), count("get", "0"), count("other", "200")) == tuple(b + 1 for b in before)

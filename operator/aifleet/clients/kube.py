@@ -163,9 +163,11 @@ def status_error(status: int, raw: bytes | str | None, http_reason: str | None) 
 
 class Kube:
     def __init__(self, api: kubernetes.client.ApiClient | None = None, reachability: Reachability = API_SERVER,
-                 timeout: float = 30, retries: int | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+                 timeout: float = 30, retries: int | None = None, sleep: Callable[[float], None] = time.sleep,
+                 observe: Callable[[str, int], None] | None = None) -> None:
         """`retries`: urllib3's, for a refused connection or a timeout (None: its default, 3; the readiness probe
-        takes 0 to notice an outage within one timeout)."""
+        takes 0 to notice an outage within one timeout). `observe(method, status)` hears every request's outcome
+        (the operator counts them in its metrics: the writes of an update flood, for one)."""
         if api is None:
             configuration = kubernetes.client.Configuration.get_default_copy()
             configuration.connection_pool_maxsize = 32
@@ -175,6 +177,7 @@ class Kube:
         self.reachability = reachability
         self.timeout = timeout
         self.sleep = sleep
+        self.observe = observe or (lambda method, status: None)
 
     def _call(self, method: str, path: str, body: Any = None, content_type: str = "application/json",
               query: list[tuple[str, str]] | None = None, timeout: float | None = None) -> Any:
@@ -219,11 +222,13 @@ class Kube:
             status, raw, http_reason = exc.status or 0, exc.body, exc.reason
         except (OSError, urllib3.exceptions.HTTPError) as exc:
             # Refused, reset, timed out (urllib3's MaxRetryError, ProtocolError, ReadTimeoutError): not answering.
+            self.observe(method, 0)
             detail = _unreachable_detail(exc)
             self.reachability.failed(detail)
             raise UnreachableError(f"API server unreachable: {detail}") from None
         else:
             status, http_reason = response.status, response.reason
+        self.observe(method, status)
         if status >= 500:  # it answers, but cannot serve (etcd away): as good as unreachable for a pass
             error = status_error(status, raw, http_reason)
             self.reachability.failed(f"HTTP {status}: {error}")

@@ -14,6 +14,7 @@ from ..api import AIService
 from ..autoscaler.policy import Decision
 from ..clients.kinds import HTTPROUTE
 from ..clients.kube import Discovery, Kube
+from ..observability import metrics
 from ..renderer.component import Lookup
 from ..topics.apply import TopicsResult, delete_topics, give_up_reason, kafka_credentials
 from .canary import Analyse, analyser, recorded
@@ -29,7 +30,7 @@ USER_RECHECK_SECONDS = 10.0  # how soon a fix the user makes (e.g. creating a mi
 class Engines:
     """What the passes of every AIService share: the API client and the in-memory state of each engine."""
 
-    kube: Kube = field(default_factory=Kube)
+    kube: Kube = field(default_factory=lambda: Kube(observe=metrics.record_api_request))
     applied: AppliedCache = field(default_factory=AppliedCache)
     autoscalers: Autoscalers = field(default_factory=Autoscalers)
     topics: TopicsEngine = field(default_factory=TopicsEngine)
