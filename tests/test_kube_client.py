@@ -211,3 +211,20 @@ def test_requests_are_counted_by_verb_and_answer():
     metrics.record_api_request("GET", 0)
     metrics.record_api_request("TRACE", 200)  # bounded labels
     assert (count("patch", "200"), count("get", "0"), count("other", "200")) == tuple(b + 1 for b in before)
+
+
+def test_a_request_that_waited_through_the_outage_does_not_start_another(caplog):
+    caplog.set_level(logging.INFO)
+    now = [0.0]
+    reachability = Reachability(clock=lambda: now[0])
+    heard: list[bool] = []
+    reachability.subscribe(lambda ok, _: heard.append(ok))
+    reachability.failed("timed out", sent_at=0.0)
+    now[0] = 20.0
+    reachability.answered()  # the probe gets through
+    now[0] = 30.0
+    reachability.failed("read timed out", sent_at=1.0)  # sent during the outage, timed out after it
+    assert not reachability.down and heard == [False, True]
+    reachability.failed("[Errno 111] Connection refused", sent_at=29.0)  # a new request fails: a new outage
+    assert reachability.down and heard == [False, True, False]
+    assert len([m for m in _lines(caplog) if m.startswith("the API server does not answer")]) == 2

@@ -72,6 +72,7 @@ class Reachability:
         self.remind_every, self.clock = remind_every, clock
         self._lock = threading.Lock()
         self._down_since: float | None = None
+        self._back_at = float("-inf")  # when it last answered again after an outage
         self._said_at = 0.0
         self._failures = 0
         self._listeners: list[Listener] = []
@@ -84,9 +85,16 @@ class Reachability:
         with self._lock:
             self._listeners.append(listener)
 
-    def failed(self, detail: str) -> None:
+    def now(self) -> float:
+        return self.clock()
+
+    def failed(self, detail: str, sent_at: float | None = None) -> None:
+        """A request sent at `sent_at` got no usable answer. One sent before the API server came back (it waited
+        through the outage and timed out just after) says nothing new: it starts no second outage."""
         now = self.clock()
         with self._lock:
+            if self._down_since is None and sent_at is not None and sent_at < self._back_at:
+                return
             self._failures += 1
             started = self._down_since is None
             remind = not started and now - self._said_at >= self.remind_every
@@ -111,7 +119,7 @@ class Reachability:
             if self._down_since is None:
                 return
             down_for, failures, listeners = now - self._down_since, self._failures, list(self._listeners)
-            self._down_since, self._failures = None, 0
+            self._down_since, self._failures, self._back_at = None, 0, now
         log.warning(f"the API server answers again after {down_for:.0f}s ({failures} calls failed); reconciling",
                     extra={"down_seconds": round(down_for), "failed_calls": failures})
         self._tell(listeners, True, "")
@@ -214,6 +222,7 @@ class Kube:
             body=body,
             auth_settings=["BearerToken"],
         )
+        sent_at = self.reachability.now()
         try:
             response = self.api.call_api(method_, url, header_params=headers, body=payload, post_params=post,
                                          _request_timeout=timeout or self.timeout)
@@ -224,14 +233,14 @@ class Kube:
             # Refused, reset, timed out (urllib3's MaxRetryError, ProtocolError, ReadTimeoutError): not answering.
             self.observe(method, 0)
             detail = _unreachable_detail(exc)
-            self.reachability.failed(detail)
+            self.reachability.failed(detail, sent_at)
             raise UnreachableError(f"API server unreachable: {detail}") from None
         else:
             status, http_reason = response.status, response.reason
         self.observe(method, status)
         if status >= 500:  # it answers, but cannot serve (etcd away): as good as unreachable for a pass
             error = status_error(status, raw, http_reason)
-            self.reachability.failed(f"HTTP {status}: {error}")
+            self.reachability.failed(f"HTTP {status}: {error}", sent_at)
             raise UnreachableError(f"API server cannot serve: HTTP {status}: {error}", status) from None
         self.reachability.answered()
         if status >= 400:
