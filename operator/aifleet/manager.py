@@ -40,11 +40,12 @@ class RunOptions:
     metrics_port: int = 9090
     retry_seconds: float = 15.0
     check_only: bool = False
+    secret_access: str = "byName"  # see observability/permissions.py's SECRET_RULES
 
 
 def run(options: RunOptions) -> int:
     if options.check_only:
-        result = preflight.run(options.namespaces, peering=options.peering)
+        result = preflight.run(options.namespaces, peering=options.peering, secret_access=options.secret_access)
         (log.info if result.ok else log.error)(result.message, extra={"check": result.check})
         return 0 if result.ok else 1
 
@@ -101,7 +102,8 @@ async def _preflight(options: RunOptions, health: Health) -> None:
     """Until the preflight passes: one line per distinct problem, not one per retry."""
     said = None
     while True:
-        result = await asyncio.to_thread(preflight.run, options.namespaces, peering=options.peering)
+        result = await asyncio.to_thread(
+            preflight.run, options.namespaces, peering=options.peering, secret_access=options.secret_access)
         health.set("preflight", result.ok, result.message)
         if result.ok:
             log.info(result.message)
@@ -143,7 +145,7 @@ async def _track_readiness(health: Health, started: asyncio.Event, insights: Any
 async def _operate(options: RunOptions, health: Health) -> None:
     import kopf
 
-    importlib.import_module(HANDLERS)
+    importlib.import_module(HANDLERS).watch_children(watch_secrets=options.secret_access == "watch")
 
     for handler in logging.getLogger().handlers:
         handler.addFilter(QuietDuringOutage())

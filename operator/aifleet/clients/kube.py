@@ -312,8 +312,12 @@ class Kube:
 
     def find(self, kind: Kind | str, namespace: str, name: str) -> dict[str, Any] | None:
         """The object of that name, by a list filtered on the name: the operator may list its child kinds, not
-        get them (its watches read them). Lists carry no kind on their items, so it is set here."""
+        get them (its watches read them). Lists carry no kind on their items, so it is set here. Secrets are read by
+        name: the operator may get them, and need not be allowed to list them (`--secret-access byName`)."""
         kind = BY_KIND[kind] if isinstance(kind, str) else kind
+        if kind.kind == "Secret":
+            found_secret = self.get(kind, namespace, name)
+            return {**found_secret, "apiVersion": kind.api_version, "kind": kind.kind} if found_secret else None
         found = self._call("GET", kind.path(namespace), query=[("fieldSelector", f"metadata.name={name}")])
         items = list((found or {}).get("items") or [])
         return {**items[0], "apiVersion": kind.api_version, "kind": kind.kind} if items else None

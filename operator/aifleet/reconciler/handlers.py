@@ -24,7 +24,7 @@ from ..api.children import INSTANCE_LABEL, MANAGED_SELECTOR
 from ..clients.kinds import BY_KIND, CHILD_KINDS, Kind
 from ..clients.kube import API_SERVER, KubeError, UnreachableError
 from ..observability import metrics
-from .observed import trim
+from .observed import SecretReader, trim
 from .passes import Engines, aligned_delay, clean_up_topics, run_pass
 from .sync import Emit
 from .triggers import Triggers
@@ -106,8 +106,17 @@ def _register_child(kind: Kind) -> None:
     kopf.on.event(*resource, labels=MANAGED_SELECTOR, id=f"watch_{kind.plural}")(on_event)
 
 
-for _kind in CHILD_KINDS:
-    _register_child(_kind)
+_watched: set[str] = set()
+
+
+def watch_children(*, watch_secrets: bool) -> None:
+    """Register the watches of the child kinds, once, before kopf starts. Without `watch_secrets` (the operator's
+    token may not list or watch Secrets), Secrets are read by name instead (see observed.SecretReader)."""
+    for kind in CHILD_KINDS:
+        if kind.kind in _watched or (kind.kind == "Secret" and not watch_secrets):
+            continue
+        _register_child(kind)
+        _watched.add(kind.kind)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
@@ -116,9 +125,11 @@ async def on_aiservice_event(namespace: str | None, name: str, type: str | None,
         memo.triggers.poke(namespace or "", name)
 
 
-def _lookup(indexes: dict[str, Any]):
+def _lookup(indexes: dict[str, Any], secrets: SecretReader):
     def lookup(kind: str, namespace: str, name: str) -> dict | None:
         index = indexes.get(index_id(BY_KIND[kind]))
+        if index is None and kind == "Secret" and "Secret" not in _watched:
+            return secrets.read(namespace, name)  # not watched: read by name, cached
         for obj in index.get((namespace, name), []) if index is not None else []:
             return obj
         return None
@@ -132,7 +143,7 @@ async def worker(
 ) -> None:
     """Reconcile when poked, poll the metrics when due, resync periodically; back off on errors."""
     namespace = namespace or ""
-    lookup = _lookup({k: v for k, v in kwargs.items() if k.startswith("children_")})
+    lookup = _lookup({k: v for k, v in kwargs.items() if k.startswith("children_")}, memo.engines.secrets)
     trigger = memo.triggers.register(namespace, name)
     next_poll = 0.0  # the first poll happens at once
     failures = 0

@@ -18,7 +18,7 @@ from ..observability import metrics
 from ..renderer.component import Lookup
 from ..topics.apply import TopicsResult, delete_topics, give_up_reason, kafka_credentials
 from .canary import Analyse, analyser, recorded
-from .observed import AppliedCache
+from .observed import AppliedCache, SecretReader
 from .scaling import Autoscalers, autoscale
 from .sync import Emit, last_status, parse, reconcile
 from .topic_schedule import TopicsEngine
@@ -35,9 +35,11 @@ class Engines:
     autoscalers: Autoscalers = field(default_factory=Autoscalers)
     topics: TopicsEngine = field(default_factory=TopicsEngine)
     discovery: Discovery = field(init=False)  # what the API server serves beyond the core kinds
+    secrets: SecretReader = field(init=False)  # Secrets by name, when the operator does not watch them
 
     def __post_init__(self) -> None:
         self.discovery = Discovery(self.kube)
+        self.secrets = SecretReader(lambda namespace, name: self.kube.get("Secret", namespace, name))
 
 
 @dataclass(frozen=True)
