@@ -3,7 +3,8 @@
 Design: level-triggered, like controller-runtime. Every event on an AIService or on a child it owns
 pokes that AIService's worker (a kopf daemon); the worker reconciles the whole object from the watch
 caches (kopf indexes), so the same code path serves create, update, drift, resume after a restart and
-the periodic resync, and a quiet resync makes no API calls at all.
+the periodic resync, and a quiet resync makes no API calls at all (with `--secret-access byName`, the default,
+Secrets are not watched: a pass reads each one it needs by name at most every two minutes, see SecretReader).
 """
 
 from __future__ import annotations

@@ -63,8 +63,9 @@ SECRET_READ_TTL_SECONDS = 120.0
 
 class SecretReader:
     """Secrets by name, for an operator that may not list or watch them (`--secret-access byName`): one GET per
-    Secret per `ttl`, then the remembered answer (a missing Secret too, so a reference to one not created yet is
-    asked about once per `ttl`, not per pass). `read` runs in the workers' threads."""
+    Secret per `ttl`, then the remembered answer. A missing Secret is asked about again each time: it is about to be
+    created (by this pass, or by the user a Degraded condition asked), and remembering its absence would make the
+    next passes create or wait for it again. `read` runs in the workers' threads."""
 
     def __init__(self, get: Callable[[str, str], dict[str, Any] | None], ttl: float = SECRET_READ_TTL_SECONDS,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -85,7 +86,9 @@ class SecretReader:
         if known is not None and now - known[1] < self.ttl:
             return known[0]
         found = self._get(namespace, name)
-        obj = {**trim(found), "kind": "Secret"} if found is not None else None
+        if found is None:
+            return None
+        obj = {**trim(found), "kind": "Secret"}
         with self._lock:
             self._read[(namespace, name)] = (obj, now)
         return obj
