@@ -66,3 +66,30 @@ def test_an_object_in_a_secrets_way_is_found_by_name_not_by_a_list():
         server.server.server_close()
     assert found is not None and found["kind"] == "Secret" and found["metadata"]["name"] == "db"
     assert [(method, path) for method, path, _ in server.requests] == [("GET", "/api/v1/namespaces/ml/secrets/db")]
+
+
+def test_a_pass_that_generates_a_secret_comes_back_soon_for_what_uses_it():
+    """Without a watch on Secrets no event announces the new one: the pass asks to be run again soon."""
+    import copy
+
+    import yaml
+
+    from aifleet.reconciler.observed import AppliedCache
+    from aifleet.reconciler.sync import reconcile
+    from conftest import EXAMPLES
+    from test_canary_reconcile import Store
+
+    doc = yaml.safe_load((EXAMPLES / "minimal.yaml").read_text())
+    doc["metadata"].update(uid="0000-1111", generation=1, namespace="default")
+    doc["spec"]["redis"] = {"maxMemory": "64mb"}
+    store, applied = Store(doc), AppliedCache()
+
+    def run():
+        return reconcile(copy.deepcopy(store.objects[("AIService", "default", "sentiment")]), store.lookup, store,
+                         applied, lambda *e: None)
+
+    first = run()
+    assert ("Secret", "default", "sentiment-redis-auth") in store.objects and first.waiting_on_user
+    assert ("StatefulSet", "default", "sentiment-redis") not in store.objects  # rendered by the next pass
+    second = run()
+    assert ("StatefulSet", "default", "sentiment-redis") in store.objects and not second.waiting_on_user

@@ -148,16 +148,20 @@ def _join_messages(messages: list[str]) -> str:
     return "; ".join(messages)
 
 
-def create_generated(manifests: list[dict[str, Any]], lookup: Lookup, kube: Kube, applied: AppliedCache, emit: Emit) -> None:
-    """Generated Secrets are created once and never updated: a password must not rotate by accident."""
+def create_generated(manifests: list[dict[str, Any]], lookup: Lookup, kube: Kube, applied: AppliedCache, emit: Emit) -> bool:
+    """Generated Secrets are created once and never updated: a password must not rotate by accident. Returns
+    whether one was created (what waits for it is rendered by the next pass)."""
+    made = False
     for manifest in manifests:
         meta = manifest["metadata"]
         if applied.newest(manifest["kind"], meta["namespace"], meta["name"], lookup(manifest["kind"], meta["namespace"], meta["name"])):
             continue
         created = kube.create(manifest)
+        made = True  # created now, or by an earlier pass whose answer was lost: either way it exists
         if created is not None:
             applied.remember(created)
             emit("Normal", "SecretGenerated", f"generated Secret {meta['name']} (a random key, kept until deleted)")
+    return made
 
 
 def read_secrets(ais: AIService, lookup: Lookup, kube: Kube) -> dict[str, dict[str, Any] | None]:
@@ -388,7 +392,7 @@ def reconcile(
     canary = rollout(ais, previous, parse_timestamp(now), analyse, emit, canary_ready(ais, lookup))
     replicas = fleet_total(ais, canary, lambda name: applied.newest("Deployment", ns, name, lookup("Deployment", ns, name)))
     rendered = render_all(ais, replicas=replicas, secrets=secrets, canary=canary, gateway_api=gateway_api)
-    create_generated(rendered.create_once, lookup, kube, applied, emit)
+    generated = create_generated(rendered.create_once, lookup, kube, applied, emit)
     try:
         outcome.applied, outcome.created, outcome.refused = apply_children(rendered.manifests, lookup, kube, applied, emit)
     except KubeError as exc:
@@ -398,7 +402,9 @@ def reconcile(
         raise
     remove_canary(ais, rendered.manifests, lookup, kube, applied)
     # A missing user Secret, an object in a child's way, a policy refusing a child: we do not watch those, so look again soon.
-    outcome.waiting_on_user = bool(rendered.problems or outcome.refused)
+    # A Secret generated now: what uses it is rendered by the next pass, which its watch event brings only when
+    # Secrets are watched (`--secret-access watch`).
+    outcome.waiting_on_user = bool(rendered.problems or outcome.refused or generated)
 
     if outcome.created:
         # The rollout's state is written even so: it must outlive this process (see reconciler/canary.py).
