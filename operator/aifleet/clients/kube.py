@@ -21,6 +21,7 @@ from .kinds import AISERVICE, BY_KIND, Kind, kind_of
 
 FIELD_MANAGER = "aifleet"
 CONFLICT_RETRIES = 3
+READYZ = "/readyz"
 CONFLICT_BACKOFF_SECONDS = 0.1
 log = logging.getLogger("aifleet.kube")
 
@@ -62,7 +63,8 @@ Listener = Callable[[bool, str], None]
 
 
 class Reachability:
-    """Whether the API server answers the operator's calls, for the whole process.
+    """Whether the API server answers the operator's calls, for the whole process (its end is told by the
+    `/readyz` probe, `Kube.ping`).
 
     During an outage every pass of every AIService fails the same way: one warning says so when it starts, a
     reminder every `remind_every` seconds while it lasts, and one line when the API server answers again (not a
@@ -242,7 +244,10 @@ class Kube:
             error = status_error(status, raw, http_reason)
             self.reachability.failed(f"HTTP {status}: {error}", sent_at)
             raise UnreachableError(f"API server cannot serve: HTTP {status}: {error}", status) from None
-        self.reachability.answered()
+        if path == READYZ:
+            # Only the readiness probe says the API server is back: discovery and other answers from its memory
+            # come while etcd is still away, and would end the outage too early, then start it again.
+            self.reachability.answered()
         if status >= 400:
             raise status_error(status, raw, http_reason)
         try:
@@ -253,8 +258,9 @@ class Kube:
     def ping(self, timeout: float = 5) -> None:
         """Ask the API server whether it can serve (`/readyz` checks etcd too, and every identity may read it).
         Raises UnreachableError when it cannot; either way Reachability hears the answer. The operator asks every
-        few seconds: passes alone would not notice an outage while nothing changes."""
-        self._call("GET", "/readyz", timeout=timeout)
+        few seconds: passes alone would not notice an outage while nothing changes. Every call can tell of an
+        outage; only this one tells of its end."""
+        self._call("GET", READYZ, timeout=timeout)
 
     def apply(self, manifest: dict[str, Any], *, field_manager: str = FIELD_MANAGER) -> dict[str, Any]:
         """Server-side apply: the API server merges, owns the fields we set, and creates when missing."""
