@@ -71,7 +71,7 @@ def paused(name: str) -> Iterator[int]:
         yield pid
     finally:
         os.kill(pid, signal.SIGCONT)
-        watchdog.kill()
+        os.killpg(watchdog.pid, signal.SIGKILL)  # its own session: the shell and its sleep
         watchdog.wait(timeout=10)
     wait_until(f"{name} to answer again", lambda: kubectl("get", "--raw", "/readyz", check=False).strip() == "ok",
                timeout=60)
@@ -272,8 +272,8 @@ def test_racing_writers_on_the_deployment_and_the_status_end_in_the_specs_state(
         name = "race"
         kubectl("apply", "-f", "-", input=aiservice(name, namespace))
         wait_until("Ready", lambda: converged(name, namespace), timeout=120)
-        spec_image = json.loads(kubectl("get", "deployment", f"{name}-triton", "-n", namespace, "-o",
-                                        "jsonpath={.spec.template.spec.containers[0]}"))["image"]
+        deployment = get_json("deployment", f"{name}-triton", "-n", namespace)
+        spec_image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
         stop = threading.Event()
         landed = {"deployment": 0, "status": 0}
 

@@ -369,7 +369,8 @@ class Discovery:
         try:
             answer = self.kube.serves(kind)
         except KubeError as exc:
-            log.warning("API discovery of %s failed: %s", kind.api_version, exc)
+            if not isinstance(exc, UnreachableError):  # an outage is said once, by Reachability
+                log.warning("API discovery of %s failed: %s", kind.api_version, exc)
             answer = known[0] if known is not None else False
         with self._lock:
             self._known[kind] = (answer, now)

@@ -209,7 +209,8 @@ def _pod_lister(kube: Kube) -> PodLister:
         try:
             return kube.list_pods(namespace, selector)
         except KubeError as exc:
-            log.warning("cannot list pods to say why they fail", extra={"namespace": namespace, "error": str(exc)})
+            if not isinstance(exc, UnreachableError):  # an outage is said once, by Reachability
+                log.warning("cannot list pods to say why they fail", extra={"namespace": namespace, "error": str(exc)})
             return []
 
     return pods
