@@ -233,3 +233,41 @@ def test_a_request_that_waited_through_the_outage_does_not_start_another(caplog)
     reachability.failed("[Errno 111] Connection refused", sent_at=29.0)  # a new request fails: a new outage
     assert reachability.down and heard == [False, True, False]
     assert len([m for m in _lines(caplog) if m.startswith("the API server does not answer")]) == 2
+
+
+def test_a_paused_server_times_out_as_unreachable_and_is_back_on_resume():
+    """SIGSTOP, as the e2e suite pauses kube-apiserver: the kernel still accepts the connection, nothing answers."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    port = _closed_port()
+    server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        reachability = Reachability()
+        kube = _kube(f"http://127.0.0.1:{port}", reachability)
+        with pytest.raises(KubeError) as answered:
+            kube.ping(timeout=2)
+        assert answered.value.status == 404 and not reachability.down  # it answers (no /readyz there)
+        os.kill(server.pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(UnreachableError, match="timed out"):
+                kube.ping(timeout=0.5)
+            assert reachability.down
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+        with pytest.raises(KubeError) as back:
+            kube.ping(timeout=2)
+        assert back.value.status == 404 and not reachability.down
+    finally:
+        server.kill()
+        server.wait(timeout=10)
