@@ -93,3 +93,12 @@ def test_a_pass_that_generates_a_secret_comes_back_soon_for_what_uses_it():
     assert ("StatefulSet", "default", "sentiment-redis") not in store.objects  # rendered by the next pass
     second = run()
     assert ("StatefulSet", "default", "sentiment-redis") in store.objects and not second.waiting_on_user
+
+
+def test_without_secret_access_to_watch_every_child_kind_but_secrets_is_watched_once():
+    from aifleet.clients.kinds import CHILD_KINDS
+    from aifleet.reconciler import handlers
+
+    handlers.watch_children(watch_secrets=False)
+    handlers.watch_children(watch_secrets=False)  # registered once, however often asked
+    assert handlers._watched == {k.kind for k in CHILD_KINDS} - {"Secret"}
