@@ -57,6 +57,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             metrics_port=args.metrics_port,
             retry_seconds=args.preflight_retry_seconds,
             check_only=args.check,
+            secret_access=args.secret_access,
         )
     )
 
@@ -87,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--peering-lifetime", type=int, default=60,
         help="seconds without a keep-alive after which a peer counts as gone and a standby takes over",
+    )
+    run.add_argument(
+        "--secret-access", choices=["byName", "watch"], default="byName",
+        help="byName: read each Secret it needs by name (RBAC: secrets get, create, patch); watch: also list and "
+             "watch the Secrets it labelled (RBAC adds list, watch: the token can list every Secret)",
     )
     run.add_argument("--health-port", type=int, default=8080, help="port of /healthz and /readyz (0 disables)")
     run.add_argument("--metrics-port", type=int, default=9090, help="port of the Prometheus /metrics (0 disables)")

@@ -15,6 +15,7 @@ from ..api import AIService
 from ..autoscaler.policy import Decision
 from ..clients.kinds import HTTPROUTE
 from ..clients.kube import Discovery, Kube
+from ..observability import metrics
 from ..renderer.component import Lookup
 from ..topics.apply import (
     CLEANUP_TIMEOUT_SECONDS,
@@ -28,7 +29,7 @@ from ..topics.apply import (
     left_behind,
 )
 from .canary import Analyse, analyser, recorded
-from .observed import AppliedCache
+from .observed import AppliedCache, SecretReader
 from .scaling import Autoscalers, autoscale
 from .sync import Emit, last_status, parse, reconcile
 from .topic_schedule import TopicsEngine
@@ -41,14 +42,16 @@ USER_RECHECK_SECONDS = 10.0  # how soon a fix the user makes (e.g. creating a mi
 class Engines:
     """What the passes of every AIService share: the API client and the in-memory state of each engine."""
 
-    kube: Kube = field(default_factory=Kube)
+    kube: Kube = field(default_factory=lambda: Kube(observe=metrics.record_api_request))
     applied: AppliedCache = field(default_factory=AppliedCache)
     autoscalers: Autoscalers = field(default_factory=Autoscalers)
     topics: TopicsEngine = field(default_factory=TopicsEngine)
     discovery: Discovery = field(init=False)  # what the API server serves beyond the core kinds
+    secrets: SecretReader = field(init=False)  # Secrets by name, when the operator does not watch them
 
     def __post_init__(self) -> None:
         self.discovery = Discovery(self.kube)
+        self.secrets = SecretReader(lambda namespace, name: self.kube.get("Secret", namespace, name))
 
 
 @dataclass(frozen=True)

@@ -53,3 +53,7 @@ class Triggers:
         trigger = self._triggers.get((namespace, name))
         if trigger is not None:
             trigger.set()
+
+    def poke_all(self) -> None:
+        for trigger in self._triggers.values():
+            trigger.set()
