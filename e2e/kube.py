@@ -37,9 +37,9 @@ def kubectl(*args: str, input: str | None = None, check: bool = True, timeout: f
 
 
 @contextlib.contextmanager
-def scratch_namespace(purpose: str) -> Iterator[str]:
+def scratch_namespace(purpose: str, prefix: str = "e2e-") -> Iterator[str]:
     """A namespace for one module's tests, deleted (without waiting) when they are done."""
-    name = f"e2e-{purpose}-{uuid.uuid4().hex[:5]}"
+    name = f"{prefix}{purpose}-{uuid.uuid4().hex[:5]}"
     kubectl("create", "namespace", name)
     try:
         yield name

@@ -11,18 +11,16 @@ behind" is what names them; an AIService deleted on its own gets the Warning eve
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import time
-import uuid
 
 import pytest
 import yaml
 
 from aifleet.clients.kafka import KafkaAdmin
 from chart_support import OWN_PREFIX
-from kube import condition, get_json, is_true, kubectl, wait_for
+from kube import condition, get_json, is_true, kubectl, scratch_namespace, wait_for
 from operator_process import OperatorProcess
 
 import harness
@@ -61,14 +59,9 @@ def own_operator(crd, artifacts):
     proc.stop()
 
 
-@contextlib.contextmanager
 def own_namespace():
-    name = f"{OWN_PREFIX}del-{uuid.uuid4().hex[:6]}"
-    kubectl("create", "namespace", name)
-    try:
-        yield name
-    finally:
-        kubectl("delete", "namespace", name, "--wait=false", check=False)
+    """A namespace only this module's operator watches."""
+    return scratch_namespace("del", prefix=OWN_PREFIX)
 
 
 def admin(kafka) -> KafkaAdmin:

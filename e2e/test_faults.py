@@ -196,7 +196,9 @@ def test_control_plane_outage_readiness_one_line_and_convergence(crd, artifacts,
         secrets = json.loads(kubectl("get", "secrets", "-n", namespace, "-l", "app.kubernetes.io/instance=during",
                                      "-o", "json"))["items"]
         generated = [s for s in secrets if (s["metadata"].get("annotations") or {}).get("aifleet.dev/generated")]
-        assert len(generated) == 1, [s["metadata"]["name"] for s in secrets]
+        # One of each generated Secret (the Redis password, the Triton admin key), none made twice under another name.
+        assert sorted(s["metadata"]["name"] for s in generated) == ["during-redis-auth", "during-triton-admin"], [
+            s["metadata"]["name"] for s in secrets]
         for name in ("before", "during"):
             assert len(json.loads(kubectl("get", "deployments", "-n", namespace, "-l",
                                           f"app.kubernetes.io/instance={name},app.kubernetes.io/component=triton",

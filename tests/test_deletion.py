@@ -274,3 +274,40 @@ def test_a_topic_someone_else_creates_between_look_and_create_is_not_recorded_as
     result = sync_topics(_spec(), Raced(), confirm_seconds=0)
     assert result.state == "Ready", result.message
     assert result.created == ["orders.dlq"] and owned_topics(None, result) == ["orders.dlq"]
+
+
+def test_a_sync_in_flight_is_waited_for_and_no_later_sync_recreates_deleted_topics():
+    """The race: a pass that began before the deletion synced the topics after the delete handler removed them, and
+    created them again. The deletion now waits for the sync in flight, and syncs after it leave the topics alone."""
+    import threading
+
+    from aifleet.api import AIService
+
+    class SlowAdmin(Admin):
+        def __init__(self) -> None:
+            super().__init__()
+            self.describing, self.go_on = threading.Event(), threading.Event()
+
+        def describe(self, names):
+            self.describing.set()
+            assert self.go_on.wait(10)
+            return super().describe(names)
+
+    admin = SlowAdmin()
+    engines = _engines(Kube(), admin)
+    body = _body(PLAIN, created=[])
+    ais = AIService.model_validate({**body, "metadata": {"name": "shop", "namespace": "n"}})
+    sync = threading.Thread(target=engines.topics.sync, args=(ais, None, lambda *e: None))
+    sync.start()
+    assert admin.describing.wait(10)  # the pass is talking to Kafka
+    cleanup = threading.Thread(target=_run, args=(_body(PLAIN), engines))
+    cleanup.start()
+    cleanup.join(0.3)
+    assert cleanup.is_alive(), "the deletion waits for the sync in flight"
+    admin.go_on.set()
+    sync.join(10)
+    cleanup.join(10)
+    assert admin.topics == {} and sorted(admin.deleted) == ["orders", "orders.dlq"]
+    # A pass with a snapshot from before the deletion creates nothing any more.
+    engines.topics.sync(ais, None, lambda *e: None, now=10**9)
+    assert admin.topics == {}

@@ -52,6 +52,9 @@ class TopicsEngine:
     ) -> None:
         self._lock = threading.Lock()
         self._memory: dict[tuple[str, str], TopicsMemory] = {}
+        # Per AIService: held while its topics are synced with Kafka, so that a deletion waits for a sync in flight.
+        self._syncing: dict[tuple[str, str], threading.Lock] = {}
+        self._retiring: set[tuple[str, str]] = set()  # being deleted: no sync may create their topics again
         self.admins: SharedClients[str, KafkaAdmin] = SharedClients(max_clients)
         self.policy = policy if policy is not None else EndpointPolicy.from_env()
         self._timeout = timeout
@@ -61,8 +64,24 @@ class TopicsEngine:
         deleted the client is kept: the delete handler may need it when the credentials Secret is already gone."""
         with self._lock:
             self._memory.pop((namespace, name), None)
+            if not keep_client:
+                self._syncing.pop((namespace, name), None)
+                self._retiring.discard((namespace, name))
         if not keep_client:
             self.admins.release((namespace, name))
+
+    def _sync_lock(self, key: tuple[str, str]) -> threading.Lock:
+        with self._lock:
+            return self._syncing.setdefault(key, threading.Lock())
+
+    def retire(self, namespace: str, name: str) -> None:
+        """The AIService is being deleted: no later sync touches its topics, and one in flight is waited for, so the
+        delete handler never races a pass that would create again the topics it removes."""
+        key = (namespace, name)
+        with self._lock:
+            self._retiring.add(key)
+        with self._sync_lock(key):
+            pass
 
     def admin(self, ais: AIService, spec: KafkaSpec, credentials: dict[str, str]) -> KafkaAdmin:
         """The AIService's admin client. Check `policy.kafka_refusal` first: this connects wherever it is told."""
@@ -102,7 +121,11 @@ class TopicsEngine:
         digest = _spec_hash(spec, credentials)
         if digest == memory.spec_hash and now < memory.due and memory.result is not None:
             return memory.result
-        result = sync_topics(spec, self.admin(ais, spec, credentials))
+        key = (ais.metadata.namespace, ais.metadata.name)
+        with self._sync_lock(key):
+            if key in self._retiring:
+                return memory.result
+            result = sync_topics(spec, self.admin(ais, spec, credentials))
         for message in result.events:
             emit("Normal", "TopicsChanged", message)
         repeated = memory.result is not None and memory.result.warnings == result.warnings
