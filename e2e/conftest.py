@@ -15,7 +15,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "services"))
 
 from harness.net import free_port  # noqa: E402
-from kube import kubectl, wait_for  # noqa: E402
+from kube import kubectl, wait_crd_established, wait_for  # noqa: E402
 from operator_process import OperatorProcess  # noqa: E402
 
 CRD = ROOT / "crds" / "aifleet.dev_aiservices.yaml"
@@ -39,10 +39,7 @@ def cluster() -> str:
 @pytest.fixture(scope="session")
 def crd(cluster) -> None:
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    # `kubectl wait` fails outright on a CRD whose status has no conditions yet, as a just-created one may.
-    wait_for("the AIService CRD Established", lambda: "True" == kubectl(
-        "get", "crd/aiservices.aifleet.dev", "-o", "jsonpath={.status.conditions[?(@.type==\"Established\")].status}"),
-        timeout=60)
+    wait_crd_established("aiservices.aifleet.dev")
 
 
 @pytest.fixture(scope="session")

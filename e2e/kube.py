@@ -37,9 +37,9 @@ def kubectl(*args: str, input: str | None = None, check: bool = True, timeout: f
 
 
 @contextlib.contextmanager
-def scratch_namespace(purpose: str) -> Iterator[str]:
+def scratch_namespace(purpose: str, prefix: str = "e2e-") -> Iterator[str]:
     """A namespace for one module's tests, deleted (without waiting) when they are done."""
-    name = f"e2e-{purpose}-{uuid.uuid4().hex[:5]}"
+    name = f"{prefix}{purpose}-{uuid.uuid4().hex[:5]}"
     kubectl("create", "namespace", name)
     try:
         yield name
@@ -81,3 +81,11 @@ def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
 def is_true(obj: dict[str, Any] | None, type_: str) -> bool:
     cond = condition(obj, type_)
     return bool(cond and cond.get("status") == "True")
+
+
+def wait_crd_established(name: str, timeout: float = 60) -> None:
+    """Waits for CRD `name` to be Established by polling: `kubectl wait` fails outright on a CRD whose status
+    has no conditions yet, as a just-created one may."""
+    jsonpath = "jsonpath={.status.conditions[?(@.type==\"Established\")].status}"
+    wait_for(f"the CRD {name} Established", lambda: kubectl("get", f"crd/{name}", "-o", jsonpath) == "True",
+             timeout=timeout)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kube import get_json, kubectl, wait_for
+from kube import get_json, kubectl, wait_crd_established, wait_for
 
 from aifleet.api.children import TRACK_LABEL, child_names
 
@@ -34,7 +34,7 @@ def httproute_crd(cluster) -> None:
     if proc.returncode != 0:
         raise AssertionError(f"{CRD_SCRIPT.name} failed:\n{proc.stderr[-3000:]}")
     kubectl("apply", "--server-side", "--force-conflicts", "-f", proc.stdout.strip().splitlines()[-1])
-    kubectl("wait", "--for=condition=Established", "crd/httproutes.gateway.networking.k8s.io", "--timeout=60s")
+    wait_crd_established("httproutes.gateway.networking.k8s.io")
 
 
 def _route(namespace: str) -> dict | None:

@@ -194,6 +194,24 @@ def test_alerts_and_dashboard_render_from_their_files_only_when_enabled(helm_bin
     assert json.loads(dashboard["data"]["aifleet.json"]) == json.loads((files / "aifleet-dashboard.json").read_text())
 
 
+@pytest.mark.parametrize("watched", [[], ["team-a"]], ids=["all-namespaces", "namespaced"])
+@pytest.mark.parametrize("access", ["byName", "watch"])
+def test_secret_access_sets_the_secret_rule_and_the_operators_flag(helm_bin, watched, access):
+    values = {"watchNamespaces": watched, **({"rbac": {"secretAccess": access}} if access != "byName" else {})}
+    by_kind = kinds(render(helm_bin, values))
+    roles = by_kind.get("ClusterRole", []) + by_kind.get("Role", [])
+    assert roles
+    for role in roles:
+        secrets = [r for r in role["rules"] if "secrets" in r["resources"]]
+        assert secrets == permissions.as_rbac_rules([permissions.SECRET_RULES[access]]), secrets
+        assert ({"list", "watch"} <= set(secrets[0]["verbs"])) == (access == "watch")
+        assert role["rules"] == permissions.as_rbac_rules(
+            [r for r in permissions.required_rules(clusterwide=not watched, peering=False, secret_access=access)
+             if not (watched and r.cluster_scoped)])
+    (deployment,) = by_kind["Deployment"]
+    assert f"--secret-access={access}" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
 @pytest.mark.parametrize("ha", [False, True], ids=["single", "ha"])
 @pytest.mark.parametrize("watched", [[], ["team-a", "team-b"]], ids=["all-namespaces", "namespaced"])
 def test_rbac_is_exactly_the_operators_permission_list(helm_bin, ha, watched):
@@ -285,6 +303,8 @@ def test_namespaced_install_least_privilege_reconciles_minimal_to_ready(helm_bin
             (["delete", "pods"], ["-n", watched]),
             (["delete", "secrets"], ["-n", watched]),
             (["update", "secrets"], ["-n", watched]),
+            (["list", "secrets"], ["-n", watched]),  # rbac.secretAccess byName (the default): by name only
+            (["watch", "secrets"], ["-n", watched]),
             (["escalate", "roles.rbac.authorization.k8s.io"], ["-n", watched]),
             (["bind", "clusterroles.rbac.authorization.k8s.io"], []),
             (["create", "rolebindings.rbac.authorization.k8s.io"], ["-n", watched]),
@@ -390,7 +410,10 @@ def test_all_namespaces_install_rbac(helm_bin, cluster, tmp_path):
         stop_operator_pods(release, ops)  # an all-namespaces operator must not act on other tests' objects
         (role,) = [json.loads(kubectl("get", "clusterrole", sa, "-o", "json"))]
         assert role["rules"] == permissions.as_rbac_rules(permissions.required_rules(clusterwide=True, peering=False))
-        assert can_i(["list", "secrets"], sa, ops, "--all-namespaces")
+        # rbac.secretAccess byName (the default): Secrets are read by name; none can be listed or watched.
+        assert can_i(["get", "secrets"], sa, ops, "-n", "default")
+        assert not can_i(["list", "secrets"], sa, ops, "--all-namespaces")
+        assert not can_i(["watch", "secrets"], sa, ops, "--all-namespaces")
         assert can_i(["watch", "customresourcedefinitions.apiextensions.k8s.io"], sa, ops)
         for verb_resource in (["delete", "namespaces"], ["create", "pods", "-n", "default"], ["get", "nodes"],
                               ["delete", "secrets", "-n", "default"], ["escalate", "clusterroles.rbac.authorization.k8s.io"],
@@ -436,3 +459,55 @@ def test_restricted_pod_security_admits_the_operator_pod(helm_bin, cluster):
             operator_pods_up(release, ns, 1)  # admitted by PodSecurity `restricted`, then scheduled
             warnings = kubectl("get", "events", "-n", ns, "--field-selector", "reason=FailedCreate", "-o", "name")
             assert not warnings.strip(), warnings
+
+
+def _secret_verbs(can_i_list: str) -> set[str]:
+    """The verbs on core Secrets in `kubectl auth can-i --list` output (its Resources / Non-Resource URLs /
+    Resource Names / Verbs table)."""
+    verbs: set[str] = set()
+    for line in can_i_list.splitlines():
+        columns = line.split()
+        if columns and columns[0] == "secrets":
+            verbs |= set(line[line.rindex("[") + 1:line.rindex("]")].split())
+    return verbs
+
+
+def test_what_a_stolen_operator_token_can_do_with_secrets(helm_bin, cluster, tmp_path, artifacts):
+    """Measured with the chart's own ServiceAccount and a real token: `kubectl auth can-i --list`, then real
+    requests. byName (the default) cannot list or watch any Secret, and reads one only by its namespace and name;
+    watch (opt-in) lists every Secret of the cluster."""
+    release = unique("sec")
+    with namespaces("ops", "victim") as (ops, victim), installed(helm_bin, release, ops, {}):
+        sa = f"{release}-aifleet-operator"
+        operator_pods_up(release, ops, 1)
+        stop_operator_pods(release, ops)
+        kubectl("create", "secret", "generic", "crown-jewels", "-n", victim, "--from-literal=key=value")
+        kubeconfig = service_account_kubeconfig(sa, ops, tmp_path / "sa.kubeconfig")
+
+        def as_token(*args: str) -> str:
+            return kubectl("--kubeconfig", str(kubeconfig), *args, check=False)
+
+        measured = {}
+        for access in ("byName", "watch"):
+            if access == "watch":
+                helm(helm_bin, "upgrade", release, str(CHART), "-n", ops, "--reuse-values",
+                     *set_args({"rbac": {"secretAccess": "watch"}}), timeout=180)
+                stop_operator_pods(release, ops)
+            def rules_in_force(access: str = access) -> str | None:
+                out = kubectl("auth", "can-i", "--list", f"--as=system:serviceaccount:{ops}:{sa}", "-n", victim)
+                return out if ("list" in _secret_verbs(out)) == (access == "watch") else None
+
+            listing = wait_until(f"can-i --list with secretAccess {access}", rules_in_force, timeout=30)
+            listed = as_token("get", "secrets", "--all-namespaces", "-o", "name")
+            by_name = as_token("get", "secret", "crown-jewels", "-n", victim, "-o", "name")
+            measured[access] = {"secret verbs": sorted(_secret_verbs(listing)), "list all": listed.strip()[:300],
+                                "get by name": by_name.strip()}
+            if access == "byName":
+                assert _secret_verbs(listing) == {"get", "create", "patch"}, listing
+                assert "Forbidden" in listed and "crown-jewels" not in listed
+            else:
+                assert {"list", "watch"} <= _secret_verbs(listing)
+                assert "secret/crown-jewels" in listed
+            # Both modes: a Secret whose namespace and name are known can be read (docs/install.md says so).
+            assert by_name.strip() == "secret/crown-jewels", by_name
+        (artifacts / "secret-access.json").write_text(json.dumps(measured, indent=1))

@@ -29,7 +29,7 @@ from aifleet.api.data import KafkaSpec, parse_maxmemory
 from aifleet.clients.kafka import BROKER_UNAVAILABLE, TIMEOUT, KafkaAdmin
 from aifleet.renderer.pgbouncer import render_pgbouncer
 from aifleet.renderer.redis import render_redis
-from aifleet.topics.apply import delete_topics, sync_topics
+from aifleet.topics.apply import delete_topics, owned_topics, sync_topics
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "services"))
 import harness  # noqa: E402
@@ -310,6 +310,8 @@ def test_topics_created_grown_refused_survive_outage_and_deleted(kafka):
     result = sync_topics(_kafka_spec(kafka.bootstrap), admin)
     print("\ncreate:", result.state, result.events)
     assert result.state == "Ready", result.message
+    owned = owned_topics(None, result)  # what the reconciler records in status.createdTopics
+    assert owned == sorted(names)
     assert "created topic orders (3 partitions, replication 1) and orders.dlq" in result.events
     assert "created topic clicks (2 partitions, replication 1)" in result.events
     state = admin.describe(names)
@@ -370,11 +372,11 @@ def test_topics_created_grown_refused_survive_outage_and_deleted(kafka):
     print(f"recovered: {back.state} after restart: {back.message}")
     assert back.state == "Ready", back.message
 
-    # Retain keeps every topic; Delete removes topics and dead-letter topics.
+    # Retain keeps every topic; Delete removes the topics and dead-letter topics aifleet created.
     kept = delete_topics(_kafka_spec(kafka.bootstrap, 6), admin)
     assert kept.state == "Ready" and kept.reason == "Retained"
     assert set(admin.describe(names)) == set(names)
-    deleted = delete_topics(_kafka_spec(kafka.bootstrap, 6, deletionPolicy="Delete"), admin)
+    deleted = delete_topics(_kafka_spec(kafka.bootstrap, 6, deletionPolicy="Delete"), admin, owned)
     print("delete:", deleted.state, deleted.events)
     assert deleted.state == "Ready", deleted.message
     deadline = time.monotonic() + 30
@@ -382,7 +384,7 @@ def test_topics_created_grown_refused_survive_outage_and_deleted(kafka):
         time.sleep(0.5)
     assert admin.describe(names) == {}
     # Deleting again is not an error: the topics are already gone.
-    assert delete_topics(_kafka_spec(kafka.bootstrap, 6, deletionPolicy="Delete"), admin).state == "Ready"
+    assert delete_topics(_kafka_spec(kafka.bootstrap, 6, deletionPolicy="Delete"), admin, owned).state == "Ready"
 
 
 def test_unreachable_cluster_is_degraded_quickly():

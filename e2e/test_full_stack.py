@@ -78,10 +78,14 @@ def test_every_component_becomes_ready(operator, namespace, kafka):
     for needle in ("PoolerReady", "CacheReady", "TopicsReady", "created topic"):
         assert needle in described, needle
 
-    # The database password lives in Secrets only: never in a ConfigMap, the status or an event.
-    everywhere = kubectl("get", "configmaps,events", "-n", namespace, "-o", "json") + json.dumps(obj["status"])
-    assert DB_PASSWORD not in everywhere
+    # The database password and the generated Redis password live in Secrets only: never in a ConfigMap, the
+    # status, an event or the operator's log (the Kafka credentials: e2e/test_deletion.py, on a SASL broker).
     generated = get_json("secret", "shop-redis-auth", "-n", namespace)["data"]["password"]
+    redis_password = base64.b64decode(generated).decode()
+    everywhere = kubectl("get", "configmaps,events", "-n", namespace, "-o", "json") + json.dumps(obj["status"])
+    for secret in (DB_PASSWORD, redis_password):
+        assert secret not in everywhere
+        assert secret not in operator.logs()
 
     # The generated Redis password is never rotated: a later reconcile keeps it.
     kubectl("annotate", "aiservice", "shop", "-n", namespace, "e2e/poke=2")

@@ -9,7 +9,7 @@ import time
 import yaml
 
 from chart_support import CHART, ROOT, applied_children, log_lines, namespaces, unique, wait_until
-from kube import get_json, is_true, kubectl
+from kube import get_json, is_true, kubectl, wait_crd_established
 from operator_process import OperatorProcess
 
 PEERING_CRDS = CHART / "crds" / "kopf.dev_peerings.yaml"
@@ -37,7 +37,7 @@ def test_standby_takes_over_when_the_active_replica_dies(crd, artifacts):
 
 def _takeover(namespace: str, artifacts) -> None:
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(PEERING_CRDS))
-    kubectl("wait", "--for=condition=Established", "crd/kopfpeerings.kopf.dev", "--timeout=60s")
+    wait_crd_established("kopfpeerings.kopf.dev")
     peering = "aifleet-ha"
     kubectl("apply", "-f", "-", input=f"apiVersion: kopf.dev/v1\nkind: KopfPeering\n"
                                       f"metadata: {{name: {peering}, namespace: {namespace}}}\n")

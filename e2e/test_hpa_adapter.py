@@ -2,11 +2,7 @@
 
 prometheus-adapter is built from its Go module (e2e/tools/build-adapter.sh) and runs as a process on loopback with
 the rule the chart ships (charts/aifleet-operator/files/prometheus-adapter-rules.yaml, the one docs/hpa-engine.md
-documents). The kube-apiserver reaches it through the APIService `v1beta1.custom.metrics.k8s.io`, whose Service is an
-ExternalName for `localhost`: with aggregator routing off (the default), the aggregator resolves an ExternalName
-Service to `externalName:<APIService port>` (k8s.io/apiserver/pkg/util/proxy.ResolveCluster), so no ClusterIP is ever
-dialled. The TLS server name the aggregator checks is `<service>.<namespace>.svc`; the adapter's serving cert, from a
-throwaway CA given to the APIService as its caBundle, names it.
+documents). The kube-apiserver reaches it through the APIService `v1beta1.custom.metrics.k8s.io` (e2e/adapter.py says how).
 
 As in test_autoscaling.py, the Triton server runs on loopback and Prometheus labels its metrics with the namespace
 and a pod name, as kubernetes_sd would. The name must be one of the fleet's real pods: the HPA asks the adapter for
@@ -18,12 +14,10 @@ where `localhost` is not this machine.
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import os
 import re
-import subprocess
 import sys
 import time
 import urllib.parse
@@ -33,18 +27,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kube import build_tool, condition, get_json, is_true, kubectl, wait_for
+from adapter import APISERVICE, RULES, adapter_binary, metrics_adapter
+from kube import condition, get_json, kubectl, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "services"))
 import harness  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILD_ADAPTER = ROOT / "e2e" / "tools" / "build-adapter.sh"
-RULES = ROOT / "charts" / "aifleet-operator" / "files" / "prometheus-adapter-rules.yaml"
 DOC = ROOT / "docs" / "hpa-engine.md"
 MINIMAL = yaml.safe_load((ROOT / "examples" / "minimal.yaml").read_text())
 
-APISERVICE = "v1beta1.custom.metrics.k8s.io"
 METRIC = "triton_requests_per_second"
 TARGET = 20.0  # rps per pod
 LOAD_RPS = 90  # -> ceil(90 / 20) = 5 pods
@@ -69,7 +61,7 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def adapter_bin() -> str:
     """prometheus-adapter built from its Go module."""
-    return build_tool(BUILD_ADAPTER)
+    return adapter_binary()
 
 
 @pytest.fixture(scope="module")
@@ -89,29 +81,6 @@ def triton(tmp_path_factory, prometheus):
     prometheus.set_targets("triton", [])
 
 
-def serving_cert(d: Path, dns_names: list[str]) -> tuple[Path, Path, Path]:
-    """A throwaway CA and a serving cert for `dns_names` + 127.0.0.1 signed by it: (ca.crt, tls.crt, tls.key)."""
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True, timeout=60)
-
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "1",
-            "-subj", "/CN=aifleet-e2e-adapter-ca", "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "tls.key", "-out", "tls.csr",
-            "-subj", "/CN=prometheus-adapter")
-    san = ",".join([*(f"DNS:{n}" for n in dns_names), "IP:127.0.0.1"])
-    (d / "tls.ext").write_text(f"basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
-                               f"extendedKeyUsage=serverAuth\nsubjectAltName={san}\n")
-    openssl("x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-set_serial",
-            f"0x{uuid.uuid4().hex}", "-days", "1", "-sha256", "-extfile", "tls.ext", "-out", "tls.crt")
-    return d / "ca.crt", d / "tls.crt", d / "tls.key"
-
-
-def apiservice_available() -> dict | None:
-    obj = get_json("apiservice", APISERVICE)
-    return obj if is_true(obj, "Available") else None
-
-
 @pytest.fixture(scope="module")
 def adapter(cluster, adapter_bin, prometheus, tmp_path_factory):
     """prometheus-adapter on loopback, registered as the custom.metrics.k8s.io API server of the cluster."""
@@ -119,49 +88,8 @@ def adapter(cluster, adapter_bin, prometheus, tmp_path_factory):
     if existing is not None:
         pytest.fail(f"the cluster already has an APIService {APISERVICE} (service {existing['spec'].get('service')}); "
                     "this test registers its own adapter and would replace it")
-    state = tmp_path_factory.mktemp("prometheus-adapter")
-    ns = f"e2e-metrics-adapter-{uuid.uuid4().hex[:5]}"
-    svc = "prometheus-adapter"
-    port = harness.free_port()
-    ca, crt, key = serving_cert(state, [f"{svc}.{ns}.svc", "localhost"])
-    kubeconfig = os.environ["KUBECONFIG"]  # the admin identity: lists pods, reads the front-proxy CA, reviews access
-    proc = harness.ManagedProcess([
-        adapter_bin,
-        f"--secure-port={port}", "--bind-address=127.0.0.1",
-        f"--tls-cert-file={crt}", f"--tls-private-key-file={key}",
-        f"--lister-kubeconfig={kubeconfig}",
-        f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
-        f"--prometheus-url={prometheus.url}",
-        f"--config={RULES}",
-        # Find a series a few seconds after Prometheus has it, not after upstream's default 10 minutes.
-        "--metrics-relist-interval=5s", "--metrics-max-age=1m",
-        "--v=2",
-    ], state / "adapter.log")
-    proc.start()
-    try:
-        harness.wait_until(lambda: harness.port_open(port), 60, "prometheus-adapter serving", proc)
-        kubectl("create", "namespace", ns)
-        kubectl("apply", "-f", "-", input=yaml.safe_dump_all([
-            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": svc, "namespace": ns},
-             # No ClusterIP, no endpoints: the aggregator dials localhost:<port> itself.
-             "spec": {"type": "ExternalName", "externalName": "localhost",
-                      "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}},
-            {"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService", "metadata": {"name": APISERVICE},
-             "spec": {"group": "custom.metrics.k8s.io", "version": "v1beta1",
-                      "service": {"name": svc, "namespace": ns, "port": port},
-                      "caBundle": base64.b64encode(ca.read_bytes()).decode(),
-                      "groupPriorityMinimum": 100, "versionPriority": 100}},
-        ]))
-        wait_for("the APIService to be Available", apiservice_available, timeout=60)
+    with metrics_adapter(adapter_bin, prometheus.url, tmp_path_factory.mktemp("prometheus-adapter")) as proc:
         yield proc
-    except BaseException:
-        print(proc.log_tail(60))
-        raise
-    finally:
-        # The APIService goes first: an unavailable aggregated API would stall namespace deletion cluster-wide.
-        kubectl("delete", "apiservice", APISERVICE, "--ignore-not-found", check=False)
-        kubectl("delete", "namespace", ns, "--wait=false", "--ignore-not-found", check=False)
-        proc.stop(timeout=10)
 
 
 # -------------------------------------------------------------------------------------------------- helpers

@@ -21,7 +21,7 @@ from chart_support import (
     wait_until,
 )
 from harness.net import free_port, http_get_text
-from kube import kubectl
+from kube import kubectl, wait_crd_established
 from operator_process import OperatorProcess
 
 PEERING_CRDS = CHART / "crds" / "kopf.dev_peerings.yaml"
@@ -103,7 +103,7 @@ def test_not_ready_until_permissions_are_granted_then_starts_without_restart(
 
 def test_missing_peering_object_is_named(crd, namespace):
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(PEERING_CRDS))
-    kubectl("wait", "--for=condition=Established", "crd/kopfpeerings.kopf.dev", "--timeout=60s")
+    wait_crd_established("kopfpeerings.kopf.dev")
     proc = aifleet("run", "--check", "-n", namespace, "--peering", "absent")
     assert proc.returncode == 1
     line = one_line(proc.stderr)

@@ -84,11 +84,18 @@ def test_readiness_names_what_is_wrong_until_every_check_passes(served):
     code, body = http_get_text(base + "/readyz")
     assert code == 503
     assert json.loads(body)["checks"]["preflight"]["message"] == "the AIService CRD is not installed"
-    for check in ("preflight", "kopf", "watching"):
+    for check in ("preflight", "kopf", "watching", "apiserver"):
         health.set(check, True)
     code, body = http_get_text(base + "/readyz")
     assert code == 200 and json.loads(body)["ready"] is True
     assert sample("aifleet_ready") == 1
+    # The API server going away (or its etcd) turns readiness off until it answers again.
+    health.set("apiserver", False, "the API server does not answer: [Errno 111] Connection refused")
+    code, body = http_get_text(base + "/readyz")
+    assert code == 503 and "Connection refused" in json.loads(body)["checks"]["apiserver"]["message"]
+    assert sample("aifleet_ready") == 0
+    health.set("apiserver", True)
+    assert http_get_text(base + "/readyz")[0] == 200
 
 
 def test_liveness_follows_the_heartbeat_not_the_preflight(served):
@@ -138,6 +145,31 @@ def test_chart_rules_are_the_operators_permission_list():
     assert _chart_namespaced_rules() == permissions.as_rbac_rules(permissions.NAMESPACED_RULES)
 
 
+def _chart_secret_rules() -> dict[str, list[dict]]:
+    """The two branches of the chart's secretRules (rbac.secretAccess), as YAML."""
+    text = (ROOT / "charts" / "aifleet-operator" / "templates" / "_helpers.tpl").read_text()
+    block = re.search(r'{{- define "aifleet-operator.secretRules" -}}\n(.*?){{- end }}\n{{- end }}', text, re.S).group(1)
+    watch, by_name = re.split(r"{{- else -}}\n", re.sub(r"{{- if [^}]*}}\n", "", block))
+    return {"watch": yaml.safe_load(watch), "byName": yaml.safe_load(by_name)}
+
+
+def test_secret_rules_per_access_mode_and_no_list_or_watch_by_default():
+    assert _chart_secret_rules() == {mode: permissions.as_rbac_rules([permissions.SECRET_RULES[mode]])
+                                     for mode in permissions.SECRET_ACCESS}
+    values = yaml.safe_load((ROOT / "charts" / "aifleet-operator" / "values.yaml").read_text())
+    assert values["rbac"]["secretAccess"] == "byName"
+    from aifleet.cli import build_parser
+
+    assert build_parser().parse_args(["run"]).secret_access == "byName"  # the operator's default is the chart's
+    for clusterwide in (True, False):
+        rules = permissions.required_rules(clusterwide=clusterwide, peering=False)
+        secrets = [r for r in rules if r.plural == "secrets"]
+        assert len(secrets) == 1 and not {"list", "watch"} & set(secrets[0].verbs), secrets
+    watched = [r for r in permissions.required_rules(clusterwide=True, peering=False, secret_access="watch")
+               if r.plural == "secrets"]
+    assert {"list", "watch"} <= set(watched[0].verbs)
+
+
 def test_no_wildcards_pods_only_listed_and_delete_only_where_children_go_away():
     for rule in [*permissions.NAMESPACED_RULES, permissions.CRD_RULE, permissions.peering_rule(True),
                  permissions.peering_rule(False)]:
@@ -175,7 +207,9 @@ def test_child_verbs_follow_what_the_operator_watches_and_renders():
         "secrets": {"get"},
         **{plural: {"delete"} for plural in ("statefulsets", "deployments", "services", "httproutes")},
     }
-    by_resource = {(r.group, r.resource): set(r.verbs) for r in permissions.NAMESPACED_RULES}
+    # With `--secret-access watch`, Secrets are a watched child like the others; byName drops their list and watch.
+    by_resource = {(r.group, r.resource): set(r.verbs)
+                   for r in (*permissions.NAMESPACED_RULES, permissions.SECRET_RULES["watch"])}
     for kind in CHILD_KINDS:
         verbs = {"list", "watch"} | ({"create", "patch"} if kind.kind in rendered else set())
         assert by_resource[(kind.group, kind.plural)] == verbs | extras.get(kind.plural, set()), kind
@@ -200,7 +234,7 @@ def test_checks_per_scope():
 
 
 def test_missing_permissions_are_summarized_in_one_line():
-    missing = [c for c in permissions.checks(["a"], peering=False) if c.resource == "secrets"]
+    missing = [c for c in permissions.checks(["a"], peering=False, secret_access="watch") if c.resource == "secrets"]
     line = permissions.summarize(missing)
     assert line == "get,list,watch,create,patch secrets in namespace a"
     scale = [c for c in permissions.checks([], peering=False) if c.subresource == "scale"]

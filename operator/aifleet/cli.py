@@ -49,6 +49,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run(
         RunOptions(
             namespaces=args.namespace or [],
+            allowed_endpoints=args.allow_endpoint,
             peering=args.peering,
             priority=args.priority,
             peering_lifetime=args.peering_lifetime,
@@ -56,6 +57,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             metrics_port=args.metrics_port,
             retry_seconds=args.preflight_retry_seconds,
             check_only=args.check,
+            secret_access=args.secret_access,
         )
     )
 
@@ -87,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--peering-lifetime", type=int, default=60,
         help="seconds without a keep-alive after which a peer counts as gone and a standby takes over",
     )
+    run.add_argument(
+        "--secret-access", choices=["byName", "watch"], default="byName",
+        help="byName: read each Secret it needs by name (RBAC: secrets get, create, patch); watch: also list and "
+             "watch the Secrets it labelled (RBAC adds list, watch: the token can list every Secret)",
+    )
     run.add_argument("--health-port", type=int, default=8080, help="port of /healthz and /readyz (0 disables)")
     run.add_argument("--metrics-port", type=int, default=9090, help="port of the Prometheus /metrics (0 disables)")
     run.add_argument(
@@ -96,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--preflight-retry-seconds", type=float, default=15.0,
         help="while the preflight fails, re-check this often (and report it on /readyz)",
+    )
+    run.add_argument(
+        "--allow-endpoint", action="append", default=[], metavar="HOST[:PORT]",
+        help="connect (and send credentials) only to metrics addresses and Kafka bootstrap servers matching one of"
+        " these host patterns (repeatable, fnmatch-style, e.g. '*.monitoring.svc'); default: any",
     )
     run.add_argument("--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS, help="default INFO")
     run.add_argument("--log-format", choices=["json", "text"], default="json")

@@ -12,17 +12,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import itertools
 import logging
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from .api import GROUP, PLURAL
+from .clients import endpoints
+from .clients.kube import API_SERVER, Kube, KubeError
 from .observability import metrics, permissions, preflight
 from .observability.health import Health, Servers
 
 log = logging.getLogger("aifleet.operator")
 
 HEARTBEAT_SECONDS = 5.0
+API_PROBE_SECONDS = 5.0  # how soon readiness notices the API server gone while nothing is being reconciled
 HANDLERS = "aifleet.reconciler.handlers"  # importing it registers the kopf handlers
 
 
@@ -36,11 +42,22 @@ class RunOptions:
     metrics_port: int = 9090
     retry_seconds: float = 15.0
     check_only: bool = False
+    allowed_endpoints: list[str] = field(default_factory=list)  # see clients/endpoints.py
+    secret_access: str = "byName"  # see observability/permissions.py's SECRET_RULES
+
+
+def publish_allowed_endpoints(options: RunOptions) -> endpoints.EndpointPolicy:
+    """The engines read the allow-list from the environment when kopf starts them; `--allow-endpoint` adds to it."""
+    if options.allowed_endpoints:
+        extra = [os.environ.get(endpoints.ENV, ""), *options.allowed_endpoints]
+        os.environ[endpoints.ENV] = ",".join(p for p in extra if p)
+    return endpoints.EndpointPolicy.from_env()
 
 
 def run(options: RunOptions) -> int:
+    publish_allowed_endpoints(options)
     if options.check_only:
-        result = preflight.run(options.namespaces, peering=options.peering)
+        result = preflight.run(options.namespaces, peering=options.peering, secret_access=options.secret_access)
         (log.info if result.ok else log.error)(result.message, extra={"check": result.check})
         return 0 if result.ok else 1
 
@@ -56,20 +73,55 @@ def run(options: RunOptions) -> int:
     return 0
 
 
+class RetryForever:
+    """kopf's error backoffs, never exhausted: a fresh sequence for every request (kopf iterates it per request,
+    and takes one without a length as endless)."""
+
+    def __iter__(self) -> Iterator[float]:
+        return itertools.chain((1, 1, 2, 3, 5, 8, 13), itertools.repeat(15))
+
+
+class QuietDuringOutage(logging.Filter):
+    """While API_SERVER knows the API server is away (and has said so once), kopf's own line per failed attempt
+    of every watch and patch ("Request attempt #3 failed; will retry") is left out: the same outage, many times."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not API_SERVER.down or not record.name.startswith("kopf"):
+            return True
+        message = record.getMessage()
+        return not (message.startswith("Request attempt") and "will retry" in message)
+
+
 async def _heartbeat(health: Health) -> None:
     while True:
         health.beat()
         await asyncio.sleep(HEARTBEAT_SECONDS)
 
 
+async def _probe_api_server(health: Health) -> None:
+    """Readiness follows the API server: every call the operator makes reports to API_SERVER, and this probe
+    keeps asking while nothing else does. The probe's own failure is said by API_SERVER, once per outage."""
+    kube = Kube(retries=0)
+    health.set("apiserver", True)
+    API_SERVER.subscribe(lambda answers, message: health.set("apiserver", answers, message))
+    while True:
+        with contextlib.suppress(KubeError):
+            await asyncio.to_thread(kube.ping)
+        await asyncio.sleep(API_PROBE_SECONDS)
+
+
 async def _preflight(options: RunOptions, health: Health) -> None:
     """Until the preflight passes: one line per distinct problem, not one per retry."""
     said = None
     while True:
-        result = await asyncio.to_thread(preflight.run, options.namespaces, peering=options.peering)
+        result = await asyncio.to_thread(
+            preflight.run, options.namespaces, peering=options.peering, secret_access=options.secret_access)
         health.set("preflight", result.ok, result.message)
         if result.ok:
             log.info(result.message)
+            allowed = endpoints.EndpointPolicy.from_env().patterns
+            log.info("endpoints allowed for metrics and Kafka: " + (", ".join(allowed) if allowed else "any"),
+                     extra={"allowed_endpoints": list(allowed)})
             return
         if result.message != said:
             metrics.PREFLIGHT_FAILURES.labels(check=result.check).inc()
@@ -108,17 +160,24 @@ async def _track_readiness(health: Health, started: asyncio.Event, insights: Any
 async def _operate(options: RunOptions, health: Health) -> None:
     import kopf
 
-    importlib.import_module(HANDLERS)
+    importlib.import_module(HANDLERS).watch_children(watch_secrets=options.secret_access == "watch")
 
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(QuietDuringOutage())
     beat = asyncio.create_task(_heartbeat(health), name="aifleet heartbeat")
-    tracker = None
+    tracker = probe = None
     try:
         await _preflight(options, health)
+        probe = asyncio.create_task(_probe_api_server(health), name="aifleet API server probe")
         if options.peering:
             log.info(f"peering as {options.peering!r} with priority {options.priority}",
                      extra={"peering": options.peering, "priority": options.priority})
         settings = kopf.OperatorSettings()
         settings.peering.lifetime = options.peering_lifetime
+        # kopf gives up on a request after about a minute of errors, and a watch that gives up ends the operator
+        # with a traceback: an etcd outage of two minutes would be a crash. Keep trying; readiness says why.
+        settings.networking.error_backoffs = RetryForever()
+        settings.posting.default_backoffs = RetryForever()  # an event said during an outage is posted after it
         if options.namespaces and not any(permissions.is_pattern(n) for n in options.namespaces):
             # Exact namespaces need no cluster-wide read: no runtime scan of CRDs and namespaces (kopf would
             # list both cluster-wide); the preflight has already waited for the CRD. Patterns keep the scan.
@@ -138,7 +197,7 @@ async def _operate(options: RunOptions, health: Health) -> None:
             **extra,
         )
     finally:
-        for task in (beat, tracker):
+        for task in (beat, tracker, probe):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

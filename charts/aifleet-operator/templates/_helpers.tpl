@@ -127,11 +127,6 @@ StatefulSet replacement (owner references and the garbage collector remove child
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
   verbs: ["list", "watch", "create", "patch", "delete"]
-# Secrets: generated ones (configs, passwords) are watched and applied; get reads the user Secrets a spec
-# references (database credentials, a Prometheus token).
-- apiGroups: [""]
-  resources: ["secrets"]
-  verbs: ["get", "list", "watch", "create", "patch"]
 # Why Triton pods that do not become available fail (crash, image, scheduling): listed by label selector.
 - apiGroups: [""]
   resources: ["pods"]
@@ -144,4 +139,22 @@ StatefulSet replacement (owner references and the garbage collector remove child
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+{{- end }}
+
+{{/*
+Secrets (rbac.secretAccess; docs/install.md, "Secrets"). byName: the generated Secrets are created and applied
+and every Secret the operator needs is read by name; no list, no watch, so its token cannot enumerate Secrets.
+watch: list and watch as well, so a hand edit of a Secret aifleet manages is put back at once; the token can then
+list every Secret in its scope.
+*/}}
+{{- define "aifleet-operator.secretRules" -}}
+{{- if eq .Values.rbac.secretAccess "watch" -}}
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+{{- else -}}
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "create", "patch"]
+{{- end }}
 {{- end }}

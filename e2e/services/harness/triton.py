@@ -133,7 +133,8 @@ class LoadGenerator:
                  model: str = "echo", workers: int = 16, max_seconds: Optional[float] = None,
                  max_requests: int = 200_000, timeout: float = 5.0, python: Optional[str] = None,
                  input_name: str = "data", window_s: float = 0.0, allow_networks: Sequence[str] = (),
-                 fresh_connections: bool = False, batch: int = 1, live_path: Optional[PathLike] = None) -> None:
+                 fresh_connections: bool = False, batch: int = 1, live_path: Optional[PathLike] = None,
+                 slo_ms: float = 0.0) -> None:
         if not urls or not profile:
             raise ValueError("need at least one URL and one (seconds, rps) step")
         self.state_dir = Path(state_dir).resolve()
@@ -151,6 +152,7 @@ class LoadGenerator:
         self.fresh_connections = fresh_connections
         self.batch = batch
         self.live_path = Path(live_path) if live_path else None
+        self.slo_ms = slo_ms
         # Any interpreter with tritonclient[http] + numpy works (the repo's .venv has them);
         # the PyTriton venv is the default because install.sh always builds it.
         self.python = python or pytriton_python()
@@ -164,7 +166,7 @@ class LoadGenerator:
                 "--workers", str(self.workers), "--max-seconds", str(self.max_seconds),
                 "--max-requests", str(self.max_requests), "--timeout", str(self.timeout),
                 "--report", str(self.report_path), "--input", self.input_name, "--window", str(self.window_s),
-                "--batch", str(self.batch)]
+                "--batch", str(self.batch), "--slo-ms", str(self.slo_ms)]
         for network in self.allow_networks:
             argv += ["--allow-network", network]
         if self.fresh_connections:

@@ -96,8 +96,9 @@ def percentile(sorted_values: list[float], q: float) -> Optional[float]:
     return round(sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * q))], 2)
 
 
-def timeline(events: list[tuple[float, bool, float]], window_s: float) -> list[dict]:
-    """Per window of the run: answered and failed requests and latency percentiles of the answered."""
+def timeline(events: list[tuple[float, bool, float]], window_s: float, slo_ms: float = 0.0) -> list[dict]:
+    """Per window of the run: answered and failed requests and latency percentiles of the answered; with `slo_ms`,
+    also the answered requests slower than it."""
     buckets: dict[int, list[tuple[bool, float]]] = {}
     for t, ok, ms in events:
         buckets.setdefault(int(t // window_s), []).append((ok, ms))
@@ -108,6 +109,8 @@ def timeline(events: list[tuple[float, bool, float]], window_s: float) -> list[d
                      "errors": sum(1 for ok, _ in buckets[index] if not ok),
                      "p50_ms": percentile(lat, 0.50), "p95_ms": percentile(lat, 0.95),
                      "p99_ms": percentile(lat, 0.99)})
+        if slo_ms > 0:
+            rows[-1]["over_slo"] = sum(1 for ms in lat if ms > slo_ms)
     return rows
 
 
@@ -231,6 +234,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--input", default="data", help="the model's FP32 input tensor")
     p.add_argument("--fresh-connections", action="store_true", help="open a new connection for every request")
     p.add_argument("--window", type=float, default=0.0, help="add a timeline with windows of this many seconds")
+    p.add_argument("--slo-ms", type=float, default=0.0,
+                   help="with --window: also count per window the answered requests slower than this")
     p.add_argument("--live", type=Path, help="with --window: append each window's figures to this file as it ends")
     p.add_argument("--allow-network", action="append", default=[], type=ipaddress.ip_network,
                    help="a CIDR of this machine's own (cluster) addresses that may be targeted besides loopback")
@@ -263,7 +268,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         "steps": [s.to_json() for s in steps],
     }
     if args.window > 0:
-        report["timeline"] = timeline(runner.events, args.window)
+        report["timeline"] = timeline(runner.events, args.window, args.slo_ms)
     text = json.dumps(report, indent=2)
     if args.report:
         args.report.write_text(text + "\n")

@@ -60,6 +60,13 @@ class AIServiceStatus(ApiModel):
     endpoints: Endpoints = Field(default_factory=Endpoints, description="Addresses clients use.")
     components: dict[str, ComponentStatus] = Field(default_factory=dict, description="State per component.")
     autoscaling: AutoscalingStatus | None = Field(None, description="The autoscaler's last decision.")
+    created_topics: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Kafka topics aifleet created. deletionPolicy Delete deletes only these: a listed topic that existed "
+            "before is never deleted."
+        ),
+    )
     canary: CanaryStatus | None = Field(
         None, description="The canary's rollout: its share, the analysis window and verdict, each version's pods."
     )

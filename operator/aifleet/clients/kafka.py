@@ -72,6 +72,7 @@ NOT_AUTHORIZED = "NotAuthorized"
 INVALID_REQUEST = "InvalidRequest"
 TIMEOUT = "Timeout"
 KAFKA_ERROR = "KafkaError"
+ALREADY_EXISTS = "AlreadyExists"
 
 _UNAVAILABLE = {
     KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE, KafkaError._SSL,
@@ -108,6 +109,8 @@ def _classify(error: KafkaError) -> str:
         return NOT_AUTHORIZED
     if code in _INVALID:
         return INVALID_REQUEST
+    if code == KafkaError.TOPIC_ALREADY_EXISTS:
+        return ALREADY_EXISTS
     return KAFKA_ERROR
 
 
@@ -230,12 +233,13 @@ class KafkaAdmin:
     # -- writes: each returns {name: KafkaAdminError} for the topics that failed ------------------------
 
     def create(self, topics: Iterable[tuple[str, int, int, dict[str, str]]]) -> dict[str, KafkaAdminError]:
-        """Create `(name, partitions, replication_factor, configs)` topics. An existing topic is not an error."""
+        """Create `(name, partitions, replication_factor, configs)` topics. A topic that exists already comes back
+        with reason `AlreadyExists`: someone else made it, so it is not ours to delete."""
         new = [NewTopic(name, num_partitions=p, replication_factor=rf, config=dict(cfg)) for name, p, rf, cfg in topics]
         if not new:
             return {}
         futures = self._admin.create_topics(new, operation_timeout=self.timeout, request_timeout=self.timeout)
-        return self._collect(futures, "creating topic", ignore=frozenset({KafkaError.TOPIC_ALREADY_EXISTS}))
+        return self._collect(futures, "creating topic")
 
     def add_partitions(self, totals: dict[str, int]) -> dict[str, KafkaAdminError]:
         """Grow each topic to the given total partition count."""

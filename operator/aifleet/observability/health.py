@@ -4,7 +4,8 @@
   permission does NOT fail liveness: restarting would not fix it, it would only turn one clear message into a
   crash loop. The event loop stalling for ``stale_after`` seconds does.
 * ``/readyz`` (readiness): 200 once every check passed: the preflight (API reachable, CRD installed,
-  permissions granted), kopf started, and kopf watching AIServices. 503 otherwise, with a JSON body naming
+  permissions granted), kopf started, kopf watching AIServices, and the API server answering now (it goes false
+  while the API server or its etcd is away, and true again when they return). 503 otherwise, with a JSON body naming
   each check and, for a failed one, what is wrong: ``kubectl get --raw`` is not needed, the pod's
   readiness-probe event shows it.
 * ``/metrics``: the Prometheus exposition (on its own port, so a NetworkPolicy or ServiceMonitor can target it).
@@ -23,7 +24,7 @@ from . import metrics
 
 log = logging.getLogger("aifleet.observability")
 
-READINESS_CHECKS = ("preflight", "kopf", "watching")
+READINESS_CHECKS = ("preflight", "kopf", "watching", "apiserver")
 
 
 class Health:

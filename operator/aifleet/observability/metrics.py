@@ -36,6 +36,7 @@ GCCollector(registry=REGISTRY)
 
 RESULTS = ("changed", "unchanged", "error")
 DIRECTIONS = ("up", "down")
+API_VERBS = ("get", "post", "patch", "put", "delete")
 OTHER = "other"
 
 BUILD_INFO = Gauge("aifleet_build_info", "aifleet version; always 1", ["version"], registry=REGISTRY)
@@ -55,6 +56,13 @@ RECONCILE_SECONDS = Histogram(
     "Wall time of one reconcile pass of one AIService, by result",
     ["result"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+    registry=REGISTRY,
+)
+API_REQUESTS = Counter(
+    "aifleet_api_requests_total",
+    "Requests the reconciler sent to the API server (kopf's own watches, finalizers and events not included), by "
+    "verb (get, post, patch, delete) and HTTP status (0: no answer)",
+    ["verb", "code"],
     registry=REGISTRY,
 )
 ERRORS = Counter(
@@ -161,9 +169,18 @@ def error_reason(exc: BaseException) -> str:
     or the exception's type name for non-HTTP errors."""
     status = getattr(exc, "status", None)
     if isinstance(status, int):
-        named = {409: "conflict", 403: "forbidden", 404: "notfound", 422: "invalid", 401: "unauthorized"}
+        named = {409: "conflict", 403: "forbidden", 404: "notfound", 422: "invalid", 401: "unauthorized",
+                 0: "unreachable"}
         return named.get(status) or f"http{status // 100}xx"
     return type(exc).__name__[:40]
+
+
+def record_api_request(method: str, status: int) -> None:
+    """One request of the reconciler's API client and its answer (0 when none came)."""
+    try:
+        API_REQUESTS.labels(verb=_bounded(method.lower(), API_VERBS), code=str(int(status))).inc()
+    except Exception:
+        log.debug("record_api_request failed", exc_info=True)
 
 
 def record_error(exc_or_reason: BaseException | str) -> None:

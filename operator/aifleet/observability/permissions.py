@@ -62,13 +62,28 @@ NAMESPACED_RULES: tuple[Rule, ...] = (
          "watch AIServices; kopf adds and removes its finalizer and bookkeeping annotations"),
     Rule("aifleet.dev", "aiservices/status", ("patch",), "report status and conditions"),
     *(Rule(group, plural, verbs, why) for group, plural, verbs, why in _CHILDREN),
-    Rule("", "secrets", ("get", "list", "watch", "create", "patch"),
-         "watch and apply generated Secrets (config, passwords); read the user Secrets a spec references"),
     Rule("", "pods", ("list",),
          "say why Triton pods that do not become available fail (crash, image, scheduling), by label selector"),
     Rule("apps", "deployments/scale", ("patch",), "the operator autoscaling engine sets Triton's replicas"),
     Rule("", "events", ("create",), "explain each decision in `kubectl describe aiservice`"),
 )
+
+
+# Secrets, two ways (`--secret-access`, the chart's `rbac.secretAccess`). Both create the generated Secrets and
+# server-side-apply the config Secrets (create, patch) and read the ones a spec references (get).
+#   byName (the default): no list, no watch. The operator reads each Secret it needs by name (cached for a while,
+#     see reconciler/observed.py's SecretReader): its token cannot enumerate the cluster's Secrets, only read one
+#     whose namespace and name it knows. A hand edit of a Secret aifleet manages is put back at the next read.
+#   watch: list and watch as well, so kopf follows the Secrets aifleet labelled and puts back an edit at once; the
+#     token can then list every Secret it may see (RBAC cannot limit a list to a label).
+SECRET_ACCESS = ("byName", "watch")
+SECRET_RULES = {
+    "byName": Rule("", "secrets", ("get", "create", "patch"),
+                   "create and apply generated Secrets (config, passwords) and read the Secrets a spec references, "
+                   "each by name"),
+    "watch": Rule("", "secrets", ("get", "list", "watch", "create", "patch"),
+                  "watch and apply generated Secrets (config, passwords); read the user Secrets a spec references"),
+}
 
 
 def peering_rule(clusterwide: bool) -> Rule:
@@ -94,11 +109,13 @@ CRD_RULE = Rule("apiextensions.k8s.io", "customresourcedefinitions", ("list", "w
                 cluster_scoped=True)
 
 
-def required_rules(*, clusterwide: bool, peering: bool, patterns: bool = False) -> list[Rule]:
+def required_rules(*, clusterwide: bool, peering: bool, patterns: bool = False,
+                   secret_access: str = "byName") -> list[Rule]:
     """The rules the operator needs in one scope: namespaced rules apply per watched namespace
     (or cluster-wide when ``clusterwide``), rules with ``cluster_scoped`` need a ClusterRole.
-    ``patterns``: --namespace globs, which kopf resolves by listing namespaces (the chart takes exact names)."""
-    rules = list(NAMESPACED_RULES)
+    ``patterns``: --namespace globs, which kopf resolves by listing namespaces (the chart takes exact names).
+    ``secret_access``: see SECRET_RULES."""
+    rules = [*NAMESPACED_RULES, SECRET_RULES[secret_access]]
     if clusterwide or patterns:
         rules.append(CRD_RULE)
     if patterns:
@@ -127,13 +144,13 @@ class Check:
         return f"{self.verb} {what}{where}"
 
 
-def checks(namespaces: Sequence[str], *, peering: bool) -> list[Check]:
+def checks(namespaces: Sequence[str], *, peering: bool, secret_access: str = "byName") -> list[Check]:
     """All (verb, resource, namespace) triples to verify for a watch scope: empty ``namespaces`` = all.
     With patterns among them the set of namespaces is open, so the namespaced rules are checked cluster-wide."""
     clusterwide = not namespaces
     patterns = any(is_pattern(n) for n in namespaces)
     out: list[Check] = []
-    for rule in required_rules(clusterwide=clusterwide, peering=peering, patterns=patterns):
+    for rule in required_rules(clusterwide=clusterwide, peering=peering, patterns=patterns, secret_access=secret_access):
         scopes: Iterable[str] = [""] if (clusterwide or patterns or rule.cluster_scoped) else namespaces
         for namespace in scopes:
             for verb in rule.verbs:

@@ -98,9 +98,9 @@ def _allowed(api: kubernetes.client.ApiClient, check: permissions.Check) -> bool
 
 
 def missing_permissions(
-    api: kubernetes.client.ApiClient, namespaces: Sequence[str], *, peering: bool
+    api: kubernetes.client.ApiClient, namespaces: Sequence[str], *, peering: bool, secret_access: str = "byName"
 ) -> list[permissions.Check]:
-    wanted = permissions.checks(namespaces, peering=peering)
+    wanted = permissions.checks(namespaces, peering=peering, secret_access=secret_access)
     with ThreadPoolExecutor(max_workers=8) as pool:
         allowed = list(pool.map(lambda c: _allowed(api, c), wanted))
     return [c for c, ok in zip(wanted, allowed) if not ok]
@@ -137,6 +137,7 @@ def run(
     peering: str = "",
     api: kubernetes.client.ApiClient | None = None,
     crd: tuple[str, str, str] = (GROUP, VERSION, PLURAL),
+    secret_access: str = "byName",
 ) -> Result:
     """Run every check; the first failure decides the result. ``api`` defaults to in-cluster or KUBECONFIG."""
     if api is None:
@@ -167,7 +168,7 @@ def run(
 
     who = _who(api)
     try:
-        missing = missing_permissions(api, namespaces, peering=bool(peering))
+        missing = missing_permissions(api, namespaces, peering=bool(peering), secret_access=secret_access)
     except Exception as exc:  # noqa: BLE001
         return Result(False, "permissions", f"cannot check the permissions of {who}: {_reason(exc)}")
     if missing:

@@ -3,7 +3,15 @@
 Design: level-triggered, like controller-runtime. Every event on an AIService or on a child it owns
 pokes that AIService's worker (a kopf daemon); the worker reconciles the whole object from the watch
 caches (kopf indexes), so the same code path serves create, update, drift, resume after a restart and
-the periodic resync, and a quiet resync makes no API calls at all.
+the periodic resync, and a quiet resync makes no API calls at all (with `--secret-access byName`, the default,
+Secrets are not watched: a pass reads each one it needs by name at most every two minutes, see SecretReader).
+
+Finalizers: only an AIService whose Kafka topics are to be deleted (`deletionPolicy: Delete`) carries one, because
+only its topics live outside the cluster, where the garbage collector cannot reach them. Every child is removed by
+the garbage collector through its owner reference, so any other AIService is deleted at once, even while the
+operator is not running. kopf would put a finalizer on every object a daemon runs for (to stop the daemon before
+the object goes); the worker is told about the deletion by the watch instead (`Triggers.stop`) and stops itself
+(kopf_patches.py, which also keeps a namespace being deleted watched until it is gone).
 """
 
 from __future__ import annotations
@@ -22,9 +30,11 @@ import kopf
 from ..api import GROUP, KIND, PLURAL, VERSION
 from ..api.children import INSTANCE_LABEL, MANAGED_SELECTOR
 from ..clients.kinds import BY_KIND, CHILD_KINDS, Kind
-from ..clients.kube import KubeError
+from ..clients.kube import API_SERVER, KubeError, UnreachableError
 from ..observability import metrics
-from .observed import trim
+from ..topics.apply import CLEANUP_TIMEOUT_SECONDS
+from . import kopf_patches
+from .observed import SecretReader, trim
 from .passes import Engines, aligned_delay, clean_up_topics, run_pass
 from .sync import Emit
 from .triggers import Triggers
@@ -34,6 +44,9 @@ log = logging.getLogger("aifleet.handlers")
 # AIFLEET_RESYNC_SECONDS: shorter resyncs make "a quiet resync writes nothing" measurable in minutes (benchmarks).
 RESYNC_SECONDS = float(os.environ.get("AIFLEET_RESYNC_SECONDS", "300"))
 MAX_BACKOFF_SECONDS = 300.0
+# How long a deletion waits for Kafka before it lets the AIService go, leaving its topics (see topics/apply.py).
+TOPIC_CLEANUP_SECONDS = float(os.environ.get("AIFLEET_TOPIC_CLEANUP_SECONDS", CLEANUP_TIMEOUT_SECONDS))
+OUTAGE_RETRY_SECONDS = 30.0  # while the API server is away; its return wakes every worker at once anyway
 # Passes mostly wait on the API server: threads, not CPUs. First in, first out: while a fleet is created in bulk,
 # a pass waits its turn and then covers every change of its AIService since, which keeps passes and status
 # writes few (benchmarks/results/fleet-findings.md).
@@ -58,6 +71,19 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.watching.client_timeout = 330
     memo.engines = Engines()
     memo.triggers = Triggers()
+
+
+@kopf.on.startup()
+async def wake_when_the_api_server_returns(memo: kopf.Memo, **_: Any) -> None:
+    """Workers that failed during an outage back off; when the API server answers again, they all reconcile now
+    (the watches re-list too, but only for what changed while they were away)."""
+    loop = asyncio.get_running_loop()
+
+    def heard(answers: bool, _: str) -> None:
+        if answers:  # called from a worker thread: hand the pokes to the loop
+            loop.call_soon_threadsafe(memo.triggers.poke_all)
+
+    API_SERVER.subscribe(heard)
 
 
 @kopf.on.startup()
@@ -92,19 +118,33 @@ def _register_child(kind: Kind) -> None:
     kopf.on.event(*resource, labels=MANAGED_SELECTOR, id=f"watch_{kind.plural}")(on_event)
 
 
-for _kind in CHILD_KINDS:
-    _register_child(_kind)
+_watched: set[str] = set()
+
+
+def watch_children(*, watch_secrets: bool) -> None:
+    """Register the watches of the child kinds, once, before kopf starts. Without `watch_secrets` (the operator's
+    token may not list or watch Secrets), Secrets are read by name instead (see observed.SecretReader)."""
+    for kind in CHILD_KINDS:
+        if kind.kind in _watched or (kind.kind == "Secret" and not watch_secrets):
+            continue
+        _register_child(kind)
+        _watched.add(kind.kind)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def on_aiservice_event(namespace: str | None, name: str, type: str | None, memo: kopf.Memo, **_: Any) -> None:
-    if type != "DELETED":
+    if type == "DELETED":
+        memo.triggers.stop(namespace or "", name)
+        memo.engines.topics.forget(namespace or "", name)  # the client kept through a topic cleanup, too
+    else:
         memo.triggers.poke(namespace or "", name)
 
 
-def _lookup(indexes: dict[str, Any]):
+def _lookup(indexes: dict[str, Any], secrets: SecretReader):
     def lookup(kind: str, namespace: str, name: str) -> dict | None:
         index = indexes.get(index_id(BY_KIND[kind]))
+        if index is None and kind == "Secret" and "Secret" not in _watched:
+            return secrets.read(namespace, name)  # not watched: read by name, cached
         for obj in index.get((namespace, name), []) if index is not None else []:
             return obj
         return None
@@ -118,12 +158,12 @@ async def worker(
 ) -> None:
     """Reconcile when poked, poll the metrics when due, resync periodically; back off on errors."""
     namespace = namespace or ""
-    lookup = _lookup({k: v for k, v in kwargs.items() if k.startswith("children_")})
+    lookup = _lookup({k: v for k, v in kwargs.items() if k.startswith("children_")}, memo.engines.secrets)
     trigger = memo.triggers.register(namespace, name)
     next_poll = 0.0  # the first poll happens at once
     failures = 0
     try:
-        while not stopped:
+        while not stopped and not trigger.deleted:
             trigger.clear()
             wait = RESYNC_SECONDS
             try:
@@ -142,12 +182,16 @@ async def worker(
                 if done.wake_in is not None:
                     wait = min(wait, done.wake_in)
                 failures = 0
-            except Exception as exc:  # one bad object must not stop its worker
+            except Exception as exc:  # noqa: BLE001 - one bad object must not stop its worker
                 metrics.record_reconcile("error", time.monotonic() - started)
                 metrics.record_error(exc)
                 failures += 1
                 wait = min(MAX_BACKOFF_SECONDS, 2.0**failures)
-                log.warning(
+                outage = isinstance(exc, UnreachableError)
+                if outage:
+                    # Said once for the whole process (clients/kube.py's Reachability); its return wakes every worker.
+                    wait = min(wait, OUTAGE_RETRY_SECONDS)
+                (log.debug if outage else log.warning)(
                     "reconcile failed, retrying",
                     exc_info=not isinstance(exc, KubeError),
                     extra={"aiservice": f"{namespace}/{name}", "error": str(exc),
@@ -156,11 +200,16 @@ async def worker(
             await trigger.wait(max(0.0, wait), stopped)
     finally:
         memo.triggers.unregister(namespace, name, trigger)
-        if stopped.reason and stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED:
+        if trigger.deleted or (stopped.reason and stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED):
             memo.engines.autoscalers.forget(namespace, name)
-            memo.engines.topics.forget(namespace, name)
+            # Stopped for a deletion that waits on the topic cleanup: it may still need the Kafka client.
+            memo.engines.topics.forget(namespace, name, keep_client=not trigger.deleted)
             memo.engines.applied.forget(KIND, namespace, name)
             metrics.forget(namespace, name)
+
+
+kopf_patches.drop_daemon_finalizer("worker")
+kopf_patches.keep_terminating_namespaces_watched()
 
 
 def _emitter(body: kopf.Body) -> Emit:
@@ -175,13 +224,14 @@ def _deletes_topics(spec: kopf.Spec, **_: Any) -> bool:
     return bool(kafka) and kafka.get("enabled", True) and kafka.get("deletionPolicy") == "Delete"
 
 
-@kopf.on.delete(GROUP, VERSION, PLURAL, when=_deletes_topics, id="delete_topics", optional=True,
+# Not optional: this handler is what puts the finalizer on an AIService with deletionPolicy Delete (and only there).
+@kopf.on.delete(GROUP, VERSION, PLURAL, when=_deletes_topics, id="delete_topics",
                 backoff=30, errors=kopf.ErrorsMode.TEMPORARY)
 def delete_topics_on_deletion(body: kopf.Body, meta: kopf.Meta, memo: kopf.Memo, **_: Any) -> None:
     """deletionPolicy Delete: remove the topics. Never blocks deletion forever: see `give_up_reason`."""
     retry = clean_up_topics(
         copy.deepcopy(dict(body)), dict(meta.get("annotations") or {}), meta.get("deletionTimestamp"), memo.engines,
-        _emitter(body),
+        _emitter(body), TOPIC_CLEANUP_SECONDS,
     )
     if retry is not None:
-        raise kopf.TemporaryError(retry, delay=30)
+        raise kopf.TemporaryError(retry, delay=min(30.0, max(1.0, TOPIC_CLEANUP_SECONDS / 4)))

@@ -54,3 +54,41 @@ class AppliedCache:
             # have forgotten our copy).
             return ours if self._clock() - written < UNSEEN_GRACE_SECONDS else None
         return ours if resource_version(ours) > resource_version(watched) else watched
+
+
+# How long a Secret read by name stands for the live one: a hand edit of a Secret aifleet manages is put back
+# within about this long (at the next pass after it), and a quiet fleet costs one read per Secret per period.
+SECRET_READ_TTL_SECONDS = 120.0
+
+
+class SecretReader:
+    """Secrets by name, for an operator that may not list or watch them (`--secret-access byName`): one GET per
+    Secret per `ttl`, then the remembered answer. A missing Secret is asked about again each time: it is about to be
+    created (by this pass, or by the user a Degraded condition asked), and remembering its absence would make the
+    next passes create or wait for it again. `read` runs in the workers' threads."""
+
+    def __init__(self, get: Callable[[str, str], dict[str, Any] | None], ttl: float = SECRET_READ_TTL_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._get, self.ttl, self._clock = get, ttl, clock
+        self._lock = threading.Lock()
+        self._read: dict[tuple[str, str], tuple[dict[str, Any] | None, float]] = {}
+        self._swept = clock()
+
+    def read(self, namespace: str, name: str) -> dict[str, Any] | None:
+        now = self._clock()
+        with self._lock:
+            if now - self._swept >= self.ttl:
+                # An answer older than `ttl` is never used again: keep only the Secrets read lately (those of
+                # deleted AIServices go with the next sweep).
+                self._read = {k: v for k, v in self._read.items() if now - v[1] < self.ttl}
+                self._swept = now
+            known = self._read.get((namespace, name))
+        if known is not None and now - known[1] < self.ttl:
+            return known[0]
+        found = self._get(namespace, name)
+        if found is None:
+            return None
+        obj = {**trim(found), "kind": "Secret"}
+        with self._lock:
+            self._read[(namespace, name)] = (obj, now)
+        return obj

@@ -4,6 +4,7 @@ topic cleanup a deletion runs. Plain functions over the operator's engines; kopf
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -14,14 +15,26 @@ from ..api import AIService
 from ..autoscaler.policy import Decision
 from ..clients.kinds import HTTPROUTE
 from ..clients.kube import Discovery, Kube
+from ..observability import metrics
 from ..renderer.component import Lookup
-from ..topics.apply import TopicsResult, delete_topics, give_up_reason, kafka_credentials
+from ..topics.apply import (
+    CLEANUP_TIMEOUT_SECONDS,
+    TopicAdmin,
+    TopicsResult,
+    deletable_topics,
+    delete_topics,
+    give_up_reason,
+    kafka_credentials,
+    kafka_credentials_problem,
+    left_behind,
+)
 from .canary import Analyse, analyser, recorded
-from .observed import AppliedCache
+from .observed import AppliedCache, SecretReader
 from .scaling import Autoscalers, autoscale
 from .sync import Emit, last_status, parse, reconcile
 from .topic_schedule import TopicsEngine
 
+log = logging.getLogger("aifleet.topics")
 USER_RECHECK_SECONDS = 10.0  # how soon a fix the user makes (e.g. creating a missing Secret) is noticed
 
 
@@ -29,14 +42,16 @@ USER_RECHECK_SECONDS = 10.0  # how soon a fix the user makes (e.g. creating a mi
 class Engines:
     """What the passes of every AIService share: the API client and the in-memory state of each engine."""
 
-    kube: Kube = field(default_factory=Kube)
+    kube: Kube = field(default_factory=lambda: Kube(observe=metrics.record_api_request))
     applied: AppliedCache = field(default_factory=AppliedCache)
     autoscalers: Autoscalers = field(default_factory=Autoscalers)
     topics: TopicsEngine = field(default_factory=TopicsEngine)
     discovery: Discovery = field(init=False)  # what the API server serves beyond the core kinds
+    secrets: SecretReader = field(init=False)  # Secrets by name, when the operator does not watch them
 
     def __post_init__(self) -> None:
         self.discovery = Discovery(self.kube)
+        self.secrets = SecretReader(lambda namespace, name: self.kube.get("Secret", namespace, name))
 
 
 @dataclass(frozen=True)
@@ -57,6 +72,9 @@ def aligned_delay(interval: float) -> float:
 
 def run_pass(snapshot: dict[str, Any], lookup: Lookup, engines: Engines, emit: Emit, poll_due: bool) -> PassResult:
     """One pass for one AIService: autoscale when due, then reconcile everything."""
+    if (snapshot.get("metadata") or {}).get("deletionTimestamp"):
+        # Being deleted: apply nothing, and above all create no topic the delete handler is removing.
+        return PassResult(None, False, False, None)
     ais = parse(snapshot)
     decision: Decision | None = None
     poll_interval: float | None = None
@@ -92,22 +110,56 @@ def run_pass(snapshot: dict[str, Any], lookup: Lookup, engines: Engines, emit: E
 
 
 def clean_up_topics(
-    snapshot: dict[str, Any], annotations: dict[str, str], deletion_timestamp: str | None, engines: Engines, emit: Emit
+    snapshot: dict[str, Any], annotations: dict[str, str], deletion_timestamp: str | None, engines: Engines, emit: Emit,
+    timeout_seconds: float = CLEANUP_TIMEOUT_SECONDS,
 ) -> str | None:
-    """deletionPolicy Delete: remove the topics. None when done (or given up, see `give_up_reason`); otherwise
-    why it must be retried."""
+    """deletionPolicy Delete: remove the topics aifleet created. None when done (or given up, see
+    `give_up_reason`); otherwise why it must be retried. Whatever fails on the way (the Secret, the client, Kafka)
+    is a failed attempt that the give-up rules then judge: nothing here may keep the object forever."""
     ais = parse(snapshot)
     if ais is None or ais.spec.kafka is None:
         return None
     spec = ais.spec.kafka
-    secret = engines.kube.get("Secret", ais.metadata.namespace, spec.credentials_secret) if spec.credentials_secret else None
-    result = delete_topics(spec, engines.topics.admin(spec, kafka_credentials(secret)))
+    owned = list((snapshot.get("status") or {}).get("createdTopics") or [])
+    engines.topics.retire(ais.metadata.namespace, ais.metadata.name)
+    problem: str | None = None
+    try:
+        problem, admin = _deletion_admin(ais, engines)
+        result = (TopicsResult("Degraded", "CannotConnect", problem or "") if admin is None
+                  else delete_topics(spec, admin, owned))
+    except Exception as exc:  # noqa: BLE001 - a failed attempt, judged below like any other
+        log.warning("topic cleanup attempt failed", extra={"aiservice": f"{ais.metadata.namespace}/{ais.metadata.name}",
+                                                           "error": str(exc)})
+        result = TopicsResult("Degraded", "CleanupFailed", f"{type(exc).__name__}: {exc}")
     for message in result.events:
         emit("Normal", "TopicsDeleted", message)
     if result.state == "Ready":
         return None
-    give_up = give_up_reason(annotations, deletion_timestamp, datetime.now(UTC))
+    give_up = give_up_reason(annotations, deletion_timestamp, datetime.now(UTC), timeout_seconds, problem)
     if give_up:
-        emit("Warning", "TopicCleanupAbandoned", give_up)
+        remaining = result.topics or deletable_topics(spec, owned)[0]
+        message = left_behind(give_up, remaining, spec.bootstrap_servers)
+        # In a namespace being deleted the API server refuses new events: the log line is what stays.
+        log.warning("topics left behind", extra={"aiservice": f"{ais.metadata.namespace}/{ais.metadata.name}",
+                                                 "why": give_up, "topics": remaining})
+        emit("Warning", "TopicCleanupAbandoned", message)
         return None
     return f"cannot delete topics yet: {result.message}"
+
+
+def _deletion_admin(ais: AIService, engines: Engines) -> tuple[str | None, TopicAdmin | None]:
+    """(why the topics cannot be reached at all, the client to delete them with). The Secret may be gone already
+    (a namespace deletes everything at once): the client this AIService used last still holds its credentials."""
+    spec = ais.spec.kafka
+    assert spec is not None
+    refusal = engines.topics.policy.kafka_refusal(spec.bootstrap_servers)
+    if refusal:
+        return refusal, None
+    secret = None
+    if spec.credentials_secret:
+        secret = engines.kube.get("Secret", ais.metadata.namespace, spec.credentials_secret)
+    problem = kafka_credentials_problem(spec, secret)
+    if problem is None:
+        return None, engines.topics.admin(ais, spec, kafka_credentials(secret))
+    held = engines.topics.last_admin(ais)
+    return (None, held) if held is not None else (problem, None)

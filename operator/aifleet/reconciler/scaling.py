@@ -7,6 +7,7 @@ HPA-style conditions (AbleToScale, ScalingActive, ScalingLimited).
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import threading
 import time
@@ -26,6 +27,8 @@ from ..autoscaler.policy import Decision, Observation, decide, is_paused, to_sta
 from ..autoscaler.prometheus import MetricSource, PrometheusSource
 from ..autoscaler.sample import Sample
 from ..autoscaler.state import AutoscalerState
+from ..clients.cache import DEFAULT_MAX_CLIENTS, SharedClients
+from ..clients.endpoints import EndpointPolicy, EndpointRefusedError
 from ..clients.kube import Kube
 from ..observability import metrics
 from ..renderer.component import Lookup
@@ -50,11 +53,19 @@ class ScalingMemory:
 
 
 class Autoscalers:
-    def __init__(self, source_factory: Callable[..., MetricSource] = PrometheusSource) -> None:
+    """Per-AIService memory, and the metric sources: shared by AIServices that read the same Prometheus alike,
+    bounded, and dropped with the AIService or when its token changes (`clients.cache`). An address outside the
+    operator's allow-list (`clients.endpoints`) gets no source, and so no token: `EndpointRefusedError`."""
+
+    def __init__(
+        self, source_factory: Callable[..., MetricSource] = PrometheusSource, policy: EndpointPolicy | None = None,
+        max_sources: int = DEFAULT_MAX_CLIENTS,
+    ) -> None:
         self._lock = threading.Lock()
         self._memory: dict[tuple[str, str], ScalingMemory] = {}
-        self._sources: dict[tuple[str, int, bool, int], BatchingSource] = {}
+        self.sources: SharedClients[tuple[str, int, bool, str], BatchingSource] = SharedClients(max_sources)
         self._source_factory = source_factory
+        self.policy = policy if policy is not None else EndpointPolicy.from_env()
 
     def memory(self, namespace: str, name: str) -> ScalingMemory:
         with self._lock:
@@ -63,22 +74,25 @@ class Autoscalers:
     def forget(self, namespace: str, name: str) -> None:
         with self._lock:
             self._memory.pop((namespace, name), None)
+        self.sources.release((namespace, name))
 
     def source(self, ais: AIService, kube: Kube) -> BatchingSource:
         metrics = ais.spec.autoscaling.metrics
+        refusal = self.policy.metrics_refusal(metrics.address)
+        if refusal:  # before the token's Secret is even read
+            raise EndpointRefusedError(refusal)
         token = _bearer_token(ais, kube)
-        key = (metrics.address, metrics.timeout_seconds, metrics.insecure_skip_tls_verify, hash(token))
-        with self._lock:
-            if key not in self._sources:
-                self._sources[key] = BatchingSource(
-                    self._source_factory(
-                        metrics.address,
-                        timeout_seconds=metrics.timeout_seconds,
-                        bearer_token=token,
-                        insecure_skip_tls_verify=metrics.insecure_skip_tls_verify,
-                    )
-                )
-            return self._sources[key]
+        digest = hashlib.sha256(token.encode()).hexdigest() if token is not None else ""
+        key = (metrics.address, metrics.timeout_seconds, metrics.insecure_skip_tls_verify, digest)
+        return self.sources.get(
+            (ais.metadata.namespace, ais.metadata.name), key,
+            lambda: BatchingSource(self._source_factory(
+                metrics.address,
+                timeout_seconds=metrics.timeout_seconds,
+                bearer_token=token,
+                insecure_skip_tls_verify=metrics.insecure_skip_tls_verify,
+            )),
+        )
 
 
 def _bearer_token(ais: AIService, kube: Kube) -> str | None:

@@ -17,13 +17,13 @@ from ..api.children import COMPONENT_LABEL, TRITON, label_selector, names
 from ..api.errors import describe_validation_error
 from ..api.timestamps import now_timestamp, parse_timestamp
 from ..autoscaler.policy import Decision
-from ..clients.kube import Kube, KubeError
+from ..clients.kube import Kube, KubeError, UnreachableError
 from ..observability import metrics
 from ..renderer import CONFIG_HASH, Rendered, render_all, secret_names
 from ..renderer.component import DISABLED, ComponentState, Lookup, Observed, PodLister, Rendering
 from ..renderer.components import COMPONENTS
 from ..renderer.inference import versions
-from ..topics.apply import TopicsResult
+from ..topics.apply import TopicsResult, owned_topics
 from .adoption import adoption_refusal
 from .canary import Analyse, canary_ready, fleet_total, rollout
 from .canary import report as canary_report
@@ -43,7 +43,8 @@ class Outcome:
 
     applied: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)  # of `applied`, the children that did not exist
-    refused: dict[str, str] = field(default_factory=dict)  # component -> objects not adopted (see adoption.py)
+    # component -> why a child is not there: an object in its way (see adoption.py) or the API server refused it
+    refused: dict[str, str] = field(default_factory=dict)
     status_written: bool = False
     error: str | None = None
     waiting_on_user: bool = False  # e.g. a referenced Secret is missing: we do not watch user Secrets, so re-check soon
@@ -105,14 +106,21 @@ def apply_children(
         try:
             result = kube.apply(manifest)
         except KubeError as exc:
-            if not _immutable_change(exc, manifest):
+            if _immutable_change(exc, manifest):
+                # Replace the object, keeping its pods and volumes: they are adopted by the new one.
+                kube.delete(kind, meta["namespace"], meta["name"], orphan=True)
+                result = kube.apply(manifest)
+                said.setdefault("Recreated", []).append(
+                    f"recreated {kind} {meta['name']} to change a field Kubernetes keeps immutable (pods and volumes kept)"
+                )
+            elif exc.refused:
+                # Sending it again changes nothing: the component says why, the other children still go on.
+                refused.setdefault(meta["labels"][COMPONENT_LABEL], []).append(refusal_message(kind, meta["name"], exc))
+                log.info("child refused", extra={"kind": kind, "child": meta["name"], "status": exc.status,
+                                                    "error": str(exc)})
+                continue
+            else:
                 raise
-            # Replace the object, keeping its pods and volumes: they are adopted by the new one.
-            kube.delete(kind, meta["namespace"], meta["name"], orphan=True)
-            result = kube.apply(manifest)
-            said.setdefault("Recreated", []).append(
-                f"recreated {kind} {meta['name']} to change a field Kubernetes keeps immutable (pods and volumes kept)"
-            )
         applied.remember(result)
         event_reason, message = _change_event(manifest, live, reason)
         said.setdefault(event_reason, []).append(message)
@@ -125,6 +133,13 @@ def apply_children(
     return done, created, {component: "; ".join(messages) for component, messages in refused.items()}
 
 
+def refusal_message(kind: str, name: str, exc: KubeError) -> str:
+    """"the API server refused Deployment chat: spec.replicas: Invalid value: -1: must be greater than or equal
+    to 0": the child, then each field the Status names with its message (its overall message if it names none)."""
+    fields = [f"{c.field}: {c.message}" if c.field else c.message for c in exc.causes if c.field or c.message]
+    return f"the API server refused {kind} {name}: {'; '.join(fields) or exc}"
+
+
 def _join_messages(messages: list[str]) -> str:
     """"created Deployment a", "created Service a" -> "created Deployment a, Service a"."""
     verb = messages[0].split(" ", 1)[0]
@@ -133,16 +148,20 @@ def _join_messages(messages: list[str]) -> str:
     return "; ".join(messages)
 
 
-def create_generated(manifests: list[dict[str, Any]], lookup: Lookup, kube: Kube, applied: AppliedCache, emit: Emit) -> None:
-    """Generated Secrets are created once and never updated: a password must not rotate by accident."""
+def create_generated(manifests: list[dict[str, Any]], lookup: Lookup, kube: Kube, applied: AppliedCache, emit: Emit) -> bool:
+    """Generated Secrets are created once and never updated: a password must not rotate by accident. Returns
+    whether one was created (what waits for it is rendered by the next pass)."""
+    made = False
     for manifest in manifests:
         meta = manifest["metadata"]
         if applied.newest(manifest["kind"], meta["namespace"], meta["name"], lookup(manifest["kind"], meta["namespace"], meta["name"])):
             continue
         created = kube.create(manifest)
+        made = True  # created now, or by an earlier pass whose answer was lost: either way it exists
         if created is not None:
             applied.remember(created)
             emit("Normal", "SecretGenerated", f"generated Secret {meta['name']} (a random key, kept until deleted)")
+    return made
 
 
 def read_secrets(ais: AIService, lookup: Lookup, kube: Kube) -> dict[str, dict[str, Any] | None]:
@@ -174,7 +193,8 @@ def component_states(
 
 
 def refused_states(states: Mapping[str, ComponentState], refused: Mapping[str, str]) -> dict[str, ComponentState]:
-    """Components with an object in a child's way are Degraded, naming it (and a Warning event says so)."""
+    """Components with a child refused (an object in its way, or the API server said no) are Degraded, naming it
+    and why (and a Warning event says so)."""
     keys = {c.name: c.status_key for c in COMPONENTS}
     return {
         keys[component]: ComponentState("Degraded", message, states[keys[component]].serving)
@@ -189,7 +209,8 @@ def _pod_lister(kube: Kube) -> PodLister:
         try:
             return kube.list_pods(namespace, selector)
         except KubeError as exc:
-            log.warning("cannot list pods to say why they fail", extra={"namespace": namespace, "error": str(exc)})
+            if not isinstance(exc, UnreachableError):  # an outage is said once, by Reachability
+                log.warning("cannot list pods to say why they fail", extra={"namespace": namespace, "error": str(exc)})
             return []
 
     return pods
@@ -235,6 +256,8 @@ def build_status(
         "components": {n: {"state": s.state, "message": s.message} for n, s in states.items()},
         "canary": canary_status,
     }
+    if topics is not None:
+        status["createdTopics"] = owned_topics(previous.get("createdTopics"), topics)
     if deployment is not None:
         status["desiredReplicas"] = sum((d.get("spec") or {}).get("replicas", 0) for d in parts if d)
     status.update(scaling_fields)
@@ -372,16 +395,19 @@ def reconcile(
     canary = rollout(ais, previous, parse_timestamp(now), analyse, emit, canary_ready(ais, lookup))
     replicas = fleet_total(ais, canary, lambda name: applied.newest("Deployment", ns, name, lookup("Deployment", ns, name)))
     rendered = render_all(ais, replicas=replicas, secrets=secrets, canary=canary, gateway_api=gateway_api)
-    create_generated(rendered.create_once, lookup, kube, applied, emit)
+    generated = create_generated(rendered.create_once, lookup, kube, applied, emit)
     try:
         outcome.applied, outcome.created, outcome.refused = apply_children(rendered.manifests, lookup, kube, applied, emit)
     except KubeError as exc:
         outcome.error = f"apply failed: {exc}"
-        emit("Warning", "ApplyFailed", outcome.error)
+        if not isinstance(exc, UnreachableError):  # an outage is said once for the process, not per object
+            emit("Warning", "ApplyFailed", outcome.error)
         raise
     remove_canary(ais, rendered.manifests, lookup, kube, applied)
-    # A missing user Secret or an object in a child's way: we do not watch those, so look again soon.
-    outcome.waiting_on_user = bool(rendered.problems or outcome.refused)
+    # A missing user Secret, an object in a child's way, a policy refusing a child: we do not watch those, so look again soon.
+    # A Secret generated now: what uses it is rendered by the next pass, which its watch event brings only when
+    # Secrets are watched (`--secret-access watch`).
+    outcome.waiting_on_user = bool(rendered.problems or outcome.refused or generated)
 
     if outcome.created:
         # The rollout's state is written even so: it must outlive this process (see reconciler/canary.py).

@@ -2,6 +2,10 @@
 
 Kafka calls block for up to the client timeout, so they run in the worker's thread, at most once per due time,
 and their result is remembered: every other reconcile reports the last result without touching Kafka.
+
+Admin clients are shared by AIServices that connect alike and bounded (`clients.cache`); an AIService's client is
+dropped when it is deleted or its credentials change. An endpoint outside the operator's allow-list
+(`clients.endpoints`) gets no client at all: the topics are Degraded with reason `EndpointNotAllowed`.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from dataclasses import dataclass
 
 from ..api import AIService
 from ..api.data import KafkaSpec
+from ..clients.cache import DEFAULT_MAX_CLIENTS, SharedClients
+from ..clients.endpoints import EndpointPolicy
 from ..clients.kafka import KafkaAdmin
 from ..topics.apply import TopicsResult, kafka_credentials, kafka_credentials_problem, sync_topics
 
@@ -37,23 +43,55 @@ def _spec_hash(spec: KafkaSpec, credentials: dict[str, str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+ENDPOINT_NOT_ALLOWED = "EndpointNotAllowed"
+
+
 class TopicsEngine:
-    def __init__(self, timeout: float = 5.0) -> None:
+    def __init__(
+        self, timeout: float = 5.0, policy: EndpointPolicy | None = None, max_clients: int = DEFAULT_MAX_CLIENTS
+    ) -> None:
         self._lock = threading.Lock()
         self._memory: dict[tuple[str, str], TopicsMemory] = {}
-        self._admins: dict[str, KafkaAdmin] = {}
+        # Per AIService: held while its topics are synced with Kafka, so that a deletion waits for a sync in flight.
+        self._syncing: dict[tuple[str, str], threading.Lock] = {}
+        self._retiring: set[tuple[str, str]] = set()  # being deleted: no sync may create their topics again
+        self.admins: SharedClients[str, KafkaAdmin] = SharedClients(max_clients)
+        self.policy = policy if policy is not None else EndpointPolicy.from_env()
         self._timeout = timeout
 
-    def forget(self, namespace: str, name: str) -> None:
+    def forget(self, namespace: str, name: str, *, keep_client: bool = False) -> None:
+        """The AIService is gone: its memory and (unless shared) its client with its credentials. While it is being
+        deleted the client is kept: the delete handler may need it when the credentials Secret is already gone."""
         with self._lock:
             self._memory.pop((namespace, name), None)
+            if not keep_client:
+                self._syncing.pop((namespace, name), None)
+                self._retiring.discard((namespace, name))
+        if not keep_client:
+            self.admins.release((namespace, name))
 
-    def admin(self, spec: KafkaSpec, credentials: dict[str, str]) -> KafkaAdmin:
-        key = _spec_hash(spec.model_copy(update={"topics": []}), credentials)
+    def _sync_lock(self, key: tuple[str, str]) -> threading.Lock:
         with self._lock:
-            if key not in self._admins:
-                self._admins[key] = KafkaAdmin.from_spec(spec, credentials, timeout=self._timeout)
-            return self._admins[key]
+            return self._syncing.setdefault(key, threading.Lock())
+
+    def retire(self, namespace: str, name: str) -> None:
+        """The AIService is being deleted: no later sync touches its topics, and one in flight is waited for, so the
+        delete handler never races a pass that would create again the topics it removes."""
+        key = (namespace, name)
+        with self._lock:
+            self._retiring.add(key)
+        with self._sync_lock(key):
+            pass
+
+    def admin(self, ais: AIService, spec: KafkaSpec, credentials: dict[str, str]) -> KafkaAdmin:
+        """The AIService's admin client. Check `policy.kafka_refusal` first: this connects wherever it is told."""
+        key = _spec_hash(spec.model_copy(update={"topics": []}), credentials)
+        user = (ais.metadata.namespace, ais.metadata.name)
+        return self.admins.get(user, key, lambda: KafkaAdmin.from_spec(spec, credentials, timeout=self._timeout))
+
+    def last_admin(self, ais: AIService) -> KafkaAdmin | None:
+        """The client this AIService used last, if still cached: it holds the credentials it was built with."""
+        return self.admins.held((ais.metadata.namespace, ais.metadata.name))
 
     def next_due(self, namespace: str, name: str) -> float | None:
         with self._lock:
@@ -68,6 +106,13 @@ class TopicsEngine:
         now = time.monotonic() if now is None else now
         with self._lock:
             memory = self._memory.setdefault((ais.metadata.namespace, ais.metadata.name), TopicsMemory())
+        refusal = self.policy.kafka_refusal(spec.bootstrap_servers)
+        if refusal:
+            if memory.result is None or memory.result.reason != ENDPOINT_NOT_ALLOWED:
+                emit("Warning", ENDPOINT_NOT_ALLOWED, refusal)
+            memory.result, memory.due = TopicsResult("Degraded", ENDPOINT_NOT_ALLOWED, refusal), now + MAX_BACKOFF_SECONDS
+            memory.spec_hash = ""
+            return memory.result
         problem = kafka_credentials_problem(spec, secret)
         if problem:
             memory.result, memory.due = TopicsResult("Degraded", "InvalidCredentials", problem), now + MAX_BACKOFF_SECONDS
@@ -76,7 +121,11 @@ class TopicsEngine:
         digest = _spec_hash(spec, credentials)
         if digest == memory.spec_hash and now < memory.due and memory.result is not None:
             return memory.result
-        result = sync_topics(spec, self.admin(spec, credentials))
+        key = (ais.metadata.namespace, ais.metadata.name)
+        with self._sync_lock(key):
+            if key in self._retiring:
+                return memory.result
+            result = sync_topics(spec, self.admin(ais, spec, credentials))
         for message in result.events:
             emit("Normal", "TopicsChanged", message)
         repeated = memory.result is not None and memory.result.warnings == result.warnings

@@ -12,6 +12,7 @@ import asyncio
 class Trigger:
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        self.deleted = False  # the AIService is gone: its worker stops
 
     def set(self) -> None:
         self._event.set()
@@ -41,7 +42,18 @@ class Triggers:
         if self._triggers.get((namespace, name)) is trigger:
             del self._triggers[(namespace, name)]
 
+    def stop(self, namespace: str, name: str) -> None:
+        """The AIService was deleted: wake its worker to stop for good."""
+        trigger = self._triggers.get((namespace, name))
+        if trigger is not None:
+            trigger.deleted = True
+            trigger.set()
+
     def poke(self, namespace: str, name: str) -> None:
         trigger = self._triggers.get((namespace, name))
         if trigger is not None:
+            trigger.set()
+
+    def poke_all(self) -> None:
+        for trigger in self._triggers.values():
             trigger.set()

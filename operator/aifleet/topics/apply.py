@@ -3,14 +3,23 @@
 `sync_topics` is level-triggered: it describes the cluster, plans, applies, and describes again to
 confirm. It never raises for Kafka's sake: an unreachable cluster is a `Degraded` result with a reason.
 
-Deletion (the reconciler's delete handler, which kopf guards with its finalizer):
+Ownership: a topic is aifleet's only if aifleet created it. `sync_topics` reports the topics it created and the
+listed ones it found absent; `owned_topics` folds them into the record the reconciler keeps in
+`status.createdTopics` (the status survives an operator restart, and only the status subresource, which users
+are not normally granted, can change it). A listed topic that already existed is synced but never deleted.
+
+Deletion (the reconciler's delete handler; the only reason an AIService carries a finalizer):
 - The handler exists for an AIService only while `spec.kafka.deletionPolicy` is `Delete` (and Kafka is
-  enabled). With `Retain` there is nothing to clean up, so nothing can block the AIService's deletion.
-- On deletion it calls `delete_topics`; when its state is not `Ready`, it retries with backoff.
-- It never blocks forever: it lets the deletion go on, with a Warning event, once `give_up_reason` says so
-  (the annotation `aifleet.dev/skip-topic-cleanup: "true"` is set, or `CLEANUP_TIMEOUT_SECONDS` have passed
-  since `metadata.deletionTimestamp`). A Kafka cluster that is gone for good then costs ten minutes, not a
-  stuck namespace, and the event names the topics that may remain.
+  enabled). With `Retain` there is nothing outside the cluster to clean up, so nothing blocks the deletion and
+  the garbage collector removes the children.
+- On deletion it calls `delete_topics` for the listed topics aifleet created; when its state is not `Ready`, it
+  retries with backoff.
+- It never blocks forever: whatever failed (Kafka unreachable, the credentials Secret gone, a client that could
+  not even be built), `give_up_reason` is consulted, and the deletion goes on, with a Warning naming the topics
+  left behind, once the annotation `aifleet.dev/skip-topic-cleanup: "true"` is set, the credentials cannot be
+  read (in a namespace being deleted they never come back), or `CLEANUP_TIMEOUT_SECONDS` have passed since
+  `metadata.deletionTimestamp`. A Kafka cluster that is gone for good then costs ten minutes, not a stuck
+  namespace.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from typing import Any, Literal, Protocol
 from ..api.data import KafkaSpec
 from ..api.secret_data import decode_key
 from ..api.timestamps import parse_timestamp
-from ..clients.kafka import KafkaAdminError, TopicState
+from ..clients.kafka import ALREADY_EXISTS, KafkaAdminError, TopicState
 from .plan import DesiredTopic, TopicPlan, plan_topics
 
 SKIP_CLEANUP_ANNOTATION = "aifleet.dev/skip-topic-cleanup"
@@ -55,6 +64,8 @@ class TopicsResult:
     events: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     topics: list[str] = field(default_factory=list)  # managed topics that exist, for status.endpoints.topics
+    created: list[str] = field(default_factory=list)  # topics this sync created: aifleet's from now on
+    absent: list[str] = field(default_factory=list)  # listed topics the cluster did not have before this sync
 
 
 def sync_topics(spec: KafkaSpec, admin: TopicAdmin, *, confirm_seconds: float = 2.0) -> TopicsResult:
@@ -65,16 +76,25 @@ def sync_topics(spec: KafkaSpec, admin: TopicAdmin, *, confirm_seconds: float = 
     except KafkaAdminError as exc:
         return _unreachable(exc)
     plan = plan_topics(spec, existing)
+    absent = [name for name in names if name not in existing]
     events: list[str] = []
     warnings = list(plan.refusals)
     try:
-        failures = _apply(plan, admin, events)
+        failures, created = _apply(plan, admin, events)
     except KafkaAdminError as exc:
         result = _unreachable(exc)
         result.events, result.warnings = events, warnings
         return result
     warnings += [str(error) for error in failures.values()]
+    result = _synced(spec, admin, names, existing, plan, failures, events, warnings, confirm_seconds)
+    result.created, result.absent = created, absent
+    return result
 
+
+def _synced(
+    spec: KafkaSpec, admin: TopicAdmin, names: list[str], existing: dict[str, TopicState], plan: TopicPlan,
+    failures: dict[str, KafkaAdminError], events: list[str], warnings: list[str], confirm_seconds: float,
+) -> TopicsResult:
     if not plan.empty and not failures:
         # Confirm: the controller has acknowledged, but say Ready only once the brokers show it (configs
         # take ~0.1 s to propagate). Bounded: past `confirm_seconds` the result is Progressing, and the
@@ -112,11 +132,17 @@ def sync_topics(spec: KafkaSpec, admin: TopicAdmin, *, confirm_seconds: float = 
                         events, warnings, present)
 
 
-def _apply(plan: TopicPlan, admin: TopicAdmin, events: list[str]) -> dict[str, KafkaAdminError]:
+def _apply(plan: TopicPlan, admin: TopicAdmin, events: list[str]) -> tuple[dict[str, KafkaAdminError], list[str]]:
+    """(failures per topic, the topics this call created)."""
     failures: dict[str, KafkaAdminError] = {}
+    made: list[str] = []
     if plan.creations:
-        failures.update(admin.create([(t.name, t.partitions, t.replication_factor, t.configs) for t in plan.creations]))
-        events += _creation_events([t for t in plan.creations if t.name not in failures])
+        created = admin.create([(t.name, t.partitions, t.replication_factor, t.configs) for t in plan.creations])
+        # Made by someone else since we looked: not an error, but not ours either (see `owned_topics`).
+        raced = {name for name, error in created.items() if error.reason == ALREADY_EXISTS}
+        failures.update({name: error for name, error in created.items() if name not in raced})
+        made = [t.name for t in plan.creations if t.name not in created]
+        events += _creation_events([t for t in plan.creations if t.name not in created])
     if plan.partition_increases:
         grown = admin.add_partitions({p.topic: p.wanted for p in plan.partition_increases})
         failures.update(grown)
@@ -131,7 +157,7 @@ def _apply(plan: TopicPlan, admin: TopicAdmin, events: list[str]) -> dict[str, K
                 continue
             what = ", ".join(f"{k} {change.previous[k] or '(default)'} -> {v}" for k, v in change.changes.items())
             events.append(f"topic {change.topic}: {what}")
-    return failures
+    return failures, made
 
 
 def _creation_events(created: list[DesiredTopic]) -> list[str]:
@@ -155,21 +181,43 @@ def _unreachable(exc: KafkaAdminError) -> TopicsResult:
     return TopicsResult("Degraded", exc.reason, str(exc))
 
 
-def delete_topics(spec: KafkaSpec, admin: TopicAdmin | None) -> TopicsResult:
+def owned_topics(recorded: list[str] | None, result: TopicsResult | None) -> list[str]:
+    """The record of the topics aifleet created, after a sync: a listed topic found absent is no longer ours
+    (someone deleted it; whoever makes it next owns it), one the sync created is."""
+    owned = set(recorded or [])
+    if result is not None:
+        owned = (owned - set(result.absent)) | set(result.created)
+    return sorted(owned)
+
+
+def deletable_topics(spec: KafkaSpec, owned: list[str]) -> tuple[list[str], list[str]]:
+    """(listed topics aifleet created, listed topics it did not create): only the first may be deleted."""
+    names = spec.all_topic_names()
+    return [n for n in names if n in owned], [n for n in names if n not in owned]
+
+
+def delete_topics(spec: KafkaSpec, admin: TopicAdmin | None, owned: list[str] | None = None) -> TopicsResult:
     """Honour `deletionPolicy`: Retain keeps every topic (no call is made; `admin` may be None); Delete removes
-    the topics and their dead-letter topics. `Ready` means done; anything else means retry (see module doc)."""
+    the listed topics and dead-letter topics that aifleet created (`owned`), and keeps the others. `Ready` means
+    done; anything else means retry (see module doc). `topics` of a failed result are the ones left behind."""
     names = spec.all_topic_names()
     if spec.deletion_policy == "Retain" or not names:
         message = f"deletionPolicy Retain: kept topics {', '.join(names)}" if names else "no topics to delete"
         return TopicsResult("Ready", "Retained", message, [message] if names else [], [], names)
+    names, foreign = deletable_topics(spec, owned or [])
+    kept = [f"kept topics {', '.join(foreign)}: aifleet did not create them"] if foreign else []
+    if not names:
+        return TopicsResult("Ready", "NotOwned", kept[0], kept, [], foreign)
     if admin is None:
         raise ValueError("deletionPolicy Delete needs an admin client")
     try:
         failures = admin.delete(names)
     except KafkaAdminError as exc:
-        return _unreachable(exc)
+        result = _unreachable(exc)
+        result.topics = names
+        return result
     deleted = [name for name in names if name not in failures]
-    events = [f"deleted topics {', '.join(deleted)}"] if deleted else []
+    events = ([f"deleted topics {', '.join(deleted)}"] if deleted else []) + kept
     if failures:
         first = next(iter(failures.values()))
         return TopicsResult("Degraded", first.reason, "; ".join(str(e) for e in failures.values()),
@@ -179,14 +227,29 @@ def delete_topics(spec: KafkaSpec, admin: TopicAdmin | None) -> TopicsResult:
 
 def give_up_reason(
     annotations: dict[str, str], deletion_timestamp: str | None, now: datetime,
-    timeout_seconds: int = CLEANUP_TIMEOUT_SECONDS,
+    timeout_seconds: float = CLEANUP_TIMEOUT_SECONDS, credentials_problem: str | None = None,
 ) -> str | None:
     """Why the deletion should stop waiting for Kafka (message for a Warning event), or None to keep trying."""
     if annotations.get(SKIP_CLEANUP_ANNOTATION, "").lower() == "true":
-        return f"topic cleanup skipped: annotation {SKIP_CLEANUP_ANNOTATION} is true; topics may remain on the cluster"
-    if deletion_timestamp and now.timestamp() - parse_timestamp(deletion_timestamp) >= timeout_seconds:
-        return f"gave up deleting topics after {timeout_seconds}s without reaching Kafka; they may remain on the cluster"
+        return f"topic cleanup skipped: annotation {SKIP_CLEANUP_ANNOTATION} is true"
+    if credentials_problem:
+        return f"gave up deleting topics: {credentials_problem}"
+    if not deletion_timestamp:
+        return None
+    try:
+        waited = now.timestamp() - parse_timestamp(deletion_timestamp)
+    except ValueError:
+        waited = timeout_seconds  # an unreadable timestamp must not keep the object forever
+    if waited >= timeout_seconds:
+        return f"gave up deleting topics after {timeout_seconds:g}s without reaching Kafka"
     return None
+
+
+def left_behind(reason: str, topics: list[str], bootstrap_servers: str) -> str:
+    """The Warning when a deletion goes on without its topics: why, and which topics remain where."""
+    if not topics:
+        return reason
+    return f"{reason}; topics left behind on {bootstrap_servers}: {', '.join(topics)}"
 
 
 def kafka_credentials_problem(spec: KafkaSpec, secret: dict[str, Any] | None) -> str | None:

@@ -1,0 +1,104 @@
+"""`--secret-access byName` (the default): the operator neither lists nor watches Secrets; it reads each one it needs
+by name, remembered for a while, so its token needs only get, create and patch on Secrets."""
+
+from __future__ import annotations
+
+from aifleet.clients.kube import Reachability
+from aifleet.reconciler.observed import SecretReader
+from test_kube_client import Scripted, _kube
+
+SECRET = {"apiVersion": "v1", "kind": "Secret", "data": {"password": "cHc="},
+          "metadata": {"name": "db", "namespace": "ml", "resourceVersion": "4", "managedFields": [{"manager": "x"}]}}
+
+
+def test_one_read_per_secret_per_period_and_a_missing_one_asked_each_time():
+    now = [0.0]
+    reads: list[tuple[str, str]] = []
+
+    def get(namespace, name):
+        reads.append((namespace, name))
+        return SECRET if name == "db" else None
+
+    reader = SecretReader(get, ttl=120, clock=lambda: now[0])
+    for _ in range(5):
+        assert reader.read("ml", "db")["data"] == SECRET["data"]
+        assert reader.read("ml", "absent") is None
+        now[0] += 20
+    # 80 s: one read of the Secret that exists; the missing one (about to be created) each time.
+    assert reads.count(("ml", "db")) == 1 and reads.count(("ml", "absent")) == 5
+    now[0] = 125.0
+    reader.read("ml", "db")
+    assert reads[-1] == ("ml", "db") and reads.count(("ml", "db")) == 2
+    assert "managedFields" not in reader.read("ml", "db")["metadata"]
+
+
+def test_answers_older_than_the_period_are_dropped():
+    now = [0.0]
+    reader = SecretReader(lambda namespace, name: SECRET, ttl=120, clock=lambda: now[0])
+    for i in range(50):
+        reader.read(f"ns{i}", "db")  # fifty AIServices' Secrets, their AIServices deleted since
+    now[0] = 121.0
+    reader.read("ml", "db")
+    assert len(reader._read) == 1
+
+
+def test_the_worker_reads_unwatched_secrets_by_name():
+    from aifleet.reconciler import handlers
+
+    assert "Secret" not in handlers._watched  # nothing in the unit tests starts the watches
+    asked: list[tuple[str, str]] = []
+    reader = SecretReader(lambda namespace, name: asked.append((namespace, name)) or SECRET)
+    deployment = {"metadata": {"name": "chat-triton"}}
+    lookup = handlers._lookup({handlers.index_id(handlers.BY_KIND["Deployment"]): {("ml", "chat-triton"): [deployment]}},
+                              reader)
+    assert lookup("Deployment", "ml", "chat-triton") is deployment
+    assert lookup("Secret", "ml", "db")["metadata"]["name"] == "db" and asked == [("ml", "db")]
+    assert lookup("Service", "ml", "chat-triton") is None  # watched kinds still come from their index only
+
+
+def test_an_object_in_a_secrets_way_is_found_by_name_not_by_a_list():
+    server = Scripted([(200, SECRET)])
+    server.thread.start()
+    try:
+        found = _kube(server.url, Reachability()).find("Secret", "ml", "db")
+    finally:
+        server.server.shutdown()
+        server.server.server_close()
+    assert found is not None and found["kind"] == "Secret" and found["metadata"]["name"] == "db"
+    assert [(method, path) for method, path, _ in server.requests] == [("GET", "/api/v1/namespaces/ml/secrets/db")]
+
+
+def test_a_pass_that_generates_a_secret_comes_back_soon_for_what_uses_it():
+    """Without a watch on Secrets no event announces the new one: the pass asks to be run again soon."""
+    import copy
+
+    import yaml
+
+    from aifleet.reconciler.observed import AppliedCache
+    from aifleet.reconciler.sync import reconcile
+    from conftest import EXAMPLES
+    from test_canary_reconcile import Store
+
+    doc = yaml.safe_load((EXAMPLES / "minimal.yaml").read_text())
+    doc["metadata"].update(uid="0000-1111", generation=1, namespace="default")
+    doc["spec"]["redis"] = {"maxMemory": "64mb"}
+    store, applied = Store(doc), AppliedCache()
+
+    def run():
+        return reconcile(copy.deepcopy(store.objects[("AIService", "default", "sentiment")]), store.lookup, store,
+                         applied, lambda *e: None)
+
+    first = run()
+    assert ("Secret", "default", "sentiment-redis-auth") in store.objects and first.waiting_on_user
+    assert ("StatefulSet", "default", "sentiment-redis") not in store.objects  # rendered by the next pass
+    second = run()
+    assert ("StatefulSet", "default", "sentiment-redis") in store.objects and not second.waiting_on_user
+
+
+def test_without_secret_access_to_watch_every_child_kind_but_secrets_is_watched_once():
+    from aifleet.clients.kinds import CHILD_KINDS
+    from aifleet.reconciler import handlers
+
+    handlers.watch_children(watch_secrets=False)
+    handlers.watch_children(watch_secrets=False)  # registered once, however often asked
+    assert handlers._watched == {k.kind for k in CHILD_KINDS} - {"Secret"}
