@@ -57,6 +57,7 @@ def apiservice_available() -> dict | None:
 @contextlib.contextmanager
 def metrics_adapter(binary: str, prometheus_url: str, state: Path) -> Iterator[harness.ManagedProcess]:
     """prometheus-adapter with the chart's rule, serving the custom metrics API of the cluster until exit."""
+    state.mkdir(parents=True, exist_ok=True)
     ns = f"e2e-metrics-adapter-{uuid.uuid4().hex[:5]}"
     svc = "prometheus-adapter"
     port = harness.free_port()
