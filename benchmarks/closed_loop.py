@@ -305,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
         indent=1) + "\n")
     (args.out / "closed-loop.md").write_text(
         f"# Closed loop on real pods\n\n`{' '.join(['benchmarks/closed_loop.py', *(argv or sys.argv[1:])])}`: "
-        f"{args.trace.name} compressed to {args.minutes:g} min, peak {args.peak_rps:g} rps; Triton pods of "
+        f"{args.trace.name} compressed to {args.minutes:g} min, peak {max(r for _, r in profile):g} rps in 10 s steps; "
+        f"Triton pods of "
         f"{INSTANCES} model instances at {SERVICE_TIME_MS} ms each ({INSTANCES * 1000 // SERVICE_TIME_MS} rps a pod), "
         f"target {TARGET_RPS_PER_POD} rps a pod, 1..{args.max_replicas} pods; SLO: p95 ≤ {SLO_MS} ms "
         f"(2x the service time).\n\n{text}\n\n![replicas, rps and p95 per engine](closed-loop.png)\n")

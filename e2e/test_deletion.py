@@ -116,6 +116,29 @@ def test_only_deletion_policy_delete_carries_a_finalizer(own_operator, kafka):
         wait_for("the finalizer to go", lambda: finalizers(delete_ns) == [], timeout=30)
 
 
+def test_kafka_stopped_while_the_operator_syncs_topics_is_reported_and_recovers(own_operator, kafka):
+    """The broker process stopped under a running operator: a spec change that needs Kafka turns TopicsReady False
+    with the reason, nothing else of the AIService breaks, and with the broker back the change is made."""
+    with own_namespace() as ns:
+        create(ns, kafka, "Retain")
+        kafka.stop()
+        try:
+            doc = service(ns, kafka, "Retain")
+            doc["spec"]["kafka"]["topics"].append({"name": f"{ns}.refunds", "partitions": 1, "replicationFactor": 1})
+            kubectl("apply", "-f", "-", input=yaml.safe_dump(doc))
+            down = wait_for("TopicsReady False while Kafka is away", lambda: (c := condition(
+                get_json("aiservice", "shop", "-n", ns), "TopicsReady")) and c["status"] == "False" and c, timeout=90)
+            assert down["reason"] and down["message"], down
+            assert get_json("deployment", "shop-triton", "-n", ns), "the rest of the AIService stays in place"
+        finally:
+            kafka.start()
+        # The next retry after the broker returns: backoff is at most 300 s, the first ones 30 s and 60 s.
+        wait_for("TopicsReady True again", lambda: is_true(get_json("aiservice", "shop", "-n", ns), "TopicsReady"),
+                 timeout=200)
+        assert f"{ns}.refunds" in admin(kafka).describe([f"{ns}.refunds"])
+        assert set(admin(kafka).describe(topics_of(ns))) == set(topics_of(ns)), "the topics survived the outage"
+
+
 def test_kafka_stopped_the_aiservice_and_its_namespace_still_go(own_operator, kafka):
     with own_namespace() as alone, own_namespace() as whole:
         create(alone, kafka)
