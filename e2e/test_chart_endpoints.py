@@ -26,8 +26,9 @@ def test_allowed_endpoints_reach_the_operator(helm_bin, monkeypatch):  # noqa: F
     assert [a for a in args if a.startswith("--allow-endpoint")] == [f"--allow-endpoint={p}" for p in ALLOWED]
     parsed = build_parser().parse_args(["run", *args])
     assert parsed.allow_endpoint == ALLOWED
-    # What the operator does with them before kopf starts: the policy its engines read.
-    monkeypatch.delenv(ENV, raising=False)
+    # What the operator does with them before kopf starts: the policy its engines read. It sets the variable in
+    # this process: setenv first, so that teardown takes it away again (operators started later inherit it).
+    monkeypatch.setenv(ENV, "")
     policy = publish_allowed_endpoints(RunOptions(allowed_endpoints=parsed.allow_endpoint))
     assert EndpointPolicy.from_env() == policy
     assert policy.metrics_refusal("http://prometheus-operated.monitoring.svc:9090") is None
@@ -35,7 +36,6 @@ def test_allowed_endpoints_reach_the_operator(helm_bin, monkeypatch):  # noqa: F
     refused = policy.metrics_refusal("http://collector.attacker.example:80")
     assert refused is not None and "spec.autoscaling.metrics.address" in refused
     assert policy.kafka_refusal("kafka-0.kafka.svc:9092") is not None, "the port is part of the pattern"
-    monkeypatch.delenv(ENV, raising=False)
 
 
 def test_default_allows_any_endpoint(helm_bin):  # noqa: F811
