@@ -353,6 +353,7 @@ def test_a_flood_of_spec_updates_converges_to_the_last_with_bounded_writes(crd, 
         writes = own.writes() - before
         (artifacts / "flood.json").write_text(json.dumps({"updates": updates, "seconds": round(sent_in, 1),
                                                           "writes": writes}))
-        # Each update changes one child (the Deployment) and the status: a pass per update would write twice per
-        # update. Passes cover every change since the last one, so there are fewer.
-        assert 1 <= writes <= 2 * updates, writes
+        # Each update changes one child (the Deployment) and the status (the new generation), and the rollout it
+        # starts changes the status again as its pods come and go: a pass per change would write three times per
+        # update. Passes cover every change since the last one, so there are fewer (measured: 1.8 to 2.2 per update).
+        assert 1 <= writes <= 3 * updates, writes

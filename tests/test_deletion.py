@@ -311,3 +311,28 @@ def test_a_sync_in_flight_is_waited_for_and_no_later_sync_recreates_deleted_topi
     # A pass with a snapshot from before the deletion creates nothing any more.
     engines.topics.sync(ais, None, lambda *e: None, now=10**9)
     assert admin.topics == {}
+
+
+def test_a_pass_that_reaches_its_sync_after_the_aiservice_is_gone_creates_nothing():
+    """A pass begun before the deletion may reach its topic sync only after the AIService, and the operator's memory
+    of it, are gone (its child applies were slow, refused in the terminating namespace): still no topic is made
+    again. A new AIService of the same name (another uid) syncs as usual."""
+    from aifleet.api import AIService
+
+    admin = Admin()
+    engines = _engines(Kube(), admin)
+    old = AIService.model_validate({**_body(PLAIN, created=[]), "metadata": {"name": "shop", "namespace": "n",
+                                                                              "uid": "uid-1"}})
+    engines.topics.sync(old, None, lambda *e: None)
+    assert sorted(admin.topics) == ["orders", "orders.dlq"]
+    body = _body(PLAIN)
+    body["metadata"]["uid"] = "uid-1"
+    _run(body, engines)
+    engines.topics.forget("n", "shop")  # the DELETED event
+    assert admin.topics == {}
+    engines.topics.sync(old, None, lambda *e: None, now=10**9)
+    assert admin.topics == {}, "the stale pass made the topics again"
+    new = AIService.model_validate({**_body(PLAIN, created=[]), "metadata": {"name": "shop", "namespace": "n",
+                                                                              "uid": "uid-2"}})
+    engines.topics.sync(new, None, lambda *e: None, now=10**9)
+    assert sorted(admin.topics) == ["orders", "orders.dlq"]

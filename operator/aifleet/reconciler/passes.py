@@ -121,7 +121,7 @@ def clean_up_topics(
         return None
     spec = ais.spec.kafka
     owned = list((snapshot.get("status") or {}).get("createdTopics") or [])
-    engines.topics.retire(ais.metadata.namespace, ais.metadata.name)
+    engines.topics.retire(ais.metadata.namespace, ais.metadata.name, ais.metadata.uid)
     problem: str | None = None
     try:
         problem, admin = _deletion_admin(ais, engines)

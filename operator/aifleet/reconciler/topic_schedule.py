@@ -14,6 +14,7 @@ import hashlib
 import json
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ Emit = Callable[[str, str, str], None]
 READY_RESYNC_SECONDS = 300.0
 PROGRESSING_RETRY_SECONDS = 5.0
 MIN_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS = 30.0, 300.0
+RETIRED_UIDS_KEPT = 10_000
 
 
 @dataclass
@@ -55,6 +57,9 @@ class TopicsEngine:
         # Per AIService: held while its topics are synced with Kafka, so that a deletion waits for a sync in flight.
         self._syncing: dict[tuple[str, str], threading.Lock] = {}
         self._retiring: set[tuple[str, str]] = set()  # being deleted: no sync may create their topics again
+        # And after they are gone: a pass begun before the deletion may reach its sync only after the AIService and
+        # its memory are gone. By uid (a new AIService of the same name syncs), the most recent ones kept.
+        self._retired_uids: OrderedDict[str, None] = OrderedDict()
         self.admins: SharedClients[str, KafkaAdmin] = SharedClients(max_clients)
         self.policy = policy if policy is not None else EndpointPolicy.from_env()
         self._timeout = timeout
@@ -74,12 +79,16 @@ class TopicsEngine:
         with self._lock:
             return self._syncing.setdefault(key, threading.Lock())
 
-    def retire(self, namespace: str, name: str) -> None:
+    def retire(self, namespace: str, name: str, uid: str | None = None) -> None:
         """The AIService is being deleted: no later sync touches its topics, and one in flight is waited for, so the
         delete handler never races a pass that would create again the topics it removes."""
         key = (namespace, name)
         with self._lock:
             self._retiring.add(key)
+            if uid:
+                self._retired_uids[uid] = None
+                while len(self._retired_uids) > RETIRED_UIDS_KEPT:
+                    self._retired_uids.popitem(last=False)
         with self._sync_lock(key):
             pass
 
@@ -123,7 +132,7 @@ class TopicsEngine:
             return memory.result
         key = (ais.metadata.namespace, ais.metadata.name)
         with self._sync_lock(key):
-            if key in self._retiring:
+            if key in self._retiring or (ais.metadata.uid and ais.metadata.uid in self._retired_uids):
                 return memory.result
             result = sync_topics(spec, self.admin(ais, spec, credentials))
         for message in result.events:
