@@ -187,7 +187,8 @@ def run_engine(engine: str, profile: list[tuple[float, float]], *, node: Any, pr
     import harness
     import yaml
     from kube import kubectl, wait_for
-    from realnode import models_directory, models_volume, pinned_namespace, ready_pods, service_ip, wait_ready
+    from realnode import (answers, models_directory, models_volume, pinned_namespace, ready_pods, service_ip,
+                          wait_ready)
 
     namespace = f"bench-{engine}-{uuid.uuid4().hex[:4]}"
     kubectl("apply", "-f", "-", input=json.dumps(pinned_namespace(namespace)))
@@ -202,7 +203,8 @@ def run_engine(engine: str, profile: list[tuple[float, float]], *, node: Any, pr
                 wait_for("every pod of the fixed fleet ready", lambda: len(ready_pods("bench", namespace))
                          >= deployment_size(namespace)[0], timeout=300, interval=1)
             url = f"{service_ip('bench-triton', namespace)}:8000"
-            wait_for("the Service to answer", lambda: _answers(url), timeout=60, interval=0.5)
+            wait_for("the Service to answer", lambda: answers(f"http://{url}/v2/health/ready", node), timeout=60,
+                     interval=0.5)
             gen = harness.LoadGenerator(state / engine, [url], profile, model="echo", input_name="INPUT0", batch=0,
                                         allow_networks=node.networks, window_s=60, workers=48, timeout=5,
                                         fresh_connections=True, slo_ms=SLO_MS)
@@ -216,16 +218,6 @@ def run_engine(engine: str, profile: list[tuple[float, float]], *, node: Any, pr
     finally:
         kubectl("delete", "aiservice", "--all", "-n", namespace, "--timeout=120s", check=False, timeout=150)
         kubectl("delete", "namespace", namespace, "--wait=false", check=False)
-
-
-def _answers(url: str) -> bool:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"http://{url}/v2/health/ready", timeout=2):
-            return True
-    except OSError:
-        return False
 
 
 def plot(results: Sequence[EngineResult], profile: list[tuple[float, float]], path: Path) -> None:

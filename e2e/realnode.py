@@ -248,6 +248,15 @@ def http_text(url: str, node: RealNode, timeout: float = 5) -> str:
         return resp.read().decode()
 
 
+def answers(url: str, node: RealNode) -> bool:
+    """Whether `url` (on this machine) answers at all: a Service's ClusterIP refuses until kube-proxy routes it."""
+    try:
+        http_text(url, node, timeout=2)
+    except OSError:
+        return False
+    return True
+
+
 def counter(metrics_text: str, metric: str, **labels: str) -> float:
     """Sum of a Prometheus text-format counter over the series whose labels include `labels`."""
     total = 0.0

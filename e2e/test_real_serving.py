@@ -21,9 +21,9 @@ from kube import get_json, kubectl, wait_for
 from realnode import (
     NEXT_TRITON_VERSION,
     ROOT,
+    answers,
     conditions,
     events,
-    http_text,
     models_directory,
     models_volume,
     pod_ready,
@@ -70,18 +70,10 @@ def rendered_container(manifest: dict, tmp_path) -> dict:
 def load(real_node, tmp_path, url: str, profile, **kwargs) -> harness.LoadGenerator:
     # An AIService is Ready when its pods are; kube-proxy routes its Service a moment later (until then the
     # ClusterIP refuses connections). Load starts once the Service answers.
-    wait_for(f"the Service at {url} to answer", lambda: _answers(f"http://{url}/v2/health/ready", real_node),
+    wait_for(f"the Service at {url} to answer", lambda: answers(f"http://{url}/v2/health/ready", real_node),
              timeout=60, interval=0.5)
     return harness.LoadGenerator(tmp_path / "loadgen", [url], profile, model="echo", input_name="INPUT0", batch=0,
                                  allow_networks=real_node.networks, window_s=5, **kwargs)
-
-
-def _answers(url: str, node) -> bool:
-    try:
-        http_text(url, node, timeout=2)
-    except OSError:
-        return False
-    return True
 
 
 def transition(obj: dict, type_: str) -> str:
@@ -258,8 +250,8 @@ def test_every_dashboard_panel_shows_data_while_a_fleet_serves(operator, node_pr
             dashboard.instant(node_prometheus.url, "sum(rate(nv_inference_request_success[1m])")
         shown = {}
         for panel, queries in dashboard.panels(namespace, "dash"):
-            answers = {q.ref: dashboard.instant(node_prometheus.url, q.expr) for q in queries}  # raises on bad_data
-            shown[panel["title"]] = {ref: len(a) for ref, a in answers.items()}
+            series = {q.ref: dashboard.instant(node_prometheus.url, q.expr) for q in queries}  # raises on bad_data
+            shown[panel["title"]] = {ref: len(a) for ref, a in series.items()}
         print("\nseries per panel query: " + json.dumps(shown, indent=1))
         assert all(any(counts.values()) for counts in shown.values()), shown
         triton_rps = next(q for _, queries in dashboard.panels(namespace, "dash") for q in queries

@@ -3,11 +3,12 @@
 1. No finalizer for the worker daemon. kopf puts a finalizer on every object a daemon runs for, so that it can
    stop the daemon before the object goes; the worker learns about a deletion from the watch instead and stops
    itself, so only an AIService whose topics are deleted with it carries a finalizer (see handlers.py).
-2. A namespace being deleted stays watched until it is gone. When kopf watches namespaces by pattern or by name
-   (not cluster-wide), it stops watching a namespace at the first event that shows it marked for deletion with
-   conditions and none of them true: the namespace controller posts exactly that before it finds the content that
-   remains. kopf then never sees the deletion of the AIServices in it, their finalizers stay, and the namespace
-   never goes. Here a namespace is dropped only when the API server reports it deleted.
+2. A namespace being deleted stays watched until it is gone. When kopf watches namespaces by pattern (with exact
+   names the operator turns kopf's namespace scan off, see manager.py), it stops watching a namespace at the first
+   event that shows it marked for deletion with conditions and none of them true: the namespace controller posts
+   exactly that before it finds the content that remains. kopf then never sees the deletion of the AIServices in
+   it, their finalizers stay, and the namespace never goes. Here a namespace is dropped only when the API server
+   reports it deleted.
 """
 
 from __future__ import annotations
