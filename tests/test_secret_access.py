@@ -4,7 +4,7 @@ by name, remembered for a while, so its token needs only get, create and patch o
 from __future__ import annotations
 
 from aifleet.clients.kube import Reachability
-from aifleet.reconciler.observed import SecretReader
+from aifleet.reconciler.observed import AppliedCache, SecretReader
 from test_kube_client import Scripted, _kube
 
 SECRET = {"apiVersion": "v1", "kind": "Secret", "data": {"password": "cHc="},
@@ -49,11 +49,15 @@ def test_the_worker_reads_unwatched_secrets_by_name():
     asked: list[tuple[str, str]] = []
     reader = SecretReader(lambda namespace, name: asked.append((namespace, name)) or SECRET)
     deployment = {"metadata": {"name": "chat-triton"}}
+    applied = AppliedCache()
     lookup = handlers._lookup({handlers.index_id(handlers.BY_KIND["Deployment"]): {("ml", "chat-triton"): [deployment]}},
-                              reader)
+                              reader, applied)
     assert lookup("Deployment", "ml", "chat-triton") is deployment
     assert lookup("Secret", "ml", "db")["metadata"]["name"] == "db" and asked == [("ml", "db")]
     assert lookup("Service", "ml", "chat-triton") is None  # watched kinds still come from their index only
+    # A Secret the operator just generated is known without asking the API server for it.
+    applied.remember({"kind": "Secret", "metadata": {"namespace": "ml", "name": "chat-admin", "resourceVersion": "7"}})
+    assert lookup("Secret", "ml", "chat-admin")["metadata"]["resourceVersion"] == "7" and asked == [("ml", "db")]
 
 
 def test_an_object_in_a_secrets_way_is_found_by_name_not_by_a_list():

@@ -34,7 +34,7 @@ ProcessCollector(registry=REGISTRY)
 PlatformCollector(registry=REGISTRY)
 GCCollector(registry=REGISTRY)
 
-RESULTS = ("changed", "unchanged", "error")
+RESULTS = ("changed", "unchanged", "polled", "error")
 DIRECTIONS = ("up", "down")
 API_VERBS = ("get", "post", "patch", "put", "delete")
 OTHER = "other"
@@ -155,7 +155,8 @@ def _bounded(value: str, allowed: tuple[str, ...]) -> str:
 
 
 def record_reconcile(result: str, seconds: float) -> None:
-    """One reconcile pass ended: ``result`` is "changed", "unchanged" or "error"."""
+    """One pass ended: ``result`` is "changed", "unchanged", "error", or "polled" (a poll that decided nothing new,
+    so the rest of the pass was skipped)."""
     try:
         result = _bounded(result, RESULTS)
         RECONCILES.labels(result=result).inc()

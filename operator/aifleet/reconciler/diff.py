@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..api.quantity import parse_quantity
+from ..renderer import CONFIG_HASH
 
 # Metadata the API server or other controllers own; our own labels and annotations are still compared.
 _IGNORED_METADATA = {"resourceVersion", "uid", "generation", "creationTimestamp", "managedFields", "selfLink"}
@@ -56,3 +57,31 @@ def drift(desired: dict[str, Any], live: dict[str, Any] | None) -> str | None:
     if live is None:
         return "missing"
     return first_difference(desired, live)
+
+
+class DriftMemo:
+    """`drift`, remembered per child while neither side changes: what we render is named by its config hash and
+    replica count, the live object by its uid and resourceVersion. A quiet fleet compares every child on every pass
+    otherwise, and those comparisons were the largest part of a pass that changes nothing."""
+
+    def __init__(self, max_children: int = 200_000) -> None:
+        self._max = max_children
+        self._verdicts: dict[tuple[str, str, str], tuple[tuple[Any, ...], str | None]] = {}
+
+    def __call__(self, desired: dict[str, Any], live: dict[str, Any] | None) -> str | None:
+        live_meta = (live or {}).get("metadata") or {}
+        meta = desired["metadata"]
+        rendered = (meta.get("annotations") or {}).get(CONFIG_HASH)
+        if live is None or not live_meta.get("resourceVersion") or rendered is None:
+            return drift(desired, live)
+        key = (desired["kind"], meta.get("namespace", ""), meta["name"])
+        version = (rendered, (desired.get("spec") or {}).get("replicas"), live_meta.get("uid"),
+                   live_meta["resourceVersion"])
+        known = self._verdicts.get(key)
+        if known is not None and known[0] == version:
+            return known[1]
+        verdict = drift(desired, live)
+        if len(self._verdicts) >= self._max:  # children of deleted AIServices linger until this
+            self._verdicts.clear()
+        self._verdicts[key] = (version, verdict)
+        return verdict

@@ -32,12 +32,13 @@ from ..api.children import INSTANCE_LABEL, MANAGED_SELECTOR
 from ..clients.kinds import BY_KIND, CHILD_KINDS, Kind
 from ..clients.kube import API_SERVER, KubeError, UnreachableError
 from ..observability import metrics
+from ..renderer import forget_rendering
 from ..topics.apply import CLEANUP_TIMEOUT_SECONDS
 from . import kopf_patches
-from .observed import SecretReader, trim
+from .observed import AppliedCache, SecretReader, trim
 from .passes import Engines, aligned_delay, clean_up_topics, run_pass
 from .sync import Emit
-from .triggers import Triggers
+from .triggers import PassSlots, Triggers
 
 log = logging.getLogger("aifleet.handlers")
 
@@ -71,6 +72,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.watching.client_timeout = 330
     memo.engines = Engines()
     memo.triggers = Triggers()
+    memo.triggers.slots = PassSlots(WORKER_THREADS)
 
 
 @kopf.on.startup()
@@ -106,16 +108,26 @@ def _register_child(kind: Kind) -> None:
         return {(namespace or "", name): trim(dict(body))}
 
     async def on_event(
-        namespace: str | None, labels: Mapping[str, str], type: str | None, name: str, memo: kopf.Memo, **_: Any
+        namespace: str | None, labels: Mapping[str, str], type: str | None, name: str, body: kopf.Body,
+        memo: kopf.Memo, **_: Any
     ) -> None:
         if type == "DELETED":
             memo.engines.applied.forget(kind.kind, namespace or "", name)
         owner = labels.get(INSTANCE_LABEL)
-        if owner:
+        if not owner:
+            return
+        if kind.kind == "Deployment" and type != "DELETED" and _available(body):
+            memo.triggers.fleet_available(namespace or "", owner)
+        else:
             memo.triggers.poke(namespace or "", owner)
 
     kopf.index(*resource, labels=MANAGED_SELECTOR, id=index_id(kind))(index)
     kopf.on.event(*resource, labels=MANAGED_SELECTOR, id=f"watch_{kind.plural}")(on_event)
+
+
+def _available(deployment: Mapping[str, Any]) -> bool:
+    return any(c.get("type") == "Available" and c.get("status") == "True"
+               for c in (deployment.get("status") or {}).get("conditions") or [])
 
 
 _watched: set[str] = set()
@@ -140,16 +152,32 @@ async def on_aiservice_event(namespace: str | None, name: str, type: str | None,
         memo.triggers.poke(namespace or "", name)
 
 
-def _lookup(indexes: dict[str, Any], secrets: SecretReader):
+def _lookup(indexes: dict[str, Any], secrets: SecretReader, applied: AppliedCache):
     def lookup(kind: str, namespace: str, name: str) -> dict | None:
         index = indexes.get(index_id(BY_KIND[kind]))
         if index is None and kind == "Secret" and "Secret" not in _watched:
-            return secrets.read(namespace, name)  # not watched: read by name, cached
+            # Not watched: one we generated moments ago is known; others are read by name, cached.
+            return applied.newest(kind, namespace, name, None) or secrets.read(namespace, name)
         for obj in index.get((namespace, name), []) if index is not None else []:
             return obj
         return None
 
     return lookup
+
+
+class _Snapshot:
+    """The AIService as a pass reads it: a copy, since kopf updates the live body while a pass runs in a thread, but
+    one copy per resourceVersion (an object of one version never changes, and a pass never mutates what it reads)."""
+
+    def __init__(self) -> None:
+        self._version: str | None = None
+        self._copy: dict[str, Any] = {}
+
+    def snapshot(self, body: kopf.Body) -> dict[str, Any]:
+        version = body.get("metadata", {}).get("resourceVersion")
+        if version is None or version != self._version:
+            self._copy, self._version = copy.deepcopy(dict(body)), version
+        return self._copy
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0, id="worker")
@@ -158,45 +186,62 @@ async def worker(
 ) -> None:
     """Reconcile when poked, poll the metrics when due, resync periodically; back off on errors."""
     namespace = namespace or ""
-    lookup = _lookup({k: v for k, v in kwargs.items() if k.startswith("children_")}, memo.engines.secrets)
-    trigger = memo.triggers.register(namespace, name)
+    lookup = _lookup({k: v for k, v in kwargs.items() if k.startswith("children_")}, memo.engines.secrets,
+                     memo.engines.applied)
+    triggers: Triggers = memo.triggers
+    trigger = triggers.register(namespace, name)
+    slots = triggers.slots
+    assert slots is not None
+    kept = _Snapshot()
     next_poll = 0.0  # the first poll happens at once
+    next_full = 0.0  # when a pass must look at everything even if nothing was poked: resync, retries, timers
     failures = 0
     try:
         while not stopped and not trigger.deleted:
-            trigger.clear()
-            wait = RESYNC_SECONDS
-            try:
+            async with slots.turn(trigger):
                 started = time.monotonic()
                 poll_due = started >= next_poll
-                done = await asyncio.to_thread(
-                    run_pass, copy.deepcopy(dict(body)), lookup, memo.engines, _emitter(body), poll_due
-                )
-                now = time.monotonic()
-                metrics.record_reconcile("changed" if done.changed else "unchanged", now - started)
-                if done.poll_interval is not None:
-                    if poll_due:
-                        # No Deployment to decide for yet: look again shortly rather than a whole poll later.
-                        next_poll = now + (aligned_delay(done.poll_interval) if done.polled else 1.0)
-                    wait = min(wait, next_poll - now)
-                if done.wake_in is not None:
-                    wait = min(wait, done.wake_in)
-                failures = 0
-            except Exception as exc:  # noqa: BLE001 - one bad object must not stop its worker
-                metrics.record_reconcile("error", time.monotonic() - started)
-                metrics.record_error(exc)
-                failures += 1
-                wait = min(MAX_BACKOFF_SECONDS, 2.0**failures)
-                outage = isinstance(exc, UnreachableError)
-                if outage:
-                    # Said once for the whole process (clients/kube.py's Reachability); its return wakes every worker.
-                    wait = min(wait, OUTAGE_RETRY_SECONDS)
-                (log.debug if outage else log.warning)(
-                    "reconcile failed, retrying",
-                    exc_info=not isinstance(exc, KubeError),
-                    extra={"aiservice": f"{namespace}/{name}", "error": str(exc),
-                           "status": getattr(exc, "status", None), "retry_in": wait},
-                )
+                poll_only = poll_due and not trigger.poked and started < next_full
+                # Taken when the turn comes, not when it was asked for: this pass covers every change until now,
+                # and only what happens from here on brings another.
+                trigger.clear()
+                snapshot = kept.snapshot(body)
+                wait = RESYNC_SECONDS
+                try:
+                    done = await asyncio.to_thread(
+                        run_pass, snapshot, lookup, memo.engines, _emitter(body), poll_due, poll_only
+                    )
+                    now = time.monotonic()
+                    metrics.record_reconcile(
+                        ("changed" if done.changed else "unchanged") if done.reconciled else "polled", now - started
+                    )
+                    if done.reconciled:
+                        next_full = now + min(RESYNC_SECONDS, done.wake_in if done.wake_in is not None else RESYNC_SECONDS)
+                    if done.ready is not None:
+                        trigger.ready = done.ready
+                    if done.poll_interval is not None:
+                        if poll_due:
+                            # No Deployment to decide for yet: look again shortly rather than a whole poll later.
+                            next_poll = now + (aligned_delay(done.poll_interval) if done.polled else 1.0)
+                        wait = min(wait, next_poll - now)
+                    wait = min(wait, next_full - now)
+                    failures = 0
+                except Exception as exc:  # noqa: BLE001 - one bad object must not stop its worker
+                    metrics.record_reconcile("error", time.monotonic() - started)
+                    metrics.record_error(exc)
+                    failures += 1
+                    wait = min(MAX_BACKOFF_SECONDS, 2.0**failures)
+                    next_full = 0.0  # the retry looks at everything
+                    outage = isinstance(exc, UnreachableError)
+                    if outage:
+                        # Said once for the whole process (clients/kube.py's Reachability); its return wakes every worker.
+                        wait = min(wait, OUTAGE_RETRY_SECONDS)
+                    (log.debug if outage else log.warning)(
+                        "reconcile failed, retrying",
+                        exc_info=not isinstance(exc, KubeError),
+                        extra={"aiservice": f"{namespace}/{name}", "error": str(exc),
+                               "status": getattr(exc, "status", None), "retry_in": wait},
+                    )
             await trigger.wait(max(0.0, wait), stopped)
     finally:
         memo.triggers.unregister(namespace, name, trigger)
@@ -205,6 +250,8 @@ async def worker(
             # Stopped for a deletion that waits on the topic cleanup: it may still need the Kafka client.
             memo.engines.topics.forget(namespace, name, keep_client=not trigger.deleted)
             memo.engines.applied.forget(KIND, namespace, name)
+            memo.engines.parsed.forget(namespace, name)
+            forget_rendering(namespace, name)
             metrics.forget(namespace, name)
 
 

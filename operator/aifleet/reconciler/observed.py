@@ -63,13 +63,14 @@ SECRET_READ_TTL_SECONDS = 120.0
 
 class SecretReader:
     """Secrets by name, for an operator that may not list or watch them (`--secret-access byName`): one GET per
-    Secret per `ttl`, then the remembered answer. A missing Secret is asked about again each time: it is about to be
-    created (by this pass, or by the user a Degraded condition asked), and remembering its absence would make the
-    next passes create or wait for it again. `read` runs in the workers' threads."""
+    Secret per `ttl`, then the remembered answer. A missing Secret is asked about again after `miss_ttl` (one
+    pass asks twice: for rendering, then before creating a generated one): it is about to be created (by this pass,
+    or by the user a Degraded condition asked), and remembering its absence longer would make the next passes
+    create or wait for it again. `read` runs in the workers' threads."""
 
     def __init__(self, get: Callable[[str, str], dict[str, Any] | None], ttl: float = SECRET_READ_TTL_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self._get, self.ttl, self._clock = get, ttl, clock
+                 clock: Callable[[], float] = time.monotonic, miss_ttl: float = 1.0) -> None:
+        self._get, self.ttl, self._clock, self.miss_ttl = get, ttl, clock, miss_ttl
         self._lock = threading.Lock()
         self._read: dict[tuple[str, str], tuple[dict[str, Any] | None, float]] = {}
         self._swept = clock()
@@ -83,12 +84,41 @@ class SecretReader:
                 self._read = {k: v for k, v in self._read.items() if now - v[1] < self.ttl}
                 self._swept = now
             known = self._read.get((namespace, name))
-        if known is not None and now - known[1] < self.ttl:
+        if known is not None and now - known[1] < (self.ttl if known[0] is not None else self.miss_ttl):
             return known[0]
         found = self._get(namespace, name)
-        if found is None:
-            return None
-        obj = {**trim(found), "kind": "Secret"}
+        obj = None if found is None else {**trim(found), "kind": "Secret"}
         with self._lock:
             self._read[(namespace, name)] = (obj, now)
         return obj
+
+
+# How long one list of a namespace's pods serves every AIService of it that needs them.
+POD_LIST_TTL_SECONDS = 10.0
+
+
+class PodReader:
+    """Pods of a component, for the report on why a stalled workload's pods fail. One list per namespace and
+    component per `ttl`, shared by its AIServices: while a thousand fleets are created at once, each of them stalls
+    for a while, and a list per AIService per pass was a fifth of the operator's requests. `read` runs in the
+    workers' threads; a failed list leaves the report out (the pod counts still stand)."""
+
+    def __init__(self, list_pods: Callable[[str, dict[str, str]], list[dict[str, Any]]], shared_label: str,
+                 ttl: float = POD_LIST_TTL_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+        self._list, self._shared_label, self.ttl, self._clock = list_pods, shared_label, ttl, clock
+        self._lock = threading.Lock()
+        self._lists: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[list[dict[str, Any]], float]] = {}
+
+    def read(self, namespace: str, selector: dict[str, str]) -> list[dict[str, Any]]:
+        """The pods of `namespace` that match every label of `selector`."""
+        shared = tuple(sorted((k, v) for k, v in selector.items() if k != self._shared_label))
+        key, now = (namespace, shared), self._clock()
+        with self._lock:
+            self._lists = {k: v for k, v in self._lists.items() if now - v[1] < self.ttl}
+            known = self._lists.get(key)
+        if known is None:
+            known = (self._list(namespace, dict(shared)), now)
+            with self._lock:
+                self._lists[key] = known
+        return [pod for pod in known[0]
+                if all(((pod.get("metadata") or {}).get("labels") or {}).get(k) == v for k, v in selector.items())]

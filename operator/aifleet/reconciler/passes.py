@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..api import AIService
+from ..api.children import INSTANCE_LABEL
 from ..autoscaler.policy import Decision
 from ..clients.kinds import HTTPROUTE
 from ..clients.kube import Discovery, Kube
@@ -29,9 +30,9 @@ from ..topics.apply import (
     left_behind,
 )
 from .canary import Analyse, analyser, recorded
-from .observed import AppliedCache, SecretReader
+from .observed import AppliedCache, PodReader, SecretReader
 from .scaling import Autoscalers, autoscale
-from .sync import Emit, last_status, parse, reconcile
+from .sync import Emit, ParsedCache, last_status, parse, pod_lister, reconcile
 from .topic_schedule import TopicsEngine
 
 log = logging.getLogger("aifleet.topics")
@@ -46,12 +47,15 @@ class Engines:
     applied: AppliedCache = field(default_factory=AppliedCache)
     autoscalers: Autoscalers = field(default_factory=Autoscalers)
     topics: TopicsEngine = field(default_factory=TopicsEngine)
+    parsed: ParsedCache = field(default_factory=ParsedCache)
     discovery: Discovery = field(init=False)  # what the API server serves beyond the core kinds
     secrets: SecretReader = field(init=False)  # Secrets by name, when the operator does not watch them
+    pods: PodReader = field(init=False)  # pods for the failure report, one list per namespace shared
 
     def __post_init__(self) -> None:
         self.discovery = Discovery(self.kube)
         self.secrets = SecretReader(lambda namespace, name: self.kube.get("Secret", namespace, name))
+        self.pods = PodReader(pod_lister(self.kube), shared_label=INSTANCE_LABEL)
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,8 @@ class PassResult:
     polled: bool  # a decision was made (not before the fleet's Deployment exists)
     changed: bool  # something was written
     wake_in: float | None  # come back this soon for another engine (Kafka retries)
+    reconciled: bool = True  # False: a poll that decided nothing new, so nothing else was looked at
+    ready: bool | None = None  # the AIService's Ready condition as this pass left it (None: not known)
 
 
 def aligned_delay(interval: float) -> float:
@@ -70,12 +76,18 @@ def aligned_delay(interval: float) -> float:
     return (math.floor(now / interval) + 1) * interval - now
 
 
-def run_pass(snapshot: dict[str, Any], lookup: Lookup, engines: Engines, emit: Emit, poll_due: bool) -> PassResult:
-    """One pass for one AIService: autoscale when due, then reconcile everything."""
+def run_pass(
+    snapshot: dict[str, Any], lookup: Lookup, engines: Engines, emit: Emit, poll_due: bool, poll_only: bool = False,
+) -> PassResult:
+    """One pass for one AIService: autoscale when due, then reconcile everything.
+
+    `poll_only`: nothing but the poll timer brought this pass (no watch event since the last full pass, which is
+    younger than the resync). If the poll decides what is already shown, the rest would find nothing to do: it is
+    skipped. That is the whole cost of a quiet fleet, once per poll per AIService."""
     if (snapshot.get("metadata") or {}).get("deletionTimestamp"):
         # Being deleted: apply nothing, and above all create no topic the delete handler is removing.
         return PassResult(None, False, False, None)
-    ais = parse(snapshot)
+    ais = engines.parsed.parse(snapshot)
     decision: Decision | None = None
     poll_interval: float | None = None
     wake_in: float | None = None
@@ -84,13 +96,16 @@ def run_pass(snapshot: dict[str, Any], lookup: Lookup, engines: Engines, emit: E
     if ais is not None and ais.spec.autoscaling.engine == "operator":
         poll_interval = float(ais.spec.autoscaling.poll_interval_seconds)
         memory = engines.autoscalers.memory(ais.metadata.namespace, ais.metadata.name)
+        shown_before = memory.shown
         if poll_due:
             canary = recorded(last_status(snapshot, engines.applied))
             decision = autoscale(ais, lookup, engines.kube, engines.autoscalers, engines.applied, emit, canary)
+            polled = decision is not None
+            acted = decision is not None and decision.act
+            if poll_only and canary is None and not acted and memory.shown is shown_before:
+                return PassResult(poll_interval, polled, False, None, reconciled=False)
             # The canary's analysis runs each poll too, on the same Prometheus.
             analyse = analyser(lambda ais: engines.autoscalers.source(ais, engines.kube), time.time())
-            polled = decision is not None
-        acted = decision is not None and decision.act
         decision = memory.shown
 
     def topics(ais: AIService, secret: dict[str, Any] | None) -> TopicsResult | None:
@@ -98,7 +113,8 @@ def run_pass(snapshot: dict[str, Any], lookup: Lookup, engines: Engines, emit: E
 
     gateway_api = engines.discovery.serves(HTTPROUTE)
     outcome = reconcile(
-        snapshot, lookup, engines.kube, engines.applied, emit, decision, topics, analyse, gateway_api=gateway_api
+        snapshot, lookup, engines.kube, engines.applied, emit, decision, topics, analyse, gateway_api=gateway_api,
+        parsed=ais, pods=engines.pods.read,
     )
     if ais is not None and ais.spec.kafka is not None:
         due = engines.topics.next_due(ais.metadata.namespace, ais.metadata.name)
@@ -106,7 +122,7 @@ def run_pass(snapshot: dict[str, Any], lookup: Lookup, engines: Engines, emit: E
     if outcome.waiting_on_user:
         wake_in = min(wake_in or USER_RECHECK_SECONDS, USER_RECHECK_SECONDS)
     changed = bool(outcome.applied or outcome.status_written or acted)
-    return PassResult(poll_interval, polled, changed, wake_in)
+    return PassResult(poll_interval, polled, changed, wake_in, ready=outcome.ready)
 
 
 def clean_up_topics(

@@ -28,7 +28,7 @@ from .adoption import adoption_refusal
 from .canary import Analyse, canary_ready, fleet_total, rollout
 from .canary import report as canary_report
 from .conditions import component_condition, merge_conditions, summary_conditions
-from .diff import drift
+from .diff import DriftMemo
 from .observed import AppliedCache
 from .scaling import hpa_status, operator_status
 
@@ -48,6 +48,7 @@ class Outcome:
     status_written: bool = False
     error: str | None = None
     waiting_on_user: bool = False  # e.g. a referenced Secret is missing: we do not watch user Secrets, so re-check soon
+    ready: bool | None = None  # the Ready condition of the status this pass reported (None: it reported none)
 
 
 def parse(body: dict[str, Any]) -> AIService | None:
@@ -55,6 +56,31 @@ def parse(body: dict[str, Any]) -> AIService | None:
         return AIService.model_validate(body)
     except ValidationError:
         return None
+
+
+class ParsedCache:
+    """The AIService model of each object, kept while its resourceVersion stands: an object of one version never
+    changes, and a quiet fleet is parsed again on every poll otherwise. One slot per AIService; models are shared,
+    so nothing may mutate them (they are treated as values throughout)."""
+
+    def __init__(self) -> None:
+        self._slots: dict[tuple[str, str], tuple[tuple[str, str], AIService | None]] = {}
+
+    def parse(self, body: dict[str, Any]) -> AIService | None:
+        meta = body.get("metadata") or {}
+        slot = (meta.get("namespace", ""), meta.get("name", ""))
+        version = (str(meta.get("uid", "")), str(meta.get("resourceVersion", "")))
+        if not version[1]:  # not from the API server (tests, offline): nothing to key on
+            return parse(body)
+        known = self._slots.get(slot)
+        if known is not None and known[0] == version:
+            return known[1]
+        ais = parse(body)
+        self._slots[slot] = (version, ais)
+        return ais
+
+    def forget(self, namespace: str, name: str) -> None:
+        self._slots.pop((namespace, name), None)
 
 
 # --- writing children ----------------------------------------------------------------------------------
@@ -74,6 +100,9 @@ def _change_event(manifest: dict[str, Any], live: dict[str, Any] | None, reason:
 def _immutable_change(exc: KubeError, manifest: dict[str, Any]) -> bool:
     # A StatefulSet's volume claim templates cannot change in place (e.g. Redis persistence turned on).
     return manifest["kind"] == "StatefulSet" and exc.status == 422 and "Forbidden" in str(exc)
+
+
+_DRIFT = DriftMemo()
 
 
 def apply_children(
@@ -100,7 +129,7 @@ def apply_children(
             if refusal is not None:
                 refused.setdefault(meta["labels"][COMPONENT_LABEL], []).append(refusal)
                 continue
-        reason = drift(manifest, live)
+        reason = _DRIFT(manifest, live)
         if reason is None:
             continue
         try:
@@ -202,7 +231,7 @@ def refused_states(states: Mapping[str, ComponentState], refused: Mapping[str, s
     }
 
 
-def _pod_lister(kube: Kube) -> PodLister:
+def pod_lister(kube: Kube) -> PodLister:
     """Pods for the failure report; an API error only leaves the report out (the counts still stand)."""
 
     def pods(namespace: str, selector: dict[str, str]) -> list[dict[str, Any]]:
@@ -295,11 +324,15 @@ def remove_canary(
         applied.forget(kind, ns, name)
 
 
+def is_ready(status: Mapping[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+
+
 def record_fleet(ais: AIService, status: Mapping[str, Any], lookup: Lookup) -> None:
     """The AIService's readiness, fleet size and bounds as the operator's per-AIService gauges."""
     scaling = ais.spec.autoscaling
     deployment = lookup("Deployment", ais.metadata.namespace, names(ais).triton) or {}
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+    ready = is_ready(status)
     metrics.record_fleet(
         ais.metadata.namespace, ais.metadata.name, ready=ready,
         replicas=(deployment.get("spec") or {}).get("replicas") or 0,
@@ -373,12 +406,16 @@ def reconcile(
     analyse: Analyse | None = None,
     *,
     gateway_api: bool = False,
+    parsed: AIService | None = None,
+    pods: PodLister | None = None,
 ) -> Outcome:
+    """`parsed`: `body` as a model, when the caller has it already (None: parse here, and say why it fails).
+    `pods`: how to read pods for the failure report (default: a list per call)."""
     outcome = Outcome()
     previous = last_status(body, applied)
     now = now_timestamp()
     try:
-        ais = AIService.model_validate(body)
+        ais = parsed if parsed is not None else AIService.model_validate(body)
     except ValidationError as exc:
         # The CRD refuses most bad specs; this catches what only Python can check. Change nothing.
         message = describe_validation_error(exc)
@@ -421,10 +458,11 @@ def reconcile(
 
     kafka_secret = secrets.get(ais.spec.kafka.credentials_secret) if ais.spec.kafka and ais.spec.kafka.credentials_secret else None
     topic_result = topics(ais, kafka_secret) if topics is not None else None
-    states = component_states(ais, lookup, rendered, topic_result, _pod_lister(kube), parse_timestamp(now))
+    states = component_states(ais, lookup, rendered, topic_result, pods or pod_lister(kube), parse_timestamp(now))
     states.update(refused_states(states, outcome.refused))
     status = build_status(ais, lookup, previous, now, states, decision, topic_result, canary)
     record_fleet(ais, status, lookup)
+    outcome.ready = is_ready(status)
     _report_problems(previous, states, emit)
     patch = _changed(previous, status)
     if patch:

@@ -21,7 +21,6 @@ import copy
 import hashlib
 import json
 import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,9 +86,30 @@ def placeholder_secrets(ais: AIService) -> dict[str, dict[str, Any]]:
     return out
 
 
-_CACHE_SIZE = 4096
-_cache: OrderedDict[str, Rendered] = OrderedDict()
-_cache_lock = threading.Lock()
+@dataclass(frozen=True)
+class _Slot:
+    """The last rendering of one AIService and what it was rendered from."""
+
+    ais: AIService
+    replicas: int | None
+    secrets: Mapping[str, Any] | None
+    canary: CanaryStatus | None
+    gateway_api: bool
+    key: str
+    rendered: Rendered
+
+    def serves(self, ais: AIService, replicas: int | None, secrets: Mapping[str, Any] | None,
+               canary: CanaryStatus | None, gateway_api: bool) -> bool:
+        # `ais is self.ais`: the reconciler parses an object once per resourceVersion, so a pass with nothing new
+        # hands over the very same model and needs no digest at all.
+        return (ais is self.ais and replicas == self.replicas and secrets == self.secrets and canary == self.canary
+                and gateway_api == self.gateway_api)
+
+
+# One slot per AIService (its latest rendering): the memory grows with the fleet, not with its history.
+_MAX_SLOTS = 100_000
+_slots: dict[tuple[str, str], _Slot] = {}
+_slots_lock = threading.Lock()
 
 
 def _cache_key(
@@ -105,6 +125,12 @@ def _cache_key(
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def forget_rendering(namespace: str, name: str) -> None:
+    """The AIService is gone: drop its slot."""
+    with _slots_lock:
+        _slots.pop((namespace, name), None)
+
+
 def render_all(
     ais: AIService,
     *,
@@ -118,19 +144,21 @@ def render_all(
     `canary` is the canary rollout's state (`status.canary`), which decides how the fleet is split;
     `gateway_api` says the cluster serves the Gateway API's HTTPRoute, which then splits a canary's requests.
 
-    Results are memoised by input: a resync re-renders every AIService, and the same input gives the same
-    output. Callers must not mutate what they get back.
+    Results are memoised by input, one per AIService: a resync re-renders every AIService, and the same input
+    gives the same output. Callers must not mutate what they get back.
     """
+    slot_key = (ais.metadata.namespace, ais.metadata.name)
+    with _slots_lock:
+        slot = _slots.get(slot_key)
+    if slot is not None and slot.serves(ais, replicas, secrets, canary, gateway_api):
+        return slot.rendered
     key = _cache_key(ais, replicas, secrets, canary, gateway_api)
-    with _cache_lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
-    rendered = _render_all(ais, replicas, secrets, canary, gateway_api)
-    with _cache_lock:
-        _cache[key] = rendered
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
+    rendered = slot.rendered if slot is not None and slot.key == key else _render_all(
+        ais, replicas, secrets, canary, gateway_api)
+    with _slots_lock:
+        if len(_slots) >= _MAX_SLOTS:  # slots of AIServices deleted while no one said so
+            _slots.clear()
+        _slots[slot_key] = _Slot(ais, replicas, secrets, canary, gateway_api, key, rendered)
     return rendered
 
 

@@ -1,0 +1,225 @@
+"""What keeps a fleet of a thousand AIServices cheap: passes wait their turn (the one someone waits on first), a
+quiet poll skips the rest of the pass, and the pure steps are not repeated for inputs that did not change."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+
+from aifleet.reconciler.diff import DriftMemo
+from aifleet.reconciler.observed import PodReader
+from aifleet.reconciler.sync import ParsedCache
+from aifleet.reconciler.triggers import PassSlots, Trigger
+from aifleet.renderer import CONFIG_HASH, render_all
+
+
+def test_passes_take_turns_first_come_first_served_but_an_urgent_one_goes_first():
+    async def scenario() -> list[str]:
+        slots, order = PassSlots(1), []
+        triggers = {name: Trigger() for name in "abcd"}
+
+        async def one_pass(name: str) -> None:
+            async with slots.turn(triggers[name]):
+                order.append(name)
+                await asyncio.sleep(0.01)
+
+        first = asyncio.create_task(one_pass("a"))
+        await asyncio.sleep(0)
+        waiting = [asyncio.create_task(one_pass(n)) for n in "bcd"]
+        await asyncio.sleep(0)
+        assert slots.queued == 3
+        triggers["d"].urgent = True  # its fleet just became available
+        slots.promote(triggers["d"])
+        await asyncio.gather(first, *waiting)
+        return order
+
+    assert asyncio.run(scenario()) == ["a", "d", "b", "c"]
+
+
+def test_a_worker_stopped_while_it_waits_gives_up_its_place_and_no_turn_is_lost():
+    async def scenario() -> int:
+        slots = PassSlots(1)
+        held, release = Trigger(), asyncio.Event()
+
+        async def holder() -> None:
+            async with slots.turn(held):
+                await release.wait()
+
+        task = asyncio.create_task(holder())
+        await asyncio.sleep(0)
+        stopped = asyncio.create_task(slots.turn(Trigger()).__aenter__())
+        await asyncio.sleep(0)
+        stopped.cancel()
+        await asyncio.gather(stopped, return_exceptions=True)
+        release.set()
+        await task
+        ran = 0
+        for _ in range(3):  # the only slot is free again: three passes in a row get it at once
+            async with slots.turn(Trigger()):
+                ran += 1
+        return ran + slots.queued
+
+    assert asyncio.run(scenario()) == 3
+
+
+def test_one_list_of_pods_per_namespace_serves_every_aiservice_of_it():
+    lists: list[tuple[str, dict]] = []
+    pods = [{"metadata": {"name": f"{owner}-triton-x", "labels": {"app": "triton", "instance": owner}}}
+            for owner in ("a", "b")]
+    reader = PodReader(lambda ns, sel: lists.append((ns, sel)) or pods, shared_label="instance", clock=lambda: 0.0)
+    assert [p["metadata"]["name"] for p in reader.read("ml", {"app": "triton", "instance": "a"})] == ["a-triton-x"]
+    assert [p["metadata"]["name"] for p in reader.read("ml", {"app": "triton", "instance": "b"})] == ["b-triton-x"]
+    assert lists == [("ml", {"app": "triton"})]
+    reader.read("other", {"app": "triton", "instance": "c"})
+    assert len(lists) == 2
+
+
+def test_pods_are_listed_again_once_the_shared_list_is_old():
+    now = [0.0]
+    lists: list[str] = []
+    reader = PodReader(lambda ns, sel: lists.append(ns) or [], shared_label="instance", ttl=10, clock=lambda: now[0])
+    reader.read("ml", {"instance": "a"})
+    now[0] = 9.0
+    reader.read("ml", {"instance": "a"})
+    now[0] = 10.5
+    reader.read("ml", {"instance": "a"})
+    assert lists == ["ml", "ml"]
+
+
+def _deployment(rv: str, image: str = "triton:1") -> dict:
+    return {"kind": "Deployment", "metadata": {"namespace": "ml", "name": "chat", "uid": "u1", "resourceVersion": rv,
+                                               "annotations": {CONFIG_HASH: "h1"}},
+            "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "t", "image": image}]}}}}
+
+
+def test_drift_is_remembered_while_neither_side_changes_and_judged_again_when_one_does():
+    memo = DriftMemo()
+    desired = _deployment("0")
+    assert memo(desired, _deployment("5")) is None
+    assert memo(desired, _deployment("6", image="triton:2")) == ".spec.template.spec.containers[0].image"
+    assert memo(desired, _deployment("6", image="triton:2")) == ".spec.template.spec.containers[0].image"
+    assert memo(desired, None) == "missing"
+    resized = copy.deepcopy(desired)
+    resized["spec"]["replicas"] = 3  # a new replica count is a new rendering, even under the same config hash
+    assert memo(resized, _deployment("5")) == ".spec.replicas"
+
+
+def test_an_object_is_parsed_once_per_resource_version(minimal):
+    cache = ParsedCache()
+    minimal["metadata"].update(namespace="ml", name="chat", uid="u1", resourceVersion="10")
+    first = cache.parse(minimal)
+    assert first is not None and cache.parse(copy.deepcopy(minimal)) is first
+    minimal["metadata"]["resourceVersion"] = "11"
+    minimal["spec"]["autoscaling"]["maxReplicas"] = 7
+    second = cache.parse(minimal)
+    assert second is not first and second is not None and second.spec.autoscaling.max_replicas == 7
+
+
+def test_the_same_model_renders_from_its_slot_and_a_new_spec_renders_anew(minimal):
+    cache = ParsedCache()
+    minimal["metadata"].update(namespace="ml", name="slot-test", uid="u1", resourceVersion="10")
+    ais = cache.parse(minimal)
+    assert ais is not None
+    first = render_all(ais, replicas=1, secrets={})
+    assert render_all(ais, replicas=1, secrets={}) is first
+    same_spec = cache.parse({**minimal, "metadata": {**minimal["metadata"], "resourceVersion": "11"}})
+    assert same_spec is not ais and render_all(same_spec, replicas=1, secrets={}) is first  # same input, same output
+    assert render_all(ais, replicas=2, secrets={}) is not first
+
+
+class _Cluster:
+    """The API calls of a pass, answered from memory; a Deployment is available as soon as it is applied."""
+
+    def __init__(self, aiservice: dict) -> None:
+        self.objects: dict[tuple[str, str, str], dict] = {}
+        self.version = 1
+        self.aiservice = aiservice
+        self.calls: list[str] = []
+
+    def _stamp(self, obj: dict) -> dict:
+        self.version += 1
+        obj["metadata"]["resourceVersion"] = str(self.version)
+        return obj
+
+    def lookup(self, kind: str, namespace: str, name: str) -> dict | None:
+        return self.objects.get((kind, namespace, name))
+
+    def apply(self, manifest: dict) -> dict:
+        self.calls.append(f"apply {manifest['kind']}")
+        obj = self._stamp(copy.deepcopy(manifest))
+        if obj["kind"] == "Deployment":
+            obj["status"] = {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1, "conditions": [
+                {"type": "Available", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
+        self.objects[(obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])] = obj
+        return copy.deepcopy(obj)
+
+    create = apply
+
+    def find(self, kind: str, namespace: str, name: str) -> dict | None:
+        return None
+
+    def get(self, kind: str, namespace: str, name: str) -> dict | None:
+        return self.lookup(kind, namespace, name)
+
+    def list_pods(self, namespace: str, selector: dict) -> list:
+        return []
+
+    def patch_status(self, namespace: str, name: str, patch: dict) -> dict:
+        self.calls.append("patch status")
+        status = self.aiservice.setdefault("status", {})
+        for key, value in patch.items():
+            if value is None:
+                status.pop(key, None)
+            elif isinstance(value, dict) and isinstance(status.get(key), dict):
+                status[key] = {k: v for k, v in {**status[key], **value}.items() if v is not None}
+            else:
+                status[key] = value
+        self._stamp(self.aiservice)
+        return copy.deepcopy(self.aiservice)
+
+
+class _Prometheus:
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def query_many(self, promql, key_labels=None):
+        from aifleet.autoscaler.prometheus import Batch
+        from aifleet.autoscaler.sample import Sample
+
+        return Batch(samples={("ml", "chat"): Sample.of(50.0)})
+
+    def query(self, promql):
+        from aifleet.autoscaler.sample import Sample
+
+        return Sample.of(50.0)
+
+
+def test_a_quiet_poll_decides_and_skips_the_rest_of_the_pass(minimal):
+    from aifleet.reconciler.passes import Engines, run_pass
+    from aifleet.reconciler.scaling import Autoscalers
+
+    minimal["metadata"].update(namespace="ml", name="chat", uid="u1", resourceVersion="1", generation=1)
+    minimal["spec"]["autoscaling"].update(engine="operator", minReplicas=1, maxReplicas=3, targetRPSPerPod=100,
+                                          metrics={"address": "http://127.0.0.1:9"})
+    minimal["spec"]["autoscaling"].pop("forecast", None)
+    cluster = _Cluster(minimal)
+    engines = Engines(kube=cluster, autoscalers=Autoscalers(source_factory=_Prometheus))  # type: ignore[arg-type]
+    engines.discovery.serves = lambda kind: False  # type: ignore[method-assign]
+    rendered: list[int] = []
+    lookup = cluster.lookup
+
+    def counted(kind: str, namespace: str, name: str) -> dict | None:
+        rendered.append(1)
+        return lookup(kind, namespace, name)
+
+    for _ in range(3):  # create the children, report them, settle
+        run_pass(copy.deepcopy(minimal), lookup, engines, lambda *e: None, True)
+    cluster.calls.clear()
+    quiet = run_pass(copy.deepcopy(minimal), counted, engines, lambda *e: None, True, poll_only=True)
+    assert quiet.polled and not quiet.reconciled and cluster.calls == []
+    looked = len(rendered)  # the poll reads the fleet's Deployments, nothing else
+    full = run_pass(copy.deepcopy(minimal), counted, engines, lambda *e: None, True)
+    assert full.reconciled and len(rendered) > looked and cluster.calls == []  # a full quiet pass writes nothing too
+    engines.autoscalers.memory("ml", "chat").shown = None  # as if the decision changed: the pass goes on
+    changed = run_pass(copy.deepcopy(minimal), lookup, engines, lambda *e: None, True, poll_only=True)
+    assert changed.reconciled
