@@ -78,9 +78,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds added to the poll for 'decided within one poll' (our 1 s visibility probe, "
                              "the status write, the watch)")
     parser.add_argument("--converge-timeout", type=float, default=None, help="seconds (default max(180, 0.6 s x N))")
-    parser.add_argument("--baseline", action="store_true",
-                        help="also measure the cluster's floor: the same children for the largest N applied directly, "
-                             "no operator, until all Deployments are available (~5 more minutes)")
+    parser.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure the cluster's floor: the same children for the largest N applied directly, "
+                             "no operator, until all Deployments are available (~3 more minutes; --no-baseline skips)")
     parser.add_argument("--operator-src", help="run the operator from this checkout (e.g. a git worktree of another "
                                                "commit) instead of this one")
     parser.add_argument("--profile", action="store_true", help="py-spy the operator during the largest convergence "
