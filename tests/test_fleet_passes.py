@@ -223,3 +223,42 @@ def test_a_quiet_poll_decides_and_skips_the_rest_of_the_pass(minimal):
     engines.autoscalers.memory("ml", "chat").shown = None  # as if the decision changed: the pass goes on
     changed = run_pass(copy.deepcopy(minimal), lookup, engines, lambda *e: None, True, poll_only=True)
     assert changed.reconciled
+
+
+def test_range_queries_are_paced_for_the_whole_operator():
+    from aifleet.autoscaler.batching import RateBudget
+
+    now = [0.0]
+    budget = RateBudget(per_second=2, burst=4, clock=lambda: now[0])
+    assert [budget.take(2) for _ in range(3)] == [True, True, False]  # the burst is spent
+    now[0] = 1.0
+    assert budget.take(2) and not budget.take(1)  # two more a second
+
+
+def test_a_forecast_without_budget_waits_for_a_later_poll(minimal):
+    from aifleet.api import AIService
+    from aifleet.autoscaler.batching import RateBudget
+    from aifleet.autoscaler.state import AutoscalerState
+    from aifleet.reconciler.scaling import read_history
+
+    asked: list[str] = []
+
+    class Source:
+        def query_range(self, promql, span, step):
+            asked.append(promql)
+            return None
+
+    ais = AIService.model_validate(minimal)
+    spent = RateBudget(per_second=0.001, burst=1)
+    assert spent.take(1)
+    assert read_history(ais, Source(), AutoscalerState(), 1000.0, spent) is None and asked == []  # type: ignore[arg-type]
+    read_history(ais, Source(), AutoscalerState(), 1000.0, RateBudget(per_second=1, burst=10))  # type: ignore[arg-type]
+    assert asked  # with budget, the history is read
+
+
+def test_one_prometheus_source_keeps_a_connection_per_worker_thread():
+    from aifleet.autoscaler.prometheus import HTTP_POOL_SIZE, PrometheusSource
+
+    source = PrometheusSource("http://127.0.0.1:9090")
+    adapter = source._client._session.get_adapter("http://127.0.0.1:9090/api/v1/query")
+    assert adapter._pool_maxsize == HTTP_POOL_SIZE and adapter.max_retries.total == 0

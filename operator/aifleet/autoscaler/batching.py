@@ -2,7 +2,8 @@
 
 A thousand services polling every 15 s would send a thousand queries per poll; the batched query
 (`sum by (namespace, aiservice)`) answers all of them in one round trip. Services with a query of
-their own still query for themselves.
+their own still query for themselves. The forecaster's history (range queries, one service each, every few
+minutes) is paced by a `RateBudget` instead: at fleet scale they would otherwise all fall on the same poll.
 """
 
 from __future__ import annotations
@@ -51,3 +52,24 @@ class BatchingSource:
     def query_range(self, promql: str, span: float, step: float) -> HistoryView | None:
         inner = getattr(self._inner, "query_range", None)  # a source without history: no forecast
         return inner(promql, span, step) if inner is not None else None
+
+
+class RateBudget:
+    """A token bucket shared by every AIService: `take(n)` says whether n more requests may go now. What is refused
+    is tried again at a later poll (a forecast a few polls late is no error; a thousand range queries at once
+    stalled every decision of that poll)."""
+
+    def __init__(self, per_second: float, burst: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_second, self.burst, self._clock = per_second, burst, clock
+        self._lock = threading.Lock()
+        self._tokens, self._at = burst, clock()
+
+    def take(self, n: float = 1.0) -> bool:
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.per_second)
+            self._at = now
+            if self._tokens < n:
+                return False
+            self._tokens -= n
+            return True

@@ -25,6 +25,8 @@ from ..api.children import triton_pod_regex
 from .forecast import HistoryView
 from .sample import Sample
 
+HTTP_POOL_SIZE = 32  # the operator's worker threads (reconciler/handlers.py)
+
 log = logging.getLogger(__name__)
 
 # One query for every AIService behind a Prometheus: the service name is recovered from the pod name, so no
@@ -132,7 +134,9 @@ class PrometheusSource:
         insecure_skip_tls_verify: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        import requests
         from prometheus_api_client import PrometheusConnect
+        from requests.adapters import HTTPAdapter
         from urllib3.util.retry import Retry
 
         self._address = redact_url(address)
@@ -141,13 +145,21 @@ class PrometheusSource:
         headers = {"Authorization": f"Bearer {bearer_token}"} if bearer_token else None
         # No retries inside one poll: the next poll is the retry, and a slow retry loop would make
         # one service's outage delay every other service's decision.
+        session = requests.Session()
+        session.verify = not insecure_skip_tls_verify
         self._client = PrometheusConnect(
             url=address.rstrip("/"),
             headers=headers,
             disable_ssl=insecure_skip_tls_verify,
             retry=Retry(total=0, raise_on_status=False),
             timeout=timeout_seconds,
+            session=session,
         )
+        # One source serves every AIService polling this Prometheus, from the operator's worker threads: a pool as
+        # large as their number keeps their connections (the library mounts requests' default pool of 10, which
+        # dropped a connection per extra thread). Mounted after the library's own adapter, so it replaces it.
+        session.mount(address.rstrip("/"), HTTPAdapter(pool_maxsize=HTTP_POOL_SIZE,
+                                                       max_retries=Retry(total=0, raise_on_status=False)))
 
     def __repr__(self) -> str:  # never the headers
         return f"PrometheusSource({self._address!r})"

@@ -21,7 +21,7 @@ from ..api.canary import CanaryStatus
 from ..api.children import names
 from ..api.secret_data import decode_key
 from ..api.timestamps import parse_timestamp
-from ..autoscaler.batching import BatchingSource
+from ..autoscaler.batching import BatchingSource, RateBudget
 from ..autoscaler.forecast import HistoryView, history_views, refresh_interval
 from ..autoscaler.policy import Decision, Observation, decide, is_paused, to_status, tolerances
 from ..autoscaler.prometheus import MetricSource, PrometheusSource
@@ -38,6 +38,9 @@ from .observed import AppliedCache
 
 log = logging.getLogger("aifleet.autoscaler")
 BATCH_MAX_AGE_SECONDS = 3.0
+# Range queries for the forecaster, per operator: 1,000 AIServices read their history (two views each) within
+# about two minutes of a restart, and then every `refreshSeconds` spread out as their first reads were.
+HISTORY_QUERIES_PER_SECOND = 20.0
 
 Emit = Callable[[str, str, str], None]
 
@@ -66,6 +69,7 @@ class Autoscalers:
         self.sources: SharedClients[tuple[str, int, bool, str], BatchingSource] = SharedClients(max_sources)
         self._source_factory = source_factory
         self.policy = policy if policy is not None else EndpointPolicy.from_env()
+        self.history_budget = RateBudget(HISTORY_QUERIES_PER_SECOND, burst=2 * HISTORY_QUERIES_PER_SECOND)
 
     def memory(self, namespace: str, name: str) -> ScalingMemory:
         with self._lock:
@@ -134,15 +138,21 @@ def read_fast_rps(ais: AIService, source: BatchingSource) -> Sample | None:
     return source.query(fast.rendered_query(ns, name))
 
 
-def read_history(ais: AIService, source: BatchingSource, state: AutoscalerState, now: float) -> tuple[HistoryView, ...] | None:
-    """The RPS history for the forecaster, from Prometheus range queries of the RPS query, when a re-fit is due.
-    From Prometheus rather than memory: a restarted operator forecasts again at its first poll."""
+def read_history(
+    ais: AIService, source: BatchingSource, state: AutoscalerState, now: float, budget: RateBudget | None = None,
+) -> tuple[HistoryView, ...] | None:
+    """The RPS history for the forecaster, from Prometheus range queries of the RPS query, when a re-fit is due and
+    the operator's `budget` of range queries allows (otherwise at a later poll). From Prometheus rather than memory:
+    a restarted operator forecasts again within its first polls."""
     scaling = ais.spec.autoscaling
     fc = scaling.forecast
     if not fc.enabled or (state.forecast_checked_at is not None and now - state.forecast_checked_at < refresh_interval(state, fc)):
         return None
+    wanted = history_views(fc, scaling.poll_interval_seconds)
+    if budget is not None and not budget.take(len(wanted)):
+        return None
     promql = scaling.metrics.rendered_query(ais.metadata.namespace, ais.metadata.name)
-    views = [source.query_range(promql, span, step) for span, step in history_views(fc, scaling.poll_interval_seconds)]
+    views = [source.query_range(promql, span, step) for span, step in wanted]
     return tuple(v for v in views if v is not None)
 
 
@@ -200,7 +210,7 @@ def autoscale(
     try:
         source = autoscalers.source(ais, kube)
         fast_rps = read_fast_rps(ais, source)
-        history = read_history(ais, source, memory.state, now)
+        history = read_history(ais, source, memory.state, now, autoscalers.history_budget)
     except LookupError:
         fast_rps, history = None, None
     observation = Observation(
