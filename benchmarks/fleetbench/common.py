@@ -46,6 +46,8 @@ DEFAULTS = {  # the benchmark's own cluster; env vars of e2e/cluster win when se
     "AIFLEET_ETCD_PORT": "42379",
     "AIFLEET_KCM_PORT": "40357",
     "AIFLEET_SCHEDULER_PORT": "40359",
+    # KWOK pods only: no real kubelet node (one per machine: its port and bridge belong to the e2e cluster).
+    "AIFLEET_REAL_NODE": "0",
 }
 T_START = time.monotonic()
 
