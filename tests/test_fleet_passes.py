@@ -262,3 +262,19 @@ def test_one_prometheus_source_keeps_a_connection_per_worker_thread():
     source = PrometheusSource("http://127.0.0.1:9090")
     adapter = source._client._session.get_adapter("http://127.0.0.1:9090/api/v1/query")
     assert adapter._pool_maxsize == HTTP_POOL_SIZE and adapter.max_retries.total == 0
+
+
+def test_a_new_aiservice_gets_one_event_for_its_children_and_its_generated_secret():
+    from aifleet.reconciler.observed import AppliedCache
+    from aifleet.reconciler.sync import apply_children, create_generated
+
+    cluster = _Cluster({})
+    events: list[tuple[str, str, str]] = []
+    secret = {"kind": "Secret", "metadata": {"namespace": "ml", "name": "chat-admin"}}
+    service = {"kind": "Service", "metadata": {"namespace": "ml", "name": "chat", "labels": {}}, "spec": {}}
+    applied = AppliedCache()
+    made, said = create_generated([secret], cluster.lookup, cluster, applied)  # type: ignore[arg-type]
+    assert made and said == ["generated Secret chat-admin (a random key, kept until deleted)"]
+    apply_children([service], cluster.lookup, cluster, applied, lambda *e: events.append(e), said)  # type: ignore[arg-type]
+    assert events == [("Normal", "Created",
+                       "created Service chat; generated Secret chat-admin (a random key, kept until deleted)")]

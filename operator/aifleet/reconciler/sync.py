@@ -106,7 +106,8 @@ _DRIFT = DriftMemo()
 
 
 def apply_children(
-    desired: list[dict[str, Any]], lookup: Lookup, kube: Kube, applied: AppliedCache, emit: Emit
+    desired: list[dict[str, Any]], lookup: Lookup, kube: Kube, applied: AppliedCache, emit: Emit,
+    generated: list[str] | None = None,
 ) -> tuple[list[str], list[str], dict[str, str]]:
     """Apply only what is missing or drifted. A resync where nothing changed sends nothing. Returns what was
     applied, what of it was created, and per component the objects of a child's name that were not adopted.
@@ -157,8 +158,11 @@ def apply_children(
         done.append(f"{kind}/{meta['name']}")
         if live is None:
             created.append(done[-1])
+    if generated:  # the Secrets this pass generated join its "created" event: one event per new AIService
+        said.setdefault("Created", [])
     for event_reason, messages in said.items():
-        emit("Normal", event_reason, _join_messages(messages))
+        extra = generated if event_reason == "Created" and generated else []
+        emit("Normal", event_reason, "; ".join(filter(None, [_join_messages(messages) if messages else "", *extra])))
     return done, created, {component: "; ".join(messages) for component, messages in refused.items()}
 
 
@@ -177,10 +181,12 @@ def _join_messages(messages: list[str]) -> str:
     return "; ".join(messages)
 
 
-def create_generated(manifests: list[dict[str, Any]], lookup: Lookup, kube: Kube, applied: AppliedCache, emit: Emit) -> bool:
+def create_generated(
+    manifests: list[dict[str, Any]], lookup: Lookup, kube: Kube, applied: AppliedCache
+) -> tuple[bool, list[str]]:
     """Generated Secrets are created once and never updated: a password must not rotate by accident. Returns
-    whether one was created (what waits for it is rendered by the next pass)."""
-    made = False
+    whether one was created (what waits for it is rendered by the next pass) and what to say of it."""
+    made, said = False, []
     for manifest in manifests:
         meta = manifest["metadata"]
         if applied.newest(manifest["kind"], meta["namespace"], meta["name"], lookup(manifest["kind"], meta["namespace"], meta["name"])):
@@ -189,8 +195,8 @@ def create_generated(manifests: list[dict[str, Any]], lookup: Lookup, kube: Kube
         made = True  # created now, or by an earlier pass whose answer was lost: either way it exists
         if created is not None:
             applied.remember(created)
-            emit("Normal", "SecretGenerated", f"generated Secret {meta['name']} (a random key, kept until deleted)")
-    return made
+            said.append(f"generated Secret {meta['name']} (a random key, kept until deleted)")
+    return made, said
 
 
 def read_secrets(ais: AIService, lookup: Lookup, kube: Kube) -> dict[str, dict[str, Any] | None]:
@@ -432,9 +438,10 @@ def reconcile(
     canary = rollout(ais, previous, parse_timestamp(now), analyse, emit, canary_ready(ais, lookup))
     replicas = fleet_total(ais, canary, lambda name: applied.newest("Deployment", ns, name, lookup("Deployment", ns, name)))
     rendered = render_all(ais, replicas=replicas, secrets=secrets, canary=canary, gateway_api=gateway_api)
-    generated = create_generated(rendered.create_once, lookup, kube, applied, emit)
+    generated, generated_said = create_generated(rendered.create_once, lookup, kube, applied)
     try:
-        outcome.applied, outcome.created, outcome.refused = apply_children(rendered.manifests, lookup, kube, applied, emit)
+        outcome.applied, outcome.created, outcome.refused = apply_children(
+            rendered.manifests, lookup, kube, applied, emit, generated_said)
     except KubeError as exc:
         outcome.error = f"apply failed: {exc}"
         if not isinstance(exc, UnreachableError):  # an outage is said once for the process, not per object
