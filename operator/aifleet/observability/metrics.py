@@ -8,7 +8,7 @@ set, and the per-AIService gauge is removed when its AIService goes (``forget``)
 from __future__ import annotations
 
 import logging
-from typing import get_args
+from typing import Any, get_args
 
 from prometheus_client import (
     CollectorRegistry,
@@ -193,8 +193,23 @@ def record_error(exc_or_reason: BaseException | str) -> None:
         log.debug("record_error failed", exc_info=True)
 
 
+# The last values recorded per AIService and kind of record: a poll or pass that changes nothing sets nothing
+# (a thousand AIServices polled every 15 s made labels() lookups a tenth of a quiet operator's CPU).
+_last: dict[tuple[str, str, str], tuple[Any, ...]] = {}
+
+
+def _unchanged(kind: str, namespace: str, name: str, values: tuple[Any, ...]) -> bool:
+    key = (kind, namespace, name)
+    if _last.get(key) == values:
+        return True
+    _last[key] = values
+    return False
+
+
 def record_desired(namespace: str, name: str, desired: int | None, rps: float | None = None) -> None:
     """The autoscaler's current wish for one AIService (also without a change of replicas) and the RPS it read."""
+    if _unchanged("desired", namespace, name, (desired, rps)):
+        return
     try:
         if desired is not None:
             DESIRED_REPLICAS.labels(namespace=namespace, name=name).set(desired)
@@ -226,6 +241,9 @@ def record_fleet(
     max_replicas: int, target_rps_per_pod: float,
 ) -> None:
     """An AIService's state after a reconcile pass: its Ready condition, its fleet's size and its bounds."""
+    if _unchanged("fleet", namespace, name, (ready, replicas, ready_replicas, min_replicas, max_replicas,
+                                              target_rps_per_pod)):
+        return
     try:
         AISERVICE_READY.labels(namespace=namespace, name=name).set(1 if ready else 0)
         REPLICAS.labels(namespace=namespace, name=name).set(replicas)
@@ -242,6 +260,8 @@ def record_fleet(
 def record_decision(namespace: str, name: str, reason: str, metrics_unavailable: bool) -> None:
     """The operator engine decided for an AIService: why (one of the status reason codes), and whether it could
     read the traffic metric."""
+    if _unchanged("decision", namespace, name, (reason, metrics_unavailable)):
+        return
     try:
         reason = _bounded(reason, REASONS)
         for known in (*REASONS, OTHER):
@@ -265,6 +285,8 @@ _PER_FLEET = (DESIRED_REPLICAS, OBSERVED_RPS, AISERVICE_READY, REPLICAS, READY_R
 
 def forget(namespace: str, name: str) -> None:
     """The AIService is gone: drop its per-object series."""
+    for kind in ("desired", "fleet", "decision"):
+        _last.pop((kind, namespace, name), None)
     labelsets: list[tuple[Gauge | Counter, tuple[str, ...]]] = [(metric, (namespace, name)) for metric in _PER_FLEET]
     labelsets += [(SCALING_REASON, (namespace, name, reason)) for reason in (*REASONS, OTHER)]
     for metric, labels in labelsets:
