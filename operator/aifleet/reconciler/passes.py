@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..api import AIService
+from ..api.dbcheck import CheckTarget, DatabaseCheck
 from ..autoscaler.policy import Decision
 from ..clients.kinds import HTTPROUTE
 from ..clients.kube import Discovery, Kube
@@ -29,6 +30,7 @@ from ..topics.apply import (
     left_behind,
 )
 from .canary import Analyse, analyser, recorded
+from .dbchecks import DatabaseChecks
 from .observed import AppliedCache, SecretReader
 from .scaling import Autoscalers, autoscale
 from .sync import Emit, last_status, parse, reconcile
@@ -46,6 +48,7 @@ class Engines:
     applied: AppliedCache = field(default_factory=AppliedCache)
     autoscalers: Autoscalers = field(default_factory=Autoscalers)
     topics: TopicsEngine = field(default_factory=TopicsEngine)
+    databases: DatabaseChecks = field(default_factory=DatabaseChecks)  # the checks through the poolers
     discovery: Discovery = field(init=False)  # what the API server serves beyond the core kinds
     secrets: SecretReader = field(init=False)  # Secrets by name, when the operator does not watch them
 
@@ -97,8 +100,12 @@ def run_pass(snapshot: dict[str, Any], lookup: Lookup, engines: Engines, emit: E
         return engines.topics.sync(ais, secret, emit)
 
     gateway_api = engines.discovery.serves(HTTPROUTE)
+    def database(ais: AIService, target: CheckTarget | None) -> DatabaseCheck | None:
+        return engines.databases.observe((ais.metadata.namespace, ais.metadata.name), target)
+
     outcome = reconcile(
-        snapshot, lookup, engines.kube, engines.applied, emit, decision, topics, analyse, gateway_api=gateway_api
+        snapshot, lookup, engines.kube, engines.applied, emit, decision, topics, analyse, gateway_api=gateway_api,
+        database=database,
     )
     if ais is not None and ais.spec.kafka is not None:
         due = engines.topics.next_due(ais.metadata.namespace, ais.metadata.name)
