@@ -210,12 +210,34 @@ def test_a_pooler_turned_off_or_deleted_is_no_longer_checked():
     assert engine.due() == []
 
 
+def test_a_pooler_out_of_reach_is_said_only_when_the_next_check_cannot_reach_it_either():
+    """A new Service is often not routed yet for the first check: no status change (and no write) for one miss."""
+    engine, clock, _ = _engine([_check("unreachable", "refused"), _check("ok"), _check("unreachable", "refused"),
+                                _check("unreachable", "refused")])
+    key = ("prod", "shop")
+    engine.observe(key, _target())
+    assert engine.run(*engine.due()[0]) is False
+    assert engine.observe(key, _target()) is None
+    clock.now += FAILING_EVERY_SECONDS  # a miss is checked again soon
+    assert engine.run(*engine.due()[0]) is False
+    assert engine.observe(key, _target()).outcome == "ok"
+    clock.now += HEALTHY_EVERY_SECONDS
+    assert engine.run(*engine.due()[0]) is False
+    assert engine.observe(key, _target()).outcome == "ok"
+    clock.now += FAILING_EVERY_SECONDS
+    assert engine.run(*engine.due()[0]) is True
+    assert engine.observe(key, _target()).outcome == "unreachable"
+
+
 def test_a_check_that_breaks_counts_as_one_that_could_not_run():
     def broken(target):
         raise RuntimeError("boom")
 
-    engine = DatabaseChecks(check=broken, clock=Clock(), background=False)
+    clock = Clock()
+    engine = DatabaseChecks(check=broken, clock=clock, background=False)
     engine.observe(("prod", "shop"), _target())
+    assert engine.run(*engine.due()[0]) is False
+    clock.now += FAILING_EVERY_SECONDS
     assert engine.run(*engine.due()[0]) is True
     assert engine.observe(("prod", "shop"), _target()).outcome == "unreachable"
 

@@ -36,6 +36,7 @@ class CheckMemory:
     result: DatabaseCheck | None = None
     due: float = 0.0
     in_flight: bool = False
+    unreachable: int = 0  # checks in a row that could not reach the pooler
 
 
 def verdict(result: DatabaseCheck | None) -> tuple[str, str]:
@@ -112,10 +113,17 @@ class DatabaseChecks:
             if memory is None or memory.target != target:
                 return False  # forgotten or retargeted meanwhile: this answer is about something else
             before = verdict(memory.result)
-            memory.result, memory.in_flight, memory.due = result, False, next_due(result, self._clock())
+            memory.in_flight, memory.due = False, next_due(result, self._clock())
+            memory.unreachable = memory.unreachable + 1 if result.outcome == "unreachable" else 0
+            # A pooler out of reach once is often a Service kube-proxy has not routed yet (a new pooler): the
+            # status says so only when the next check, on the failing cadence, cannot reach it either.
+            if memory.unreachable != 1:
+                memory.result = result
             self._lock.notify_all()
-        self._log(key, result)
-        return verdict(result) != before
+            shown = memory.result
+        if shown is not None:
+            self._log(key, shown)
+        return verdict(shown) != before
 
     def _log(self, key: Key, result: DatabaseCheck) -> None:
         if result.outcome == "unreachable" and not self._said_unreachable:
