@@ -227,6 +227,11 @@ def test_a_pooler_out_of_reach_is_said_only_when_the_next_check_cannot_reach_it_
     clock.now += FAILING_EVERY_SECONDS
     assert engine.run(*engine.due()[0]) is True
     assert engine.observe(key, _target()).outcome == "unreachable"
+    # It says nothing about the database: tried again on the healthy cadence, not the failing one.
+    clock.now += FAILING_EVERY_SECONDS
+    assert engine.due() == []
+    clock.now += HEALTHY_EVERY_SECONDS - FAILING_EVERY_SECONDS
+    assert len(engine.due()) == 1
 
 
 def test_a_check_that_breaks_counts_as_one_that_could_not_run():

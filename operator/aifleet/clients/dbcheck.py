@@ -1,11 +1,13 @@
 """The edge to PostgreSQL through PgBouncer: one login and `SELECT 1`, bounded in time.
 
-What PgBouncer 1.18 answers while its server is down (found with the real processes, e2e/test_real_pooler.py):
-a client that is already waiting for a server stays in the queue until `query_wait_timeout` (120 s by default),
-and every login after the first failed server connect gets at once the error `server login has been failing, try
-again later (server_login_retry)` (SQLSTATE 08P01), until a retry (every `server_login_retry`, 15 s) succeeds. So the
-check bounds the login and the statement itself (psycopg waits for as long as PgBouncer keeps the client queued), and
-an error that carries a SQLSTATE is PgBouncer's answer, while one without is the connection's own failure.
+What PgBouncer 1.18 answers while its server is down, found with the real processes: a client already waiting for a
+server stays in the queue until `query_wait_timeout` (120 s by default); later logins were answered at once with
+`server login has been failing, try again later (server_login_retry)` (SQLSTATE 08P01) (e2e/test_dataplane.py, and
+some runs on the real pods) or kept waiting themselves (other runs of e2e/test_real_pooler.py), until a retry (every
+`server_login_retry`, 15 s) reached the server. So the check bounds the login and the statement itself
+(psycopg waits for as long as PgBouncer keeps the client queued); an error that carries a SQLSTATE is PgBouncer's
+answer, one without is the connection's own failure, unless the port takes TCP connections and only the login timed
+out.
 """
 
 from __future__ import annotations

@@ -46,11 +46,15 @@ def verdict(result: DatabaseCheck | None) -> tuple[str, str]:
     return (result.outcome, result.error)
 
 
-def next_due(result: DatabaseCheck, now: float, healthy: float = HEALTHY_EVERY_SECONDS,
+def next_due(result: DatabaseCheck, now: float, unreachable: int = 0, healthy: float = HEALTHY_EVERY_SECONDS,
              failing: float = FAILING_EVERY_SECONDS) -> float:
-    """A database that answers is checked again after `healthy`; any other result after `failing`, so a return is
-    seen within it."""
-    return now + (healthy if result.outcome == "ok" else failing)
+    """A database that answers is checked again after `healthy`; one that does not after `failing`, so its return
+    is seen within it. A pooler out of reach is tried again soon once (a new Service may not be routed yet), then
+    after `healthy`: it says nothing about the database, and an operator outside the cluster network would
+    otherwise keep a thread busy per pooler."""
+    if result.outcome == "ok" or (result.outcome == "unreachable" and unreachable > 1):
+        return now + healthy
+    return now + failing
 
 
 class DatabaseChecks:
@@ -113,8 +117,8 @@ class DatabaseChecks:
             if memory is None or memory.target != target:
                 return False  # forgotten or retargeted meanwhile: this answer is about something else
             before = verdict(memory.result)
-            memory.in_flight, memory.due = False, next_due(result, self._clock())
             memory.unreachable = memory.unreachable + 1 if result.outcome == "unreachable" else 0
+            memory.in_flight, memory.due = False, next_due(result, self._clock(), memory.unreachable)
             # A pooler out of reach once is often a Service kube-proxy has not routed yet (a new pooler): the
             # status says so only when the next check, on the failing cadence, cannot reach it either.
             if memory.unreachable != 1:
