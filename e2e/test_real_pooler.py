@@ -58,12 +58,16 @@ def test_postgresql_stopped_and_killed_behind_pgbouncer_is_reported_and_recovers
         # The operator checks through the ClusterIP, as from any host process here.
         ip = service_ip(f"{name}-pgbouncer", namespace)
         wait_for(f"the pooler Service {ip}:5432 to answer from this machine", lambda: _reaches(ip, 5432), timeout=30)
-        # The first check may run before kube-proxy routes the new Service; the operator says "could not run" only
-        # when the next, 5 s later, cannot reach it either (and the pods' state stands meanwhile).
-        state, condition = wait_for("the database check through the pooler to pass", lambda: (
-            None if "could not run" in _pooler(name, namespace)[0].get("message", "") else _pooler(name, namespace)),
-            timeout=30, interval=1)
-        assert state["state"] == "Ready" and condition["status"] == "True", (state, condition)
+
+        def pooler_ready() -> tuple[dict, dict] | None:
+            # The AIService is Ready with one pooler pod serving; both pods are wanted here. The first check may run
+            # before kube-proxy routes the new Service: the operator says "could not run" only when the next, 5 s
+            # later, cannot reach it either (the pods' state stands meanwhile).
+            state, condition = _pooler(name, namespace)
+            ready = state.get("state") == "Ready" and condition.get("status") == "True"
+            return (state, condition) if ready and "could not run" not in state["message"] else None
+
+        wait_for("the pooler Ready with both pods and its database check passing", pooler_ready, timeout=60, interval=1)
 
         for how, stop in (("stopped", postgres.stop), ("killed", lambda: postgres.process.stop(signal.SIGKILL))):
             stopped = time.monotonic()
