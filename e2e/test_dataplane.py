@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -232,6 +233,47 @@ def test_rendered_pgbouncer_refuses_a_wrong_password(postgres, tmp_path):
         with pytest.raises(psycopg.OperationalError, match="SASL authentication failed"):
             psycopg.connect(host=harness.HOST, port=bouncer.port, dbname=DB, user=USER, password="wrong",
                             connect_timeout=10)
+
+
+def test_the_database_check_through_pgbouncer_sees_postgresql_stop_and_return(tmp_path):
+    """What the operator's check (clients/dbcheck.py) gets from a real PgBouncer with the rendered ini when the
+    PostgreSQL behind it is stopped, killed, and started again: never a false "ok", never a long wait."""
+    from pydantic import SecretStr
+
+    from aifleet.api.dbcheck import CheckTarget
+    from aifleet.clients.dbcheck import check
+
+    pg = harness.Postgres(tmp_path / "pg", database=DB, user=USER, password=PASSWORD)
+    with pg:
+        files = _pgbouncer_files(pg)
+        with harness.PgBouncer(tmp_path / "pgb", files["pgbouncer.ini"], files["userlist.txt"]) as bouncer:
+            target = CheckTarget(host=harness.HOST, port=bouncer.port, database=DB, user=USER,
+                                 password=SecretStr(PASSWORD), server=f"{pg.host}:{pg.port}")
+
+            def timed() -> tuple[str, str, float]:
+                started = time.monotonic()
+                result = check(target)
+                assert PASSWORD not in result.error
+                return result.outcome, result.error, time.monotonic() - started
+
+            assert timed()[0] == "ok"
+            for stop in (pg.stop, lambda: pg.process.stop(signal.SIGKILL)):
+                stop()
+                seen = [timed() for _ in range(3)]
+                print(f"\nPostgreSQL stopped: {seen}")
+                assert all(outcome in ("refused", "no_answer") and seconds < 8 for outcome, _, seconds in seen), seen
+                # After its first failed server login, PgBouncer answers every login at once with this.
+                assert seen[-1][:2] == ("refused", "server login has been failing, try again later (server_login_retry)")
+                pg.start()
+                started = time.monotonic()
+                while (outcome := timed())[0] != "ok":
+                    assert outcome[0] == "refused" and time.monotonic() - started < 30, outcome
+                    time.sleep(1)
+                # PgBouncer retries its server every server_login_retry (15 s): the check sees the return then.
+                print(f"ok again {time.monotonic() - started:.1f} s after PostgreSQL started")
+            bouncer.stop()
+            outcome, error, seconds = timed()
+            assert outcome == "unreachable" and seconds < 5, (outcome, error)
 
 
 # ------------------------------------------------------------------------------------------------- Redis

@@ -87,6 +87,11 @@ async def wake_when_the_api_server_returns(memo: kopf.Memo, **_: Any) -> None:
 
     API_SERVER.subscribe(heard)
 
+    def checked(namespace: str, name: str) -> None:  # a database check's result changed; from its thread
+        loop.call_soon_threadsafe(memo.triggers.poke, namespace, name)
+
+    memo.engines.databases.wake = checked
+
 
 @kopf.on.startup()
 async def size_worker_threads(**_: Any) -> None:
@@ -247,6 +252,7 @@ async def worker(
         memo.triggers.unregister(namespace, name, trigger)
         if trigger.deleted or (stopped.reason and stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED):
             memo.engines.autoscalers.forget(namespace, name)
+            memo.engines.databases.forget(namespace, name)
             # Stopped for a deletion that waits on the topic cleanup: it may still need the Kafka client.
             memo.engines.topics.forget(namespace, name, keep_client=not trigger.deleted)
             memo.engines.applied.forget(KIND, namespace, name)

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..api import AIService
 from ..api.children import INSTANCE_LABEL
+from ..api.dbcheck import CheckTarget, DatabaseCheck
 from ..autoscaler.policy import Decision
 from ..clients.kinds import HTTPROUTE
 from ..clients.kube import Discovery, Kube
@@ -30,6 +31,7 @@ from ..topics.apply import (
     left_behind,
 )
 from .canary import Analyse, analyser, recorded
+from .dbchecks import DatabaseChecks
 from .observed import AppliedCache, PodReader, SecretReader
 from .scaling import Autoscalers, autoscale
 from .sync import Emit, ParsedCache, last_status, parse, pod_lister, reconcile
@@ -48,6 +50,7 @@ class Engines:
     autoscalers: Autoscalers = field(default_factory=Autoscalers)
     topics: TopicsEngine = field(default_factory=TopicsEngine)
     parsed: ParsedCache = field(default_factory=ParsedCache)
+    databases: DatabaseChecks = field(default_factory=DatabaseChecks)  # the checks through the poolers
     discovery: Discovery = field(init=False)  # what the API server serves beyond the core kinds
     secrets: SecretReader = field(init=False)  # Secrets by name, when the operator does not watch them
     pods: PodReader = field(init=False)  # pods for the failure report, one list per namespace shared
@@ -111,10 +114,13 @@ def run_pass(
     def topics(ais: AIService, secret: dict[str, Any] | None) -> TopicsResult | None:
         return engines.topics.sync(ais, secret, emit)
 
+    def database(ais: AIService, target: CheckTarget | None) -> DatabaseCheck | None:
+        return engines.databases.observe((ais.metadata.namespace, ais.metadata.name), target)
+
     gateway_api = engines.discovery.serves(HTTPROUTE)
     outcome = reconcile(
         snapshot, lookup, engines.kube, engines.applied, emit, decision, topics, analyse, gateway_api=gateway_api,
-        parsed=ais, pods=engines.pods.read,
+        parsed=ais, pods=engines.pods.read, database=database,
     )
     if ais is not None and ais.spec.kafka is not None:
         due = engines.topics.next_due(ais.metadata.namespace, ais.metadata.name)

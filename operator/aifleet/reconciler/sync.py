@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from ..api import KIND, AIService
 from ..api.canary import CanaryStatus
 from ..api.children import COMPONENT_LABEL, TRITON, label_selector, names
+from ..api.dbcheck import CheckTarget, DatabaseCheck
 from ..api.errors import describe_validation_error
 from ..api.timestamps import now_timestamp, parse_timestamp
 from ..autoscaler.policy import Decision
@@ -23,6 +24,7 @@ from ..renderer import CONFIG_HASH, Rendered, render_all, secret_names
 from ..renderer.component import DISABLED, ComponentState, Lookup, Observed, PodLister, Rendering
 from ..renderer.components import COMPONENTS
 from ..renderer.inference import versions
+from ..renderer.pgbouncer import check_target
 from ..topics.apply import TopicsResult, owned_topics
 from .adoption import adoption_refusal
 from .canary import Analyse, canary_ready, fleet_total, rollout
@@ -35,6 +37,8 @@ from .scaling import hpa_status, operator_status
 log = logging.getLogger("aifleet.reconciler")
 
 Emit = Callable[[str, str, str], None]  # (type, reason, message) -> recorded as a Kubernetes Event
+# (the AIService, where its pooler's database check logs in, None: nowhere) -> the last result (reconciler/dbchecks.py)
+DatabaseCheckSource = Callable[[AIService, CheckTarget | None], DatabaseCheck | None]
 
 
 @dataclass
@@ -218,9 +222,9 @@ def endpoints(ais: AIService, observed: Observed) -> dict[str, Any]:
 
 def component_states(
     ais: AIService, lookup: Lookup, rendered: Rendered, topics: TopicsResult | None,
-    pods: PodLister | None = None, now: float | None = None,
+    pods: PodLister | None = None, now: float | None = None, database: DatabaseCheck | None = None,
 ) -> dict[str, ComponentState]:
-    observed = Observed(lookup, topics, pods, now)
+    observed = Observed(lookup, topics, pods, now, database)
     return {
         c.status_key: c.state(ais, observed, rendered.parts.get(c.name, Rendering())) if c.wanted(ais) else DISABLED
         for c in COMPONENTS
@@ -390,12 +394,19 @@ def invalid_status(body: dict[str, Any], message: str, now: str) -> dict[str, An
     }
 
 
-def _report_problems(previous: Mapping[str, Any], states: dict[str, ComponentState], emit: Emit) -> None:
-    """A Warning event when a component turns Degraded or its reason changes; not on every pass."""
+def _report_problems(ais: AIService, previous: Mapping[str, Any], states: dict[str, ComponentState], emit: Emit) -> None:
+    """A Warning event when a component turns Degraded or its reason changes, and a Normal one when a component
+    says it recovered; not on every pass."""
     before = previous.get("components") or {}
     for name, state in states.items():
         if state.state == "Degraded" and (before.get(name) or {}).get("message") != state.message and name != "topics":
             emit("Warning", f"{name.capitalize()}Degraded", state.message)
+    for component in COMPONENTS:
+        old, now = before.get(component.status_key) or {}, states.get(component.status_key)
+        if old.get("state") == "Degraded" and now is not None and now.state != "Degraded":
+            words = component.recovered(ais, ComponentState("Degraded", str(old.get("message") or ""), False), now)
+            if words:
+                emit("Normal", f"{component.status_key.capitalize()}Recovered", words)
 
 
 # --- the reconcile ------------------------------------------------------------------------------------
@@ -414,6 +425,7 @@ def reconcile(
     gateway_api: bool = False,
     parsed: AIService | None = None,
     pods: PodLister | None = None,
+    database: DatabaseCheckSource | None = None,
 ) -> Outcome:
     """`parsed`: `body` as a model, when the caller has it already (None: parse here, and say why it fails).
     `pods`: how to read pods for the failure report (default: a list per call)."""
@@ -465,12 +477,15 @@ def reconcile(
 
     kafka_secret = secrets.get(ais.spec.kafka.credentials_secret) if ais.spec.kafka and ais.spec.kafka.credentials_secret else None
     topic_result = topics(ais, kafka_secret) if topics is not None else None
-    states = component_states(ais, lookup, rendered, topic_result, pods or pod_lister(kube), parse_timestamp(now))
+    # The check itself runs on its own cadence, never in this pass; without a pooler this is one dict lookup.
+    checked = database(ais, check_target(ais, lookup, secrets)) if database is not None else None
+    states = component_states(ais, lookup, rendered, topic_result, pods or pod_lister(kube), parse_timestamp(now),
+                              checked)
     states.update(refused_states(states, outcome.refused))
     status = build_status(ais, lookup, previous, now, states, decision, topic_result, canary)
     record_fleet(ais, status, lookup)
     outcome.ready = is_ready(status)
-    _report_problems(previous, states, emit)
+    _report_problems(ais, previous, states, emit)
     patch = _changed(previous, status)
     if patch:
         write_status(kube, applied, ais.metadata.namespace, ais.metadata.name, patch)

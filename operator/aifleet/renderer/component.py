@@ -15,6 +15,7 @@ from typing import Any, ClassVar, NamedTuple
 
 from ..api import AIService
 from ..api.canary import CanaryStatus
+from ..api.dbcheck import DatabaseCheck
 from ..topics.apply import TopicsResult
 
 Lookup = Callable[[str, str, str], "dict[str, Any] | None"]  # (kind, namespace, name) -> live object
@@ -56,13 +57,14 @@ PodLister = Callable[[str, "dict[str, str]"], "list[dict[str, Any]]"]  # (namesp
 
 @dataclass(frozen=True)
 class Observed:
-    """What the reconciler saw: the live children, the last result of the topic sync, and, asked only for a
-    workload that stopped making progress, its pods."""
+    """What the reconciler saw: the live children, the last result of the topic sync, the last database check
+    through the pooler, and, asked only for a workload that stopped making progress, its pods."""
 
     lookup: Lookup
     topics: TopicsResult | None = None
     pods: PodLister | None = None
     now: float | None = None  # unix seconds of the pass
+    database: DatabaseCheck | None = None  # the last `SELECT 1` through the pooler (None: none yet, or no pooler)
 
 
 class Component(ABC):
@@ -85,6 +87,10 @@ class Component(ABC):
     def endpoints(self, ais: AIService, observed: Observed) -> dict[str, Any]:
         """`status.endpoints` entries (camelCase keys, as on the wire)."""
         return {}
+
+    def recovered(self, ais: AIService, before: ComponentState, now: ComponentState) -> str | None:
+        """The words of a Normal event when the component came back from a Degraded state `before`; None: no event."""
+        return None
 
 
 class WorkloadComponent(Component):

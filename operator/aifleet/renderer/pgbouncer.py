@@ -16,6 +16,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+from pydantic import SecretStr
+
 from ..api import AIService
 from ..api.children import (
     PGBOUNCER,
@@ -27,9 +29,10 @@ from ..api.children import (
     service_host,
 )
 from ..api.data import PgBouncerSpec
+from ..api.dbcheck import CheckTarget, DatabaseCheck
 from ..api.secret_data import decode_key
 from .common import from_template
-from .component import Observed, Rendering, RenderInputs, WorkloadComponent
+from .component import ComponentState, Lookup, Observed, Rendering, RenderInputs, Secrets, WorkloadComponent
 from .network import network_policy
 from .secretdata import CHECKSUM_ANNOTATION, config_checksum, encode_data, secret_ref_problem
 from .workload import image_tag, resources
@@ -171,6 +174,56 @@ def render_pgbouncer(ais: AIService, password: str | None) -> list[dict[str, Any
     return [from_template(template, **context) for template in TEMPLATES] + policy
 
 
+def database_server(spec: PgBouncerSpec) -> str:
+    return f"{spec.database_host}:{spec.database_port}"
+
+
+def check_target(ais: AIService, lookup: Lookup, secrets: Secrets) -> CheckTarget | None:
+    """Where the database check logs in: the pooler Service's ClusterIP and port, with the pool's own credentials
+    (the ones its userlist.txt was rendered from). None, so that no check runs, while the pooler is off, its password
+    unknown, no pod of it ready or its Service without an address yet."""
+    spec = wanted(ais)
+    if spec is None:
+        return None
+    password = pgbouncer_password(ais, secrets.get(spec.password_secret_ref.name))
+    ns, name = ais.metadata.namespace, names(ais).pgbouncer
+    deployment = lookup("Deployment", ns, name) or {}
+    service = lookup("Service", ns, name) or {}
+    ip = (service.get("spec") or {}).get("clusterIP")
+    if password is None or not (deployment.get("status") or {}).get("readyReplicas") or not ip or ip == "None":
+        return None
+    return CheckTarget(host=ip, port=PGBOUNCER_SERVICE_PORT, database=spec.database_name, user=spec.user,
+                       password=SecretStr(password), server=database_server(spec))
+
+
+# How a state the database check set begins: how `recovered` tells it from a pod problem.
+_REFUSED, _NO_ANSWER = "PgBouncer cannot reach or log in to the database at ", "PgBouncer gets no answer from the database at "
+
+
+def with_database(pods: ComponentState, check: DatabaseCheck | None) -> ComponentState:
+    """The pooler's state from its pods and the last database check through it. Pure.
+
+    A check that passed (or none yet) leaves the pods' state as it is. PgBouncer answering with an error, or keeping
+    the login or `SELECT 1` waiting past the timeout, is Degraded: every client query fails or waits. A check that
+    could not reach PgBouncer at all knows nothing of the database: the pods' state stands, and its message says the
+    check could not run. Pods that serve nobody, or a pooler Degraded already, are reported as they are.
+    """
+    if check is None or check.outcome == "ok" or not pods.serving or pods.state == "Degraded":
+        return pods
+    if check.outcome == "refused":
+        return ComponentState("Degraded", f'{_REFUSED}{check.server}: it answers "{check.error}" ({pods.message}).', False)
+    if check.outcome == "no_answer":
+        return ComponentState(
+            "Degraded", f"{_NO_ANSWER}{check.server}: {check.error} within {check.seconds:g} s ({pods.message}).", False
+        )
+    return ComponentState(
+        pods.state,
+        f"{pods.message}; the database check could not run: the operator cannot reach PgBouncer at {check.pooler} "
+        f"({check.error})",
+        pods.serving,
+    )
+
+
 class PgBouncer(WorkloadComponent):
     name = PGBOUNCER
     status_key = "pooler"
@@ -195,6 +248,15 @@ class PgBouncer(WorkloadComponent):
         if problem:
             return Rendering(problem=problem)
         return Rendering(manifests=render_pgbouncer(ais, pgbouncer_password(ais, secret)))
+
+    def state(self, ais: AIService, observed: Observed, rendering: Rendering) -> ComponentState:
+        return with_database(super().state(ais, observed, rendering), observed.database)
+
+    def recovered(self, ais: AIService, before: ComponentState, now: ComponentState) -> str | None:
+        spec = wanted(ais)
+        if spec is None or now.state != "Ready" or not before.message.startswith((_REFUSED, _NO_ANSWER)):
+            return None
+        return f"PgBouncer reaches the database at {database_server(spec)} again: SELECT 1 answers ({now.message})."
 
     def endpoints(self, ais: AIService, observed: Observed) -> dict[str, str]:
         return {"pooler": f"{pooler_host(ais)}:{PGBOUNCER_SERVICE_PORT}", "poolerSecret": names(ais).pgbouncer_connection}
