@@ -278,3 +278,35 @@ def test_a_new_aiservice_gets_one_event_for_its_children_and_its_generated_secre
     apply_children([service], cluster.lookup, cluster, applied, lambda *e: events.append(e), said)  # type: ignore[arg-type]
     assert events == [("Normal", "Created",
                        "created Service chat; generated Secret chat-admin (a random key, kept until deleted)")]
+
+
+def test_no_history_is_read_for_a_fleet_without_series(minimal):
+    from aifleet.api import AIService
+    from aifleet.autoscaler.prometheus import Batch
+    from aifleet.autoscaler.sample import Sample
+    from aifleet.reconciler.observed import AppliedCache
+    from aifleet.reconciler.scaling import Autoscalers, autoscale
+
+    ranges: list[str] = []
+    serving: dict[tuple[str, str], Sample] = {}
+
+    class Prometheus(_Prometheus):
+        def query_many(self, promql, key_labels=None):
+            return Batch(samples=dict(serving))
+
+        def query_range(self, promql, span, step):
+            ranges.append(promql)
+            return None
+
+    minimal["metadata"].update(namespace="ml", name="chat")
+    minimal["spec"]["autoscaling"].update(engine="operator", metrics={"address": "http://127.0.0.1:9"})
+    ais = AIService.model_validate(minimal)
+    deployment = {"metadata": {"name": "chat-triton", "resourceVersion": "1"}, "spec": {"replicas": 1},
+                  "status": {"readyReplicas": 1}}
+    autoscalers = Autoscalers(source_factory=Prometheus)
+    autoscale(ais, lambda *_: deployment, None, autoscalers, AppliedCache(), lambda *e: None)  # type: ignore[arg-type]
+    assert ranges == []  # nothing serves: nothing to forecast, no range query
+    serving[("ml", "chat")] = Sample.of(5.0)
+    autoscalers = Autoscalers(source_factory=Prometheus)  # a fresh batch (one is reused for 3 s)
+    autoscale(ais, lambda *_: deployment, None, autoscalers, AppliedCache(), lambda *e: None)  # type: ignore[arg-type]
+    assert ranges  # traffic: the history is read

@@ -210,7 +210,9 @@ def autoscale(
     try:
         source = autoscalers.source(ais, kube)
         fast_rps = read_fast_rps(ais, source)
-        history = read_history(ais, source, memory.state, now, autoscalers.history_budget)
+        # No series now: the fleet serves nothing yet (or is not scraped), so its history holds nothing to fit.
+        has_series = rps.error != "empty"
+        history = read_history(ais, source, memory.state, now, autoscalers.history_budget) if has_series else None
     except LookupError:
         fast_rps, history = None, None
     observation = Observation(
