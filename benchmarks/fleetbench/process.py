@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -54,11 +55,24 @@ class ProcSampler:
         self.peak_rss, self.peak_threads = s.get("rss_mb", 0.0), int(s.get("threads", 0))
 
 
+def image_env(dockerfile: Path = ROOT / "Dockerfile") -> dict[str, str]:
+    """The environment the operator image sets (its final stage's ENV lines): the benchmark runs the operator as the
+    image would."""
+    stage = dockerfile.read_text().split("\nFROM ")[-1]
+    text = stage.replace("\\\n", " ")
+    env: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("ENV "):
+            for pair in shlex.split(line[4:]):
+                key, _, value = pair.partition("=")
+                env[key] = value
+    return env
+
+
 class Operator:
     def __init__(self, kubeconfig: Path, log_path: Path, resync: float, src: str | None = None) -> None:
         self.log_path = log_path
-        env = {**os.environ, "KUBECONFIG": str(kubeconfig), "AIFLEET_RESYNC_SECONDS": f"{resync:g}",
-               "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **image_env(), "KUBECONFIG": str(kubeconfig), "AIFLEET_RESYNC_SECONDS": f"{resync:g}"}
         if src:  # another checkout's operator (e.g. a git worktree of an older commit), ahead of the installed one
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(src).resolve() / "operator"),
                                                                env.get("PYTHONPATH")]))
