@@ -204,6 +204,8 @@ async def worker(
     try:
         while not stopped and not trigger.deleted:
             async with slots.turn(trigger):
+                if trigger.deleted:  # gone while it waited for its turn: nothing to reconcile any more
+                    break
                 started = time.monotonic()
                 poll_due = started >= next_poll
                 poll_only = poll_due and not trigger.poked and started < next_full
