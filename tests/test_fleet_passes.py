@@ -310,3 +310,16 @@ def test_no_history_is_read_for_a_fleet_without_series(minimal):
     autoscalers = Autoscalers(source_factory=Prometheus)  # a fresh batch (one is reused for 3 s)
     autoscale(ais, lambda *_: deployment, None, autoscalers, AppliedCache(), lambda *e: None)  # type: ignore[arg-type]
     assert ranges  # traffic: the history is read
+
+
+def test_our_copy_of_a_written_object_goes_once_the_watch_has_caught_up():
+    from aifleet.reconciler.observed import AppliedCache
+
+    applied = AppliedCache()
+    ours = {"kind": "Service", "metadata": {"namespace": "ml", "name": "chat", "resourceVersion": "7"}}
+    applied.remember(ours)
+    older = {"kind": "Service", "metadata": {"namespace": "ml", "name": "chat", "resourceVersion": "6"}}
+    assert applied.newest("Service", "ml", "chat", older)["metadata"]["resourceVersion"] == "7"
+    caught_up = {"kind": "Service", "metadata": {"namespace": "ml", "name": "chat", "resourceVersion": "7"}}
+    assert applied.newest("Service", "ml", "chat", caught_up) is caught_up
+    assert applied.newest("Service", "ml", "chat", older) is older  # forgotten: the watch holds it now

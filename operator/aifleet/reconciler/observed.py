@@ -53,7 +53,13 @@ class AppliedCache:
             # Not in the watch cache yet: just created, its ADDED event still on the way (a deletion since would
             # have forgotten our copy).
             return ours if self._clock() - written < UNSEEN_GRACE_SECONDS else None
-        return ours if resource_version(ours) > resource_version(watched) else watched
+        if resource_version(ours) > resource_version(watched):
+            return ours
+        # The watch caught up: our copy is no longer needed (kept, it doubled the memory of every child).
+        with self._lock:
+            if self._objects.get((kind, namespace, name), (None, 0.0))[0] is ours:
+                del self._objects[(kind, namespace, name)]
+        return watched
 
 
 # How long a Secret read by name stands for the live one: a hand edit of a Secret aifleet manages is put back
