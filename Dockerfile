@@ -16,11 +16,8 @@ COPY operator ./operator
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim
-# MALLOC_ARENA_MAX: glibc gives each thread that allocates an arena of its own; the operator's 32 worker threads
-# then hold memory no other thread reuses (benchmarks/results/fleet-findings.md).
 ENV PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1 \
-    MALLOC_ARENA_MAX=2
+    PYTHONUNBUFFERED=1
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index --find-links=/wheels aifleet \
     && aifleet --version
