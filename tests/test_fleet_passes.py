@@ -220,6 +220,7 @@ def test_a_quiet_poll_decides_and_skips_the_rest_of_the_pass(minimal):
     looked = len(rendered)  # the poll reads the fleet's Deployments, nothing else
     full = run_pass(copy.deepcopy(minimal), counted, engines, lambda *e: None, True)
     assert full.reconciled and len(rendered) > looked and cluster.calls == []  # a full quiet pass writes nothing too
+    assert full.settled  # every component Ready: the worker may skip the rest of its next timer-only polls
     engines.autoscalers.memory("ml", "chat").shown = None  # as if the decision changed: the pass goes on
     changed = run_pass(copy.deepcopy(minimal), lookup, engines, lambda *e: None, True, poll_only=True)
     assert changed.reconciled

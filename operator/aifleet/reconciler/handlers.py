@@ -200,6 +200,7 @@ async def worker(
     kept = _Snapshot()
     next_poll = 0.0  # the first poll happens at once
     next_full = 0.0  # when a pass must look at everything even if nothing was poked: resync, retries, timers
+    settled = False  # the last full pass found every component Ready
     failures = 0
     try:
         while not stopped and not trigger.deleted:
@@ -208,7 +209,7 @@ async def worker(
                     break
                 started = time.monotonic()
                 poll_due = started >= next_poll
-                poll_only = poll_due and not trigger.poked and started < next_full
+                poll_only = poll_due and not trigger.poked and started < next_full and settled
                 # Taken when the turn comes, not when it was asked for: this pass covers every change until now,
                 # and only what happens from here on brings another.
                 trigger.clear()
@@ -224,6 +225,7 @@ async def worker(
                     )
                     if done.reconciled:
                         next_full = now + min(RESYNC_SECONDS, done.wake_in if done.wake_in is not None else RESYNC_SECONDS)
+                        settled = done.settled
                     if done.ready is not None:
                         trigger.ready = done.ready
                     if done.poll_interval is not None:

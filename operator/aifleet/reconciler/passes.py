@@ -69,6 +69,7 @@ class PassResult:
     wake_in: float | None  # come back this soon for another engine (Kafka retries)
     reconciled: bool = True  # False: a poll that decided nothing new, so nothing else was looked at
     ready: bool | None = None  # the AIService's Ready condition as this pass left it (None: not known)
+    settled: bool = False  # every component Ready: see sync.Outcome.settled
 
 
 def aligned_delay(interval: float) -> float:
@@ -85,8 +86,10 @@ def run_pass(
     """One pass for one AIService: autoscale when due, then reconcile everything.
 
     `poll_only`: nothing but the poll timer brought this pass (no watch event since the last full pass, which is
-    younger than the resync). If the poll decides what is already shown, the rest would find nothing to do: it is
-    skipped. That is the whole cost of a quiet fleet, once per poll per AIService."""
+    younger than the resync and found every component Ready). If the poll decides what is already shown, the rest
+    would find nothing to do: it is skipped. That is the whole cost of a quiet fleet, once per poll per AIService.
+    A component still on its way (pods pending, a rollout) is looked at on every poll: time alone changes what is
+    said of it (pods stalled, the warm-up over)."""
     if (snapshot.get("metadata") or {}).get("deletionTimestamp"):
         # Being deleted: apply nothing, and above all create no topic the delete handler is removing.
         return PassResult(None, False, False, None)
@@ -128,7 +131,7 @@ def run_pass(
     if outcome.waiting_on_user:
         wake_in = min(wake_in or USER_RECHECK_SECONDS, USER_RECHECK_SECONDS)
     changed = bool(outcome.applied or outcome.status_written or acted)
-    return PassResult(poll_interval, polled, changed, wake_in, ready=outcome.ready)
+    return PassResult(poll_interval, polled, changed, wake_in, ready=outcome.ready, settled=outcome.settled)
 
 
 def clean_up_topics(

@@ -53,6 +53,9 @@ class Outcome:
     error: str | None = None
     waiting_on_user: bool = False  # e.g. a referenced Secret is missing: we do not watch user Secrets, so re-check soon
     ready: bool | None = None  # the Ready condition of the status this pass reported (None: it reported none)
+    # Every component Ready (or not wanted): nothing this pass saw is still moving, so nothing but a watch event or
+    # a new decision can change the status before the resync (see passes.run_pass's `poll_only`).
+    settled: bool = False
 
 
 def parse(body: dict[str, Any]) -> AIService | None:
@@ -485,6 +488,7 @@ def reconcile(
     status = build_status(ais, lookup, previous, now, states, decision, topic_result, canary)
     record_fleet(ais, status, lookup)
     outcome.ready = is_ready(status)
+    outcome.settled = all(state.state in ("Ready", "Disabled") for state in states.values())
     _report_problems(ais, previous, states, emit)
     patch = _changed(previous, status)
     if patch:
