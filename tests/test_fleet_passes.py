@@ -148,7 +148,8 @@ class _Cluster:
         self.calls.append(f"apply {manifest['kind']}")
         obj = self._stamp(copy.deepcopy(manifest))
         if obj["kind"] == "Deployment":
-            obj["status"] = {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1, "conditions": [
+            obj["status"] = {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1, "updatedReplicas": 1,
+                             "conditions": [
                 {"type": "Available", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
         self.objects[(obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])] = obj
         return copy.deepcopy(obj)
