@@ -19,6 +19,7 @@ from ..clients.kinds import HTTPROUTE
 from ..clients.kube import Discovery, Kube
 from ..observability import metrics
 from ..renderer.component import Lookup
+from ..renderer.pods import STALL_SECONDS
 from ..topics.apply import (
     CLEANUP_TIMEOUT_SECONDS,
     TopicAdmin,
@@ -130,6 +131,10 @@ def run_pass(
         wake_in = None if due is None else max(1.0, due - time.monotonic())
     if outcome.waiting_on_user:
         wake_in = min(wake_in or USER_RECHECK_SECONDS, USER_RECHECK_SECONDS)
+    if ais is not None and outcome.error is None and not outcome.settled:
+        # Pods on their way give no watch event while they fail to start: look again when they would count as
+        # stalled, whatever the engine, so that their failure is reported then.
+        wake_in = min(wake_in or STALL_SECONDS, STALL_SECONDS)
     changed = bool(outcome.applied or outcome.status_written or acted)
     return PassResult(poll_interval, polled, changed, wake_in, ready=outcome.ready, settled=outcome.settled)
 
