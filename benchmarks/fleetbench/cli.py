@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 from pathlib import Path
 
 from .bench import Bench
@@ -84,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--operator-src", help="run the operator from this checkout (e.g. a git worktree of another "
                                                "commit) instead of this one")
     parser.add_argument("--profile", action="store_true", help="py-spy the operator during the largest convergence "
-                                                               "and the quiet phase (perturbs the figures a little)")
+                                                               "and the quiet phase (perturbs the figures a little; "
+                                                               "needs the `bench` extra)")
     parser.add_argument("--render-only", action="store_true",
                         help="only rebuild --out from the fleet-*.json results next to it (no cluster, no run)")
     args = parser.parse_args(argv)
@@ -94,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         out.write_text(render_markdown(runs))
         print(out.read_text())
         return 0
+    if args.profile and not Path(sys.executable).with_name("py-spy").exists():
+        parser.error("--profile needs py-spy next to this Python: pip install 'aifleet[bench]'")
     if args.quiet is None:
         args.quiet = 3 * args.resync + 5
     bench = Bench(args)
