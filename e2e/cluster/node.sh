@@ -353,6 +353,9 @@ EOF
 # ------------------------------------------------------------------- down ---
 
 node_down() {
+  # A cluster that never had a real node (AIFLEET_REAL_NODE=0) owns no bridge, rule or mount: the ones on this
+  # machine belong to another cluster's node, which may be running.
+  [[ -d $NODE_DIR ]] || return 0
   [[ -n ${BIN:-} ]] || BIN="$(sed -n 's/^AIFLEET_BIN_DIR=//p' "$CLUSTER_DIR/cluster.env" 2>/dev/null || true)"
   # The kubelet first, so it recreates nothing; then every pod sandbox through
   # CRI, which releases each pod's network; then the rest.
