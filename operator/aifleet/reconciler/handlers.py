@@ -35,7 +35,7 @@ from ..observability import metrics
 from ..renderer import forget_rendering
 from ..topics.apply import CLEANUP_TIMEOUT_SECONDS
 from . import kopf_patches
-from .observed import AppliedCache, SecretReader, trim
+from .observed import AppliedCache, Compactor, SecretReader
 from .passes import Engines, aligned_delay, clean_up_topics, run_pass
 from .sync import Emit
 from .triggers import PassSlots, Triggers
@@ -102,6 +102,10 @@ async def size_worker_threads(**_: Any) -> None:
     )
 
 
+# One for every kind: an AIService's children share its labels and owner reference.
+_compact = Compactor()
+
+
 def _register_child(kind: Kind) -> None:
     """Index one child kind by (namespace, name) and poke the owner on every change to it."""
     resource = (kind.group, kind.version, kind.plural) if kind.group else (kind.version, kind.plural)
@@ -110,7 +114,7 @@ def _register_child(kind: Kind) -> None:
     # while a fleet converges).
     # kopf types `namespace` as optional; every kind here is namespaced.
     async def index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
-        return {(namespace or "", name): trim(dict(body))}
+        return {(namespace or "", name): _compact(dict(body))}
 
     async def on_event(
         namespace: str | None, labels: Mapping[str, str], type: str | None, name: str, body: kopf.Body,

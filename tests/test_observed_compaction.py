@@ -1,0 +1,60 @@
+"""The watch caches keep children compacted: the same object for every comparison, less memory."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+from aifleet.reconciler.observed import Compactor, trim
+
+
+def _deployment(name: str, uid: str) -> dict:
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {
+            "name": name, "namespace": "ns", "uid": uid, "resourceVersion": "7",
+            "labels": {"app.kubernetes.io/instance": name, "app.kubernetes.io/managed-by": "aifleet"},
+            "annotations": {"aifleet.dev/config-hash": uid[:4],
+                            "kubectl.kubernetes.io/last-applied-configuration": "{\"a\": 1}"},
+            "managedFields": [{"manager": "aifleet", "fieldsV1": {"f:spec": {}}}],
+        },
+        "spec": {
+            "replicas": 1, "paused": False, "minReadySeconds": 0,
+            "template": {"spec": {"containers": [{
+                "name": "triton", "ports": [{"containerPort": 8000, "protocol": "TCP"}],
+                "readinessProbe": {"periodSeconds": 10, "successThreshold": 1, "initialDelaySeconds": 1.0},
+                "securityContext": {"readOnlyRootFilesystem": True, "privileged": 1},
+            }]}},
+        },
+        "status": {"availableReplicas": 1, "conditions": [{"type": "Available", "status": "True"}]},
+    }
+
+
+def test_a_compacted_child_reads_as_the_trimmed_one_without_the_last_applied_copy():
+    body = _deployment("a", "uid-a")
+    expected = trim(copy.deepcopy(body))
+    del expected["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+    compacted = Compactor()(body)
+    assert compacted == expected
+    # The same JSON values: True is not 1, 1.0 stays a float, False is not 0.
+    assert json.dumps(compacted) == json.dumps(expected)
+    assert "managedFields" not in compacted["metadata"]
+
+
+def test_children_share_what_they_have_in_common_and_keep_what_differs():
+    compact = Compactor()
+    a, b = compact(_deployment("a", "uid-a")), compact(_deployment("b", "uid-b"))
+    assert a["spec"]["template"] is b["spec"]["template"]
+    assert a["status"] is b["status"]
+    assert a["metadata"] is not b["metadata"]
+    assert (a["metadata"]["name"], b["metadata"]["name"]) == ("a", "b")
+
+
+def test_a_full_table_is_forgotten_and_what_comes_after_is_still_right():
+    compact = Compactor(limit=3)
+    bodies = [_deployment(f"d{i}", f"uid-{i}") for i in range(5)]
+    out = [compact(copy.deepcopy(body)) for body in bodies]
+    for body, compacted in zip(bodies, out):
+        expected = trim(body)
+        del expected["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+        assert compacted == expected
