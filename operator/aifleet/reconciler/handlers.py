@@ -176,7 +176,9 @@ def _lookup(indexes: dict[str, Any], secrets: SecretReader, applied: AppliedCach
 
 class _Snapshot:
     """The AIService as a pass reads it: a copy, since kopf updates the live body while a pass runs in a thread, but
-    one copy per resourceVersion (an object of one version never changes, and a pass never mutates what it reads)."""
+    one copy per resourceVersion (an object of one version never changes, and a pass never mutates what it reads).
+    Compacted as the children are (no managedFields, what it has in common with other AIServices shared): it stands
+    beside kopf's own copy of every AIService."""
 
     def __init__(self) -> None:
         self._version: str | None = None
@@ -185,7 +187,7 @@ class _Snapshot:
     def snapshot(self, body: kopf.Body) -> dict[str, Any]:
         version = body.get("metadata", {}).get("resourceVersion")
         if version is None or version != self._version:
-            self._copy, self._version = copy.deepcopy(dict(body)), version
+            self._copy, self._version = _compact(dict(body)), version
         return self._copy
 
 
