@@ -31,11 +31,12 @@ from ..api import GROUP, KIND, PLURAL, VERSION
 from ..api.children import INSTANCE_LABEL, MANAGED_SELECTOR
 from ..clients.kinds import BY_KIND, CHILD_KINDS, Kind
 from ..clients.kube import API_SERVER, KubeError, UnreachableError
+from ..compact import Compactor
 from ..observability import metrics
 from ..renderer import forget_rendering
 from ..topics.apply import CLEANUP_TIMEOUT_SECONDS
 from . import kopf_patches
-from .observed import AppliedCache, Compactor, SecretReader
+from .observed import AppliedCache, SecretReader, trim
 from .passes import Engines, aligned_delay, clean_up_topics, run_pass
 from .sync import Emit
 from .triggers import PassSlots, Triggers
@@ -102,8 +103,14 @@ async def size_worker_threads(**_: Any) -> None:
     )
 
 
-# One for every kind: an AIService's children share its labels and owner reference.
-_compact = Compactor()
+# What the watches keep, compacted: an AIService's children share its labels and owner reference, and the
+# AIServices' copies (_Snapshot) much of their specs. In the event loop only.
+_compactor = Compactor()
+
+
+def _compact(body: kopf.Body) -> dict[str, Any]:
+    shared: dict[str, Any] = _compactor.share(trim(dict(body)))
+    return shared
 
 
 def _register_child(kind: Kind) -> None:
@@ -114,7 +121,7 @@ def _register_child(kind: Kind) -> None:
     # while a fleet converges).
     # kopf types `namespace` as optional; every kind here is namespaced.
     async def index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
-        return {(namespace or "", name): _compact(dict(body))}
+        return {(namespace or "", name): _compact(body)}
 
     async def on_event(
         namespace: str | None, labels: Mapping[str, str], type: str | None, name: str, body: kopf.Body,
@@ -187,7 +194,7 @@ class _Snapshot:
     def snapshot(self, body: kopf.Body) -> dict[str, Any]:
         version = body.get("metadata", {}).get("resourceVersion")
         if version is None or version != self._version:
-            self._copy, self._version = _compact(dict(body)), version
+            self._copy, self._version = _compact(body), version
         return self._copy
 
 

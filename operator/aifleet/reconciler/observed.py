@@ -2,73 +2,22 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-
-def trim(body: dict[str, Any]) -> dict[str, Any]:
-    """Keep what comparisons need; managedFields alone can be most of an object."""
-    meta = {k: v for k, v in body.get("metadata", {}).items() if k != "managedFields"}
-    return {**{k: v for k, v in body.items() if k != "metadata"}, "metadata": meta}
-
-
 # Written by `kubectl apply`: the whole object again, and no comparison reads it.
 _LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
-class Compactor:
-    """The watched children, stored with what they have in common shared: a thousand AIServices' Deployments differ
-    in a few names and hashes, and each decoded watch event holds its own copy of every key, value, probe and
-    port (the index was most of the operator's live objects while a fleet converged). Equal strings become one
-    string, and equal dicts and lists one dict or list, so what the index holds must never be mutated (nothing
-    that reads it may anyway: it is what the watch saw).
-
-    Which subtrees were seen is remembered for at most `limit` of them: it is forgotten whole when full (what was
-    shared stays shared), so objects long gone are not kept and the table stays small. Not thread-safe: it runs in
-    the event loop, in the index handlers."""
-
-    def __init__(self, limit: int = 4096) -> None:
-        self._limit = limit
-        self._seen: dict[tuple[Any, ...], Any] = {}
-
-    def __call__(self, body: dict[str, Any]) -> dict[str, Any]:
-        if len(self._seen) >= self._limit:
-            self._seen = {}
-        meta = {k: v for k, v in body.get("metadata", {}).items() if k != "managedFields"}
-        annotations = meta.get("annotations")
-        if annotations and _LAST_APPLIED in annotations:
-            meta["annotations"] = {k: v for k, v in annotations.items() if k != _LAST_APPLIED}
-        trimmed = {**{k: v for k, v in body.items() if k != "metadata"}, "metadata": meta}
-        return self._share(trimmed)[0]
-
-    def _share(self, value: Any) -> tuple[Any, Any]:
-        """The shared equal of `value`, and what names it in the key of the dict or list holding it."""
-        if isinstance(value, str):
-            value = sys.intern(value)
-            return value, value
-        if isinstance(value, dict):
-            items, key = [], []
-            for k, v in value.items():
-                shared, name = self._share(v)
-                k = sys.intern(k) if isinstance(k, str) else k
-                items.append((k, shared))
-                key.append((k, name))
-            return self._known(("d", *key), lambda: dict(items))
-        if isinstance(value, list):
-            parts = [self._share(v) for v in value]
-            return self._known(("l", *(name for _, name in parts)), lambda: [shared for shared, _ in parts])
-        # True and 1 are equal, yet not the same JSON value.
-        return value, (type(value), value)
-
-    def _known(self, key: tuple[Any, ...], make: Callable[[], Any]) -> tuple[Any, Any]:
-        found = self._seen.get(key)
-        if found is None:
-            found = self._seen[key] = make()
-        # By identity: every dict and list named in a key is held by the table for as long as that key is.
-        return found, id(found)
+def trim(body: dict[str, Any]) -> dict[str, Any]:
+    """Keep what comparisons need; managedFields alone can be most of an object."""
+    meta = {k: v for k, v in body.get("metadata", {}).items() if k != "managedFields"}
+    annotations = meta.get("annotations")
+    if annotations and _LAST_APPLIED in annotations:
+        meta["annotations"] = {k: v for k, v in annotations.items() if k != _LAST_APPLIED}
+    return {**{k: v for k, v in body.items() if k != "metadata"}, "metadata": meta}
 
 
 def resource_version(obj: dict[str, Any] | None) -> int:

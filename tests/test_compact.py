@@ -1,11 +1,12 @@
-"""The watch caches keep children compacted: the same object for every comparison, less memory."""
+"""What the watches and the renderer keep is compacted: the same values, less memory."""
 
 from __future__ import annotations
 
 import copy
 import json
 
-from aifleet.reconciler.observed import Compactor, trim
+from aifleet.compact import Compactor
+from aifleet.reconciler.observed import trim
 
 
 def _deployment(name: str, uid: str) -> dict:
@@ -30,11 +31,10 @@ def _deployment(name: str, uid: str) -> dict:
     }
 
 
-def test_a_compacted_child_reads_as_the_trimmed_one_without_the_last_applied_copy():
+def test_a_compacted_child_reads_as_the_trimmed_one():
     body = _deployment("a", "uid-a")
     expected = trim(copy.deepcopy(body))
-    del expected["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
-    compacted = Compactor()(body)
+    compacted = Compactor().share(trim(body))
     assert compacted == expected
     # The same JSON values: True is not 1, 1.0 stays a float, False is not 0.
     assert json.dumps(compacted) == json.dumps(expected)
@@ -43,7 +43,7 @@ def test_a_compacted_child_reads_as_the_trimmed_one_without_the_last_applied_cop
 
 def test_children_share_what_they_have_in_common_and_keep_what_differs():
     compact = Compactor()
-    a, b = compact(_deployment("a", "uid-a")), compact(_deployment("b", "uid-b"))
+    a, b = (compact.share(trim(_deployment(name, f"uid-{name}"))) for name in "ab")
     assert a["spec"]["template"] is b["spec"]["template"]
     assert a["status"] is b["status"]
     assert a["metadata"] is not b["metadata"]
@@ -53,8 +53,18 @@ def test_children_share_what_they_have_in_common_and_keep_what_differs():
 def test_a_full_table_is_forgotten_and_what_comes_after_is_still_right():
     compact = Compactor(limit=3)
     bodies = [_deployment(f"d{i}", f"uid-{i}") for i in range(5)]
-    out = [compact(copy.deepcopy(body)) for body in bodies]
+    out = [compact.share(trim(copy.deepcopy(body))) for body in bodies]
     for body, compacted in zip(bodies, out):
-        expected = trim(body)
-        del expected["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
-        assert compacted == expected
+        assert compacted == trim(body)
+
+
+def test_trimming_drops_what_no_comparison_reads():
+    trimmed = trim(_deployment("a", "uid-a"))
+    assert "managedFields" not in trimmed["metadata"]
+    assert trimmed["metadata"]["annotations"] == {"aifleet.dev/config-hash": "uid-"}
+
+
+def test_json_values_that_are_equal_in_python_stay_apart():
+    value = {"a": [-0.0, 0.0, 1, True, 1.0, None, "1", {}, [], {"b": 1}, {"b": True}, {"b": 1.0}]}
+    assert json.dumps(Compactor().share(value)) == json.dumps(value)
+
