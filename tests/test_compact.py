@@ -5,8 +5,10 @@ from __future__ import annotations
 import copy
 import json
 
+from aifleet.api import AIService
 from aifleet.compact import Compactor
 from aifleet.reconciler.observed import trim
+from aifleet.renderer import render_all
 
 
 def _deployment(name: str, uid: str) -> dict:
@@ -68,3 +70,16 @@ def test_json_values_that_are_equal_in_python_stay_apart():
     value = {"a": [-0.0, 0.0, 1, True, 1.0, None, "1", {}, [], {"b": 1}, {"b": True}, {"b": 1.0}]}
     assert json.dumps(Compactor().share(value)) == json.dumps(value)
 
+
+def test_renderings_of_alike_aiservices_share_what_they_have_in_common(minimal):
+    def rendered(name: str) -> dict:
+        doc = copy.deepcopy(minimal)
+        doc["metadata"].update(name=name, namespace="ns", uid=f"uid-{name}")
+        deployments = [m for m in render_all(AIService.model_validate(doc)).manifests if m["kind"] == "Deployment"]
+        return deployments[0]
+
+    a, b = rendered("compact-a"), rendered("compact-b")
+    probes = [a["spec"]["template"]["spec"]["containers"][0]["readinessProbe"],
+              b["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]]
+    assert probes[0] is probes[1]
+    assert a["metadata"]["name"] != b["metadata"]["name"]
