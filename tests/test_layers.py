@@ -11,7 +11,7 @@ PACKAGE = ROOT / "operator" / "aifleet"
 
 # Bottom first. A unit may import its own modules and any unit of a lower layer: nothing above, nothing beside.
 LAYERS: list[list[str]] = [
-    ["aifleet", "aifleet.logs"],  # the version; logging setup
+    ["aifleet", "aifleet.logs", "aifleet.compact"],  # the version; logging setup; compacting kept objects
     ["aifleet.api"],  # the contract: types, names, labels, ports, values
     ["aifleet.clients"],  # the edges: Kubernetes and Kafka
     ["aifleet.autoscaler", "aifleet.topics", "aifleet.observability"],  # decisions, topic plans, the operator's health

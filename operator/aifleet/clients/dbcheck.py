@@ -16,11 +16,12 @@ import logging
 import select
 import socket
 import time
-
-import psycopg
-from psycopg import pq
+from typing import TYPE_CHECKING
 
 from ..api.dbcheck import CheckTarget, DatabaseCheck, redact
+
+if TYPE_CHECKING:
+    from psycopg import pq
 
 log = logging.getLogger("aifleet.dbcheck")
 
@@ -31,6 +32,9 @@ STATEMENT_SECONDS = 3.0
 def check(target: CheckTarget, connect_seconds: float = CONNECT_SECONDS,
           statement_seconds: float = STATEMENT_SECONDS) -> DatabaseCheck:
     """Log in through the pooler and run `SELECT 1`; never raises. Blocks for at most about the two timeouts."""
+    # Imported by the first check: libpq and psycopg are several MiB of the operator's memory, and most fleets
+    # have no pooler to check.
+    import psycopg
     password = target.password.get_secret_value()
     pooler = f"{target.host}:{target.port}"
 
@@ -72,6 +76,7 @@ def check(target: CheckTarget, connect_seconds: float = CONNECT_SECONDS,
 
 def _select_one(pgconn: pq.abc.PGconn, seconds: float) -> str | None:
     """Send `SELECT 1` and wait at most `seconds`: None when it answered, "" when nothing came, else the error."""
+    from psycopg import pq
     pgconn.send_query(b"SELECT 1")
     while pgconn.flush():
         pass

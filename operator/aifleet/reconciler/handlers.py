@@ -31,6 +31,7 @@ from ..api import GROUP, KIND, PLURAL, VERSION
 from ..api.children import INSTANCE_LABEL, MANAGED_SELECTOR
 from ..clients.kinds import BY_KIND, CHILD_KINDS, Kind
 from ..clients.kube import API_SERVER, KubeError, UnreachableError
+from ..compact import Compactor
 from ..observability import metrics
 from ..renderer import forget_rendering
 from ..topics.apply import CLEANUP_TIMEOUT_SECONDS
@@ -102,6 +103,16 @@ async def size_worker_threads(**_: Any) -> None:
     )
 
 
+# What the watches keep, compacted: an AIService's children share its labels and owner reference, and the
+# AIServices' copies (_Snapshot) much of their specs. In the event loop only.
+_compactor = Compactor()
+
+
+def _compact(body: kopf.Body) -> dict[str, Any]:
+    shared: dict[str, Any] = _compactor.share(trim(dict(body)))
+    return shared
+
+
 def _register_child(kind: Kind) -> None:
     """Index one child kind by (namespace, name) and poke the owner on every change to it."""
     resource = (kind.group, kind.version, kind.plural) if kind.group else (kind.version, kind.plural)
@@ -110,7 +121,7 @@ def _register_child(kind: Kind) -> None:
     # while a fleet converges).
     # kopf types `namespace` as optional; every kind here is namespaced.
     async def index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
-        return {(namespace or "", name): trim(dict(body))}
+        return {(namespace or "", name): _compact(body)}
 
     async def on_event(
         namespace: str | None, labels: Mapping[str, str], type: str | None, name: str, body: kopf.Body,
@@ -172,7 +183,9 @@ def _lookup(indexes: dict[str, Any], secrets: SecretReader, applied: AppliedCach
 
 class _Snapshot:
     """The AIService as a pass reads it: a copy, since kopf updates the live body while a pass runs in a thread, but
-    one copy per resourceVersion (an object of one version never changes, and a pass never mutates what it reads)."""
+    one copy per resourceVersion (an object of one version never changes, and a pass never mutates what it reads).
+    Compacted as the children are (no managedFields, what it has in common with other AIServices shared): it stands
+    beside kopf's own copy of every AIService."""
 
     def __init__(self) -> None:
         self._version: str | None = None
@@ -181,7 +194,7 @@ class _Snapshot:
     def snapshot(self, body: kopf.Body) -> dict[str, Any]:
         version = body.get("metadata", {}).get("resourceVersion")
         if version is None or version != self._version:
-            self._copy, self._version = copy.deepcopy(dict(body)), version
+            self._copy, self._version = _compact(body), version
         return self._copy
 
 

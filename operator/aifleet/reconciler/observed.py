@@ -7,10 +7,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+# Written by `kubectl apply`: the whole object again, and no comparison reads it.
+_LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
 
 def trim(body: dict[str, Any]) -> dict[str, Any]:
     """Keep what comparisons need; managedFields alone can be most of an object."""
     meta = {k: v for k, v in body.get("metadata", {}).items() if k != "managedFields"}
+    annotations = meta.get("annotations")
+    if annotations and _LAST_APPLIED in annotations:
+        meta["annotations"] = {k: v for k, v in annotations.items() if k != _LAST_APPLIED}
     return {**{k: v for k, v in body.items() if k != "metadata"}, "metadata": meta}
 
 

@@ -29,6 +29,7 @@ from ..api import AIService
 from ..api.canary import CanaryStatus
 from ..api.children import APPLY_ORDER
 from ..autoscaler.canary import start
+from ..compact import Compactor
 from .common import owned
 from .component import Rendering, RenderInputs
 from .components import COMPONENTS
@@ -131,6 +132,21 @@ def forget_rendering(namespace: str, name: str) -> None:
         _slots.pop((namespace, name), None)
 
 
+# Every AIService's rendering is kept (its slot), and they are nearly all alike. Not the generated Secrets: nothing
+# in them is shared.
+_compactor = Compactor()
+_compactor_lock = threading.Lock()
+
+
+def _share_manifests(rendered: Rendered) -> None:
+    """What the manifests have in common with other renderings, kept once. In place: a component's part holds the
+    very same manifests."""
+    with _compactor_lock:
+        for manifest in rendered.manifests:
+            for key, value in manifest.items():
+                manifest[key] = _compactor.share(value)
+
+
 def render_all(
     ais: AIService,
     *,
@@ -153,8 +169,11 @@ def render_all(
     if slot is not None and slot.serves(ais, replicas, secrets, canary, gateway_api):
         return slot.rendered
     key = _cache_key(ais, replicas, secrets, canary, gateway_api)
-    rendered = slot.rendered if slot is not None and slot.key == key else _render_all(
-        ais, replicas, secrets, canary, gateway_api)
+    if slot is not None and slot.key == key:
+        rendered = slot.rendered
+    else:
+        rendered = _render_all(ais, replicas, secrets, canary, gateway_api)
+        _share_manifests(rendered)
     with _slots_lock:
         if len(_slots) >= _MAX_SLOTS:  # slots of AIServices deleted while no one said so
             _slots.clear()
