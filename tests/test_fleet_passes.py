@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 
 from aifleet.reconciler.diff import DriftMemo
 from aifleet.reconciler.observed import PodReader
@@ -195,8 +196,9 @@ class _Prometheus:
         return Sample.of(50.0)
 
 
-def test_a_quiet_poll_decides_and_skips_the_rest_of_the_pass(minimal):
-    from aifleet.reconciler.passes import Engines, run_pass
+def _chat(minimal):
+    """An AIService of the operator engine, its cluster in memory and the engines of one operator."""
+    from aifleet.reconciler.passes import Engines
     from aifleet.reconciler.scaling import Autoscalers
 
     minimal["metadata"].update(namespace="ml", name="chat", uid="u1", resourceVersion="1", generation=1)
@@ -206,6 +208,13 @@ def test_a_quiet_poll_decides_and_skips_the_rest_of_the_pass(minimal):
     cluster = _Cluster(minimal)
     engines = Engines(kube=cluster, autoscalers=Autoscalers(source_factory=_Prometheus))  # type: ignore[arg-type]
     engines.discovery.serves = lambda kind: False  # type: ignore[method-assign]
+    return cluster, engines
+
+
+def test_a_quiet_poll_decides_and_skips_the_rest_of_the_pass(minimal):
+    from aifleet.reconciler.passes import run_pass
+
+    cluster, engines = _chat(minimal)
     rendered: list[int] = []
     lookup = cluster.lookup
 
@@ -325,3 +334,110 @@ def test_our_copy_of_a_written_object_goes_once_the_watch_has_caught_up():
     caught_up = {"kind": "Service", "metadata": {"namespace": "ml", "name": "chat", "resourceVersion": "7"}}
     assert applied.newest("Service", "ml", "chat", caught_up) is caught_up
     assert applied.newest("Service", "ml", "chat", older) is older  # forgotten: the watch holds it now
+
+
+def test_a_settled_aiservice_is_quiet_and_its_timer_passes_are_poll_only():
+    from aifleet.reconciler.passes import PassResult
+    from aifleet.reconciler.schedule import Schedule
+
+    schedule = Schedule(resync_seconds=300)
+    assert schedule.plan(0.0, poked=False) == (True, False)  # never passed: a full pass first
+    schedule.passed(PassResult(15.0, True, True, None, settled=True), poll_due=True, now=100.0)
+    assert schedule.quiet and 100.0 < schedule.next_poll <= 115.0 and schedule.next_full == 400.0
+    assert schedule.plan(schedule.next_poll, poked=False) == (True, True)  # only the poll: it may skip the rest
+    assert schedule.plan(schedule.next_poll, poked=True) == (True, False)  # a watch event: everything is looked at
+    assert schedule.plan(400.0, poked=False)[1] is False  # the resync looks at everything
+    schedule.passed(PassResult(None, False, False, 2.0, settled=True), poll_due=False, now=120.0)
+    assert schedule.next_poll == float("inf") and schedule.due_at() == 122.0  # hpa engine; an engine's timer in 2 s
+
+
+def test_a_failed_pass_backs_off_and_only_its_retry_is_due():
+    from aifleet.clients.kube import UnreachableError
+    from aifleet.reconciler.schedule import Schedule
+
+    schedule = Schedule(resync_seconds=300, next_poll=105.0, next_full=400.0, settled=True)
+    assert schedule.failed(RuntimeError("boom"), now=100.0) == 2.0
+    assert not schedule.quiet and schedule.due_at() == 102.0
+    assert schedule.plan(103.0, poked=False) == (False, False)  # the retry is a full pass
+    for _ in range(10):
+        wait = schedule.failed(UnreachableError("down"), now=100.0)
+    assert wait == 30.0  # an outage: retried every 30 s at most (its end wakes every worker anyway)
+
+
+def _quiet_job(minimal, now=None):
+    from aifleet.reconciler.schedule import Job
+
+    cluster, engines = _chat(minimal)
+    job = Job(("ml", "chat"), cluster.lookup, engines, lambda *e: None, resync_seconds=300,
+              clock=(lambda: now[0]) if now else time.monotonic)
+    for _ in range(3):  # create the children, report them, decide, settle (the worker's passes)
+        job.step(copy.deepcopy(minimal), poked=True)
+        if now:
+            now[0] = max(now[0], job.schedule.next_poll)
+    assert job.schedule.quiet and job.ready
+    return job, cluster
+
+
+def test_the_sweep_runs_the_poll_of_a_quiet_aiservice_without_waking_its_worker(minimal):
+    from aifleet.reconciler.sweep import Entry, Sweep
+
+    now = [1000.0]
+    job, cluster = _quiet_job(minimal, now)
+    trigger = Trigger()
+    now[0] = job.schedule.next_poll - 1.0
+    sweep = Sweep(threads=2, clock=lambda: now[0])
+    sweep.add(Entry(job, trigger, lambda: copy.deepcopy(minimal)))
+    assert sweep.due() == []  # not yet
+    now[0] = job.schedule.next_poll
+    cluster.calls.clear()
+    asyncio.run(sweep.sweep())
+    assert sweep.passes == 1 and cluster.calls == [] and not trigger.poked
+    assert job.schedule.next_poll > now[0]  # the next poll is scheduled by the pass the sweep ran
+
+    trigger.set()  # a watch event: the worker has it, the sweep leaves it alone
+    now[0] = job.schedule.due_at()
+    assert sweep.due() == []
+
+
+def test_the_sweep_hands_an_aiservice_to_its_worker_when_its_pass_fails_and_skips_one_that_is_running(minimal):
+    from aifleet.reconciler.sweep import Entry, Sweep
+
+    job, cluster = _quiet_job(minimal)
+    trigger = Trigger()
+    sweep = Sweep(threads=1, clock=lambda: job.schedule.due_at())
+    sweep.add(Entry(job, trigger, lambda: copy.deepcopy(minimal)))
+    with job.lock:  # its worker is in a pass right now
+        asyncio.run(sweep.sweep())
+    assert sweep.passes == 0 and not trigger.poked
+
+    def refuse(*_args):
+        raise RuntimeError("the API server said no")
+
+    cluster.lookup = cluster.get = refuse  # type: ignore[method-assign]
+    job.lookup = refuse
+    job.schedule.next_full = 0.0  # the resync is due: a full pass, which fails
+    asyncio.run(sweep.sweep())
+    assert job.schedule.failures == 1 and not job.schedule.quiet
+    assert trigger.poked  # the worker retries with its backoff
+    assert sweep.due() == []
+
+
+def test_a_poll_of_the_sweep_that_would_change_something_is_left_whole_to_the_worker(minimal):
+    from aifleet.reconciler.sweep import Entry, Sweep
+
+    now = [1000.0]
+    job, cluster = _quiet_job(minimal, now)
+    memory = job.engines.autoscalers.memory("ml", "chat")
+    memory.shown = None  # as if the status showed another decision: this poll would write it
+    state_before, due = memory.state, job.schedule.next_poll
+    now[0] = due
+    trigger = Trigger()
+    sweep = Sweep(threads=1, clock=lambda: now[0])
+    sweep.add(Entry(job, trigger, lambda: copy.deepcopy(minimal)))
+    cluster.calls.clear()
+    asyncio.run(sweep.sweep())
+    assert trigger.poked and sweep.passes == 0 and cluster.calls == []
+    assert memory.shown is None and memory.state is state_before  # nothing of the sweep's poll was kept
+    assert job.schedule.next_poll == due  # the worker's pass polls again, and acts on the worker threads
+    job.step(copy.deepcopy(minimal), poked=True)
+    assert memory.shown is not None and job.schedule.next_poll > due

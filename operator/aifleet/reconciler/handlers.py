@@ -30,14 +30,16 @@ import kopf
 from ..api import GROUP, KIND, PLURAL, VERSION
 from ..api.children import INSTANCE_LABEL, MANAGED_SELECTOR
 from ..clients.kinds import BY_KIND, CHILD_KINDS, Kind
-from ..clients.kube import API_SERVER, KubeError, UnreachableError
+from ..clients.kube import API_SERVER
 from ..compact import Compactor
 from ..observability import metrics
 from ..renderer import forget_rendering
 from ..topics.apply import CLEANUP_TIMEOUT_SECONDS
 from . import kopf_patches
 from .observed import AppliedCache, SecretReader, trim
-from .passes import Engines, aligned_delay, clean_up_topics, run_pass
+from .passes import Engines, clean_up_topics
+from .schedule import Job
+from .sweep import Entry, Sweep
 from .sync import Emit
 from .triggers import PassSlots, Triggers
 
@@ -45,14 +47,14 @@ log = logging.getLogger("aifleet.handlers")
 
 # AIFLEET_RESYNC_SECONDS: shorter resyncs make "a quiet resync writes nothing" measurable in minutes (benchmarks).
 RESYNC_SECONDS = float(os.environ.get("AIFLEET_RESYNC_SECONDS", "300"))
-MAX_BACKOFF_SECONDS = 300.0
 # How long a deletion waits for Kafka before it lets the AIService go, leaving its topics (see topics/apply.py).
 TOPIC_CLEANUP_SECONDS = float(os.environ.get("AIFLEET_TOPIC_CLEANUP_SECONDS", CLEANUP_TIMEOUT_SECONDS))
-OUTAGE_RETRY_SECONDS = 30.0  # while the API server is away; its return wakes every worker at once anyway
 # Passes mostly wait on the API server: threads, not CPUs. First in, first out: while a fleet is created in bulk,
 # a pass waits its turn and then covers every change of its AIService since, which keeps passes and status
 # writes few (benchmarks/results/fleet-findings.md).
 WORKER_THREADS = 32
+# A quiet AIService's worker wakes on its own only this long after a pass the sweep should have run.
+SAFETY_NET_SECONDS = max(600.0, RESYNC_SECONDS)
 
 
 def index_id(kind: Kind) -> str:
@@ -74,6 +76,19 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     memo.engines = Engines()
     memo.triggers = Triggers()
     memo.triggers.slots = PassSlots(WORKER_THREADS)
+    memo.sweep = Sweep()
+
+
+@kopf.on.startup()
+async def start_the_sweep(memo: kopf.Memo, **_: Any) -> None:
+    memo.sweep_task = asyncio.create_task(memo.sweep.run(), name="aifleet-sweep")
+
+
+@kopf.on.cleanup()
+async def stop_the_sweep(memo: kopf.Memo, **_: Any) -> None:
+    task = getattr(memo, "sweep_task", None)
+    if task is not None:
+        task.cancel()
 
 
 @kopf.on.startup()
@@ -202,7 +217,8 @@ class _Snapshot:
 async def worker(
     body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo, stopped: kopf.DaemonStopped, **kwargs: Any
 ) -> None:
-    """Reconcile when poked, poll the metrics when due, resync periodically; back off on errors."""
+    """Reconcile when poked; run the timers (poll, resync, retries) while the AIService is not quiet, and leave
+    them to the fleet's sweep while it is (sweep.py)."""
     namespace = namespace or ""
     lookup = _lookup({k: v for k, v in kwargs.items() if k.startswith("children_")}, memo.engines.secrets,
                      memo.engines.applied)
@@ -211,61 +227,29 @@ async def worker(
     slots = triggers.slots
     assert slots is not None
     kept = _Snapshot()
-    next_poll = 0.0  # the first poll happens at once
-    next_full = 0.0  # when a pass must look at everything even if nothing was poked: resync, retries, timers
-    settled = False  # the last full pass found every component Ready
-    failures = 0
+    job = Job((namespace, name), lookup, memo.engines, _emitter(body), RESYNC_SECONDS)
+    swept = Entry(job, trigger, lambda: kept.snapshot(body))
+    memo.sweep.add(swept)
+    schedule = job.schedule
     try:
         while not stopped and not trigger.deleted:
-            async with slots.turn(trigger):
-                if trigger.deleted:  # gone while it waited for its turn: nothing to reconcile any more
-                    break
-                started = time.monotonic()
-                poll_due = started >= next_poll
-                poll_only = poll_due and not trigger.poked and started < next_full and settled
-                # Taken when the turn comes, not when it was asked for: this pass covers every change until now,
-                # and only what happens from here on brings another.
-                trigger.clear()
-                snapshot = kept.snapshot(body)
-                wait = RESYNC_SECONDS
-                try:
-                    done = await asyncio.to_thread(
-                        run_pass, snapshot, lookup, memo.engines, _emitter(body), poll_due, poll_only
-                    )
-                    now = time.monotonic()
-                    metrics.record_reconcile(
-                        ("changed" if done.changed else "unchanged") if done.reconciled else "polled", now - started
-                    )
-                    if done.reconciled:
-                        next_full = now + min(RESYNC_SECONDS, done.wake_in if done.wake_in is not None else RESYNC_SECONDS)
-                        settled = done.settled
-                    if done.ready is not None:
-                        trigger.ready = done.ready
-                    if done.poll_interval is not None:
-                        if poll_due:
-                            # No Deployment to decide for yet: look again shortly rather than a whole poll later.
-                            next_poll = now + (aligned_delay(done.poll_interval) if done.polled else 1.0)
-                        wait = min(wait, next_poll - now)
-                    wait = min(wait, next_full - now)
-                    failures = 0
-                except Exception as exc:  # noqa: BLE001 - one bad object must not stop its worker
-                    metrics.record_reconcile("error", time.monotonic() - started)
-                    metrics.record_error(exc)
-                    failures += 1
-                    wait = min(MAX_BACKOFF_SECONDS, 2.0**failures)
-                    next_full = 0.0  # the retry looks at everything
-                    outage = isinstance(exc, UnreachableError)
-                    if outage:
-                        # Said once for the whole process (clients/kube.py's Reachability); its return wakes every worker.
-                        wait = min(wait, OUTAGE_RETRY_SECONDS)
-                    (log.debug if outage else log.warning)(
-                        "reconcile failed, retrying",
-                        exc_info=not isinstance(exc, KubeError),
-                        extra={"aiservice": f"{namespace}/{name}", "error": str(exc),
-                               "status": getattr(exc, "status", None), "retry_in": wait},
-                    )
+            if trigger.poked or time.monotonic() >= schedule.due_at():
+                async with slots.turn(trigger):
+                    if trigger.deleted:  # gone while it waited for its turn: nothing to reconcile any more
+                        break
+                    poked = trigger.poked
+                    # Taken when the turn comes, not when it was asked for: this pass covers every change until now,
+                    # and only what happens from here on brings another.
+                    trigger.clear()
+                    await asyncio.to_thread(job.step, kept.snapshot(body), poked)
+                if job.ready is not None:
+                    trigger.ready = job.ready
+            wait = schedule.due_at() - time.monotonic()
+            if schedule.quiet:
+                wait += SAFETY_NET_SECONDS  # the sweep runs its timers: this wake-up is only in case it stopped
             await trigger.wait(max(0.0, wait), stopped)
     finally:
+        memo.sweep.remove(swept)
         memo.triggers.unregister(namespace, name, trigger)
         if trigger.deleted or (stopped.reason and stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED):
             memo.engines.autoscalers.forget(namespace, name)

@@ -34,7 +34,7 @@ from ..topics.apply import (
 from .canary import Analyse, analyser, recorded
 from .dbchecks import DatabaseChecks
 from .observed import AppliedCache, PodReader, SecretReader
-from .scaling import Autoscalers, autoscale
+from .scaling import Autoscalers, autoscale, autoscale_if_quiet
 from .sync import Emit, ParsedCache, last_status, parse, pod_lister, reconcile
 from .topic_schedule import TopicsEngine
 
@@ -71,6 +71,7 @@ class PassResult:
     reconciled: bool = True  # False: a poll that decided nothing new, so nothing else was looked at
     ready: bool | None = None  # the AIService's Ready condition as this pass left it (None: not known)
     settled: bool = False  # every component Ready: see sync.Outcome.settled
+    handed_off: bool = False  # a sweep's poll that found something to do: nothing was kept, the worker runs it
 
 
 def aligned_delay(interval: float) -> float:
@@ -83,6 +84,7 @@ def aligned_delay(interval: float) -> float:
 
 def run_pass(
     snapshot: dict[str, Any], lookup: Lookup, engines: Engines, emit: Emit, poll_due: bool, poll_only: bool = False,
+    hand_off: bool = False,
 ) -> PassResult:
     """One pass for one AIService: autoscale when due, then reconcile everything.
 
@@ -90,7 +92,10 @@ def run_pass(
     younger than the resync and found every component Ready). If the poll decides what is already shown, the rest
     would find nothing to do: it is skipped. That is the whole cost of a quiet fleet, once per poll per AIService.
     A component still on its way (pods pending, a rollout) is looked at on every poll: time alone changes what is
-    said of it (pods stalled, the warm-up over)."""
+    said of it (pods stalled, the warm-up over).
+
+    `hand_off` (the fleet's sweep): a poll that would act or change the status keeps nothing and says so
+    (`handed_off`), for the AIService's worker to run the whole pass; a quiet one goes on as usual."""
     if (snapshot.get("metadata") or {}).get("deletionTimestamp"):
         # Being deleted: apply nothing, and above all create no topic the delete handler is removing.
         return PassResult(None, False, False, None)
@@ -106,11 +111,20 @@ def run_pass(
         shown_before = memory.shown
         if poll_due:
             canary = recorded(last_status(snapshot, engines.applied))
-            decision = autoscale(ais, lookup, engines.kube, engines.autoscalers, engines.applied, emit, canary)
-            polled = decision is not None
-            acted = decision is not None and decision.act
-            if poll_only and canary is None and not acted and memory.shown is shown_before:
-                return PassResult(poll_interval, polled, False, None, reconciled=False)
+            if hand_off:
+                if canary is not None or not autoscale_if_quiet(
+                    ais, lookup, engines.kube, engines.autoscalers, engines.applied, emit
+                ):
+                    return PassResult(poll_interval, False, False, None, reconciled=False, handed_off=True)
+                polled = True
+                if poll_only:
+                    return PassResult(poll_interval, polled, False, None, reconciled=False)
+            else:
+                decision = autoscale(ais, lookup, engines.kube, engines.autoscalers, engines.applied, emit, canary)
+                polled = decision is not None
+                acted = decision is not None and decision.act
+                if poll_only and canary is None and not acted and memory.shown is shown_before:
+                    return PassResult(poll_interval, polled, False, None, reconciled=False)
             # The canary's analysis runs each poll too, on the same Prometheus.
             analyse = analyser(lambda ais: engines.autoscalers.source(ais, engines.kube), time.time())
         decision = memory.shown

@@ -180,19 +180,20 @@ def _remember_resize(applied: AppliedCache, deployment: dict[str, Any], replicas
     applied.remember(resized)
 
 
-def autoscale(
-    ais: AIService,
-    lookup: Lookup,
-    kube: Kube,
-    autoscalers: Autoscalers,
-    applied: AppliedCache,
-    emit: Emit,
-    canary: CanaryStatus | None = None,
-) -> Decision | None:
-    """One poll of the operator engine. Returns the decision, which the status reports.
+@dataclass
+class _Poll:
+    """A poll's reading and decision, before anything is kept or done."""
 
-    While a canary runs, the fleet is both Deployments: the decision sizes the whole, and the split of
-    `canary` (the rollout's state) divides it."""
+    deployment: dict[str, Any]
+    second: dict[str, Any] | None
+    memory: ScalingMemory
+    observation: Observation
+    decision: Decision
+
+
+def _poll(
+    ais: AIService, lookup: Lookup, kube: Kube, autoscalers: Autoscalers, canary: CanaryStatus | None
+) -> _Poll | None:
     fleet = names(ais).triton
     deployment = lookup("Deployment", ais.metadata.namespace, fleet)
     if deployment is None:
@@ -225,8 +226,51 @@ def autoscale(
         paused=is_paused(ais.metadata.annotations),
         warming_up=warming_up(deployment, ais.spec.autoscaling.metrics.warmup_seconds, now),
     )
-    previous = memory.decision
     decision = decide(observation, memory.state, ais.spec.autoscaling, now)
+    return _Poll(deployment, second, memory, observation, decision)
+
+
+def autoscale(
+    ais: AIService,
+    lookup: Lookup,
+    kube: Kube,
+    autoscalers: Autoscalers,
+    applied: AppliedCache,
+    emit: Emit,
+    canary: CanaryStatus | None = None,
+) -> Decision | None:
+    """One poll of the operator engine. Returns the decision, which the status reports.
+
+    While a canary runs, the fleet is both Deployments: the decision sizes the whole, and the split of
+    `canary` (the rollout's state) divides it."""
+    poll = _poll(ais, lookup, kube, autoscalers, canary)
+    if poll is None:
+        return None
+    return _keep(poll, ais, kube, applied, emit, canary)
+
+
+def autoscale_if_quiet(
+    ais: AIService, lookup: Lookup, kube: Kube, autoscalers: Autoscalers, applied: AppliedCache, emit: Emit,
+) -> bool:
+    """The poll of the fleet's sweep: kept (True) only if it resizes nothing and the status already shows what it
+    decided. Otherwise nothing of it is kept (False): the AIService's worker polls again and acts, on the worker
+    threads, where a thousand changes at once do not wait behind each other."""
+    poll = _poll(ais, lookup, kube, autoscalers, None)
+    if poll is None or poll.decision.act:
+        return False
+    if shown_decision(poll.decision, poll.memory.shown, status_tolerance(ais.spec.autoscaling)) is not poll.memory.shown:
+        return False
+    _keep(poll, ais, kube, applied, emit, None)
+    return True
+
+
+def _keep(
+    poll: _Poll, ais: AIService, kube: Kube, applied: AppliedCache, emit: Emit, canary: CanaryStatus | None,
+) -> Decision:
+    """Remember the decision, resize, and say so."""
+    deployment, second, memory, observation, decision = (
+        poll.deployment, poll.second, poll.memory, poll.observation, poll.decision)
+    previous = memory.decision
     memory.state, memory.decision = decision.state, decision
     ref = f"{ais.metadata.namespace}/{ais.metadata.name}"
     memory.shown = shown_decision(decision, memory.shown, status_tolerance(ais.spec.autoscaling))
