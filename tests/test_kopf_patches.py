@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from kopf._cogs.structs import references
 
 from aifleet.reconciler import kopf_patches
@@ -65,3 +67,32 @@ def test_the_patch_is_installed_by_the_handlers_module():
     import aifleet.reconciler.handlers  # noqa: F401
 
     assert observation.revise_namespaces is kopf_patches.revise_namespaces
+
+
+def test_a_watcher_stopped_before_it_listed_does_not_hold_the_operator_back():
+    """A namespace deleted just as the operator starts: kopf stops its watcher before the listing, and the toggle that
+    watcher held kept every handler of the operator waiting for good."""
+    from kopf._cogs.aiokits import aiotoggles
+    from kopf._core.reactor import queueing
+
+    import aifleet.reconciler.handlers  # noqa: F401 - installs the patches
+    from aifleet.reconciler.kopf_patches import _releasing_readiness
+
+    assert getattr(queueing.watcher, "__wrapped__", None) is not None
+    assert getattr(queueing.worker, "__wrapped__", None) is not None
+
+    async def scenario() -> tuple[bool, bool]:
+        indexed = aiotoggles.ToggleSet(all)
+        held = await indexed.make_toggle(name="the watcher of a namespace being deleted")
+
+        async def listing_forever(**_kwargs) -> None:
+            await asyncio.sleep(3600)
+
+        task = asyncio.create_task(_releasing_readiness(listing_forever)(operator_indexed=indexed, resource_indexed=held))
+        await asyncio.sleep(0)
+        before = indexed.is_on()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return before, indexed.is_on()
+
+    assert asyncio.run(scenario()) == (False, True)

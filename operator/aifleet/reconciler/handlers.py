@@ -264,6 +264,7 @@ async def worker(
 
 kopf_patches.drop_daemon_finalizer("worker")
 kopf_patches.keep_terminating_namespaces_watched()
+kopf_patches.release_readiness_of_stopped_watchers()
 
 
 def _emitter(body: kopf.Body) -> Emit:

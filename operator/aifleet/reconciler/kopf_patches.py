@@ -1,4 +1,4 @@
-"""Two deliberate departures from kopf's behaviour, each where kopf has no option for it (kopf<2 is pinned).
+"""Three deliberate departures from kopf's behaviour, each where kopf has no option for it (kopf<2 is pinned).
 
 1. No finalizer for the worker daemon. kopf puts a finalizer on every object a daemon runs for, so that it can
    stop the daemon before the object goes; the worker learns about a deletion from the watch instead and stops
@@ -9,16 +9,21 @@
    exactly that before it finds the content that remains. kopf then never sees the deletion of the AIServices in
    it, their finalizers stay, and the namespace never goes. Here a namespace is dropped only when the API server
    reports it deleted.
+3. A watcher or an object's worker that ends gives up its hold on the operator's readiness. kopf runs no handler
+   until every watcher has listed its objects and every listed object has been indexed, and each of them holds a
+   toggle until then; one stopped before (the watcher of a namespace deleted just as the operator starts, and its
+   objects' workers) kept its toggle, and the restarted operator waited for it forever, handling nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection
+import functools
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 import kopf
-from kopf._core.reactor import observation
+from kopf._core.reactor import observation, queueing
 
 
 def drop_daemon_finalizer(handler_id: str) -> None:
@@ -52,3 +57,22 @@ def revise_namespaces(*, insights: Any, namespaces: Collection[Any], raw_events:
 
 def keep_terminating_namespaces_watched() -> None:
     observation.revise_namespaces = revise_namespaces
+
+
+def _releasing_readiness(task: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """`task` (kopf's watcher or per-object worker), dropping its readiness toggle however it ends."""
+
+    @functools.wraps(task)
+    async def run(*args: Any, operator_indexed: Any = None, resource_indexed: Any = None, **kwargs: Any) -> None:
+        try:
+            await task(*args, operator_indexed=operator_indexed, resource_indexed=resource_indexed, **kwargs)
+        finally:
+            if operator_indexed is not None and resource_indexed is not None:
+                await operator_indexed.drop_toggle(resource_indexed)
+
+    return run
+
+
+def release_readiness_of_stopped_watchers() -> None:
+    queueing.watcher = _releasing_readiness(queueing.watcher)  # type: ignore[assignment]
+    queueing.worker = _releasing_readiness(queueing.worker)  # type: ignore[assignment]
