@@ -203,19 +203,24 @@ def _poll(
         second = None  # a canary on its way out (rolled back, promoted, ended) is no longer part of the fleet
     fleet_parts = [d for d in (deployment, second) if d]
     memory = autoscalers.memory(ais.metadata.namespace, ais.metadata.name)
+    # One source per poll: building it reads the bearer token's Secret.
+    source: BatchingSource | None = None
     try:
-        rps, queue = read_metrics(ais, autoscalers.source(ais, kube))
+        source = autoscalers.source(ais, kube)
+        rps, queue = read_metrics(ais, source)
     except LookupError as exc:  # the bearer token's Secret is missing: a metric failure, said in words
         rps, queue = Sample.failure("failed", str(exc)), None
     now = time.time()
-    try:
-        source = autoscalers.source(ais, kube)
-        fast_rps = read_fast_rps(ais, source)
-        # No series now: the fleet serves nothing yet (or is not scraped), so its history holds nothing to fit.
-        has_series = rps.error != "empty"
-        history = read_history(ais, source, memory.state, now, autoscalers.history_budget) if has_series else None
-    except LookupError:
-        fast_rps, history = None, None
+    fast_rps: Sample | None = None
+    history: tuple[HistoryView, ...] | None = None
+    if source is not None:
+        try:
+            fast_rps = read_fast_rps(ais, source)
+            # No series now: the fleet serves nothing yet (or is not scraped), so its history holds nothing to fit.
+            has_series = rps.error != "empty"
+            history = read_history(ais, source, memory.state, now, autoscalers.history_budget) if has_series else None
+        except LookupError:
+            fast_rps, history = None, None
     observation = Observation(
         fast_rps=fast_rps,
         history=history,
