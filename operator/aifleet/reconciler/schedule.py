@@ -24,8 +24,8 @@ from .sync import Emit
 log = logging.getLogger("aifleet.handlers")
 
 MAX_BACKOFF_SECONDS = 300.0
-Swept = Literal["ran", "busy", "handed off"]
 OUTAGE_RETRY_SECONDS = 30.0  # while the API server is away; its return wakes every worker at once anyway
+Swept = Literal["ran", "busy", "handed off"]  # what became of a pass the sweep asked for
 
 
 @dataclass
