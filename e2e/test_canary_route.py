@@ -24,8 +24,9 @@ CANARY = yaml.safe_load((ROOT / "examples" / "canary.yaml").read_text())
 CRD_SCRIPT = ROOT / "e2e" / "tools" / "gateway-api-crd.sh"
 NAME = "sentiment"
 CHILDREN = child_names(NAME)
-# The operator asks API discovery again every minute, and kopf starts watching a CRD once it appears.
-ROUTE_TIMEOUT = 180
+# The operator asks API discovery every 20 s and reconciles every AIService when the answer changes; kopf starts
+# watching a CRD once it appears.
+ROUTE_TIMEOUT = 120
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,10 @@ def test_a_canary_gets_a_weighted_route_and_a_service_per_version(operator, http
     doc["metadata"]["namespace"] = namespace
     kubectl("apply", "-f", "-", input=yaml.safe_dump(doc))
 
-    route = wait_for(f"HTTPRoute {namespace}/{CHILDREN.triton}", lambda: _route(namespace), timeout=ROUTE_TIMEOUT)
+    try:
+        route = wait_for(f"HTTPRoute {namespace}/{CHILDREN.triton}", lambda: _route(namespace), timeout=ROUTE_TIMEOUT)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{_state(operator, namespace)}") from None
     weights = {ref["name"]: ref["weight"] for ref in route["spec"]["rules"][0]["backendRefs"]}
     assert weights == {CHILDREN.triton_stable: 75, CHILDREN.triton_canary: 25}
     owner = route["metadata"]["ownerReferences"][0]
@@ -85,9 +89,11 @@ def test_a_canary_gets_a_weighted_route_and_a_service_per_version(operator, http
     patch = {"spec": {"inference": {"canary": {"trafficPercent": 0}}}}
     kubectl("patch", "aiservice", NAME, "-n", namespace, "--type=merge", "-p", json.dumps(patch))
 
+    left: list[str] = []
+
     def ended() -> bool:
-        left = [
-            kind for kind, name in (
+        left[:] = [
+            f"{kind} {name}" for kind, name in (
                 ("httproutes.gateway.networking.k8s.io", CHILDREN.triton),
                 ("service", CHILDREN.triton_stable),
                 ("service", CHILDREN.triton_canary),
@@ -97,5 +103,18 @@ def test_a_canary_gets_a_weighted_route_and_a_service_per_version(operator, http
         ]
         return not left
 
-    wait_for("the canary's route, Services and Deployment deleted", ended, timeout=120)
+    try:
+        wait_for("the canary's route, Services and Deployment deleted", ended, timeout=120)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; still there: {', '.join(left)}\n{_state(operator, namespace)}") from None
     assert get_json("service", CHILDREN.triton, "-n", namespace) is not None  # the shared Service stays
+
+
+def _state(operator, namespace: str) -> str:
+    """What a failure report needs: whether the operator saw the edit, what it says of the canary, its log."""
+    ais = get_json("aiservice", NAME, "-n", namespace) or {}
+    status = ais.get("status") or {}
+    lines = [line for line in operator.logs().splitlines() if namespace in line]
+    return (f"generation {ais.get('metadata', {}).get('generation')}, observed {status.get('observedGeneration')}, "
+            f"canary {json.dumps(status.get('canary'))}\noperator log for the namespace (last 40 lines):\n"
+            + "\n".join(lines[-40:]))

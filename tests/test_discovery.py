@@ -47,3 +47,16 @@ def test_a_failed_discovery_keeps_the_last_answer():
     assert discovery.serves(HTTPROUTE) is True
     clock.now = 20
     assert discovery.serves(HTTPROUTE) is True
+
+
+def test_a_refresh_asks_now_and_says_whether_the_answer_changed():
+    kube, clock = _Kube(), _Clock()
+    kube.answers = [False, False, True, KubeError(503, "unavailable"), False]
+    discovery = Discovery(kube, ttl=300, clock=clock)
+    assert discovery.serves(HTTPROUTE) is False
+    assert discovery.refresh(HTTPROUTE) is False and kube.asked == 2  # asked within the TTL all the same
+    assert discovery.refresh(HTTPROUTE) is True  # installed: every AIService is reconciled
+    assert discovery.serves(HTTPROUTE) is True and kube.asked == 3  # the refresh's answer serves the passes
+    assert discovery.refresh(HTTPROUTE) is False  # cannot tell: the last answer stands, nothing to redo
+    assert discovery.refresh(HTTPROUTE) is True  # removed
+    assert discovery.serves(HTTPROUTE) is False

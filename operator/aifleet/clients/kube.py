@@ -366,6 +366,17 @@ class Discovery:
             known = self._known.get(kind)
         if known is not None and now - known[1] < self.ttl:
             return known[0]
+        return self._ask(kind, known, now)
+
+    def refresh(self, kind: Kind) -> bool:
+        """Ask now, whatever the age of the last answer. True if the answer changed (a first answer of True
+        counts as a change: nothing was rendered for the kind before it)."""
+        with self._lock:
+            known = self._known.get(kind)
+        before = known[0] if known is not None else False
+        return self._ask(kind, known, self.clock()) != before
+
+    def _ask(self, kind: Kind, known: tuple[bool, float] | None, now: float) -> bool:
         try:
             answer = self.kube.serves(kind)
         except KubeError as exc:

@@ -29,8 +29,8 @@ import kopf
 
 from ..api import GROUP, KIND, PLURAL, VERSION
 from ..api.children import INSTANCE_LABEL, MANAGED_SELECTOR
-from ..clients.kinds import BY_KIND, CHILD_KINDS, Kind
-from ..clients.kube import API_SERVER
+from ..clients.kinds import BY_KIND, CHILD_KINDS, HTTPROUTE, Kind
+from ..clients.kube import API_SERVER, Discovery
 from ..compact import Compactor
 from ..observability import metrics
 from ..renderer import forget_rendering
@@ -55,6 +55,8 @@ TOPIC_CLEANUP_SECONDS = float(os.environ.get("AIFLEET_TOPIC_CLEANUP_SECONDS", CL
 WORKER_THREADS = 32
 # A quiet AIService's worker wakes on its own only this long after a pass the sweep should have run.
 SAFETY_NET_SECONDS = max(600.0, RESYNC_SECONDS)
+# How often the API server is asked whether it serves the optional kinds (HTTPRoute): one small request.
+DISCOVERY_SECONDS = 20.0
 
 
 def index_id(kind: Kind) -> str:
@@ -80,15 +82,35 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
 
 
 @kopf.on.startup()
-async def start_the_sweep(memo: kopf.Memo, **_: Any) -> None:
-    memo.sweep_task = asyncio.create_task(memo.sweep.run(), name="aifleet-sweep")
+async def start_background_tasks(memo: kopf.Memo, **_: Any) -> None:
+    memo.background = [
+        asyncio.create_task(memo.sweep.run(), name="aifleet-sweep"),
+        asyncio.create_task(follow_api_discovery(memo.engines.discovery, memo.triggers), name="aifleet-discovery"),
+    ]
 
 
 @kopf.on.cleanup()
-async def stop_the_sweep(memo: kopf.Memo, **_: Any) -> None:
-    task = getattr(memo, "sweep_task", None)
-    if task is not None:
+async def stop_background_tasks(memo: kopf.Memo, **_: Any) -> None:
+    for task in getattr(memo, "background", []):
         task.cancel()
+
+
+async def follow_api_discovery(discovery: Discovery, triggers: Triggers) -> None:
+    """Whether the API server serves HTTPRoute decides what a canary renders. A quiet AIService's passes are polls
+    that render nothing, so when the Gateway API is installed (or removed) every AIService is poked for a full
+    pass: its canary gets its route within `DISCOVERY_SECONDS`, not at its next resync."""
+    while True:
+        await asyncio.sleep(DISCOVERY_SECONDS)
+        try:
+            changed = await asyncio.to_thread(discovery.refresh, HTTPROUTE)
+        except Exception:  # the next round asks again
+            log.exception("API discovery failed")
+            continue
+        if changed:
+            served = discovery.serves(HTTPROUTE)
+            log.info("the API server %s HTTPRoute now: every AIService reconciles",
+                     "serves" if served else "no longer serves", extra={"kind": HTTPROUTE.api_version})
+            triggers.poke_all()
 
 
 @kopf.on.startup()
