@@ -32,6 +32,7 @@ from ..api.children import INSTANCE_LABEL, MANAGED_SELECTOR
 from ..clients.kinds import BY_KIND, CHILD_KINDS, HTTPROUTE, Kind
 from ..clients.kube import API_SERVER, Discovery
 from ..compact import Compactor
+from ..heap import FREEZE_SECONDS, HeapKeeper
 from ..observability import metrics
 from ..renderer import forget_rendering
 from ..topics.apply import CLEANUP_TIMEOUT_SECONDS
@@ -86,6 +87,7 @@ async def start_background_tasks(memo: kopf.Memo, **_: Any) -> None:
     memo.background = [
         asyncio.create_task(memo.sweep.run(), name="aifleet-sweep"),
         asyncio.create_task(follow_api_discovery(memo.engines.discovery, memo.triggers), name="aifleet-discovery"),
+        asyncio.create_task(keep_the_heap(HeapKeeper()), name="aifleet-heap"),
     ]
 
 
@@ -93,6 +95,13 @@ async def start_background_tasks(memo: kopf.Memo, **_: Any) -> None:
 async def stop_background_tasks(memo: kopf.Memo, **_: Any) -> None:
     for task in getattr(memo, "background", []):
         task.cancel()
+
+
+async def keep_the_heap(keeper: HeapKeeper) -> None:
+    """On the event loop: a collection holds the interpreter's lock whichever thread runs it."""
+    while True:
+        await asyncio.sleep(FREEZE_SECONDS)
+        keeper.tick()
 
 
 async def follow_api_discovery(discovery: Discovery, triggers: Triggers) -> None:

@@ -52,9 +52,10 @@ class Sweep:
     def due(self) -> list[Entry]:
         """Quiet AIServices whose next pass time has brought, and that no poke has handed to their worker."""
         now = self._clock()
+        # Due first: once a second over every AIService, and most of them are not due.
         return [e for e in self._entries.values()
-                if e.job.schedule.quiet and not e.trigger.poked and not e.trigger.deleted
-                and e.trigger.waiting is None and e.job.schedule.due_at() <= now]
+                if e.job.schedule.due_at() <= now and e.job.schedule.quiet and not e.trigger.poked
+                and not e.trigger.deleted and e.trigger.waiting is None]
 
     async def run(self) -> None:
         """Forever, once a second; cancelled at shutdown."""
