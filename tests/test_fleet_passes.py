@@ -441,3 +441,19 @@ def test_a_poll_of_the_sweep_that_would_change_something_is_left_whole_to_the_wo
     assert job.schedule.next_poll == due  # the worker's pass polls again, and acts on the worker threads
     job.step(copy.deepcopy(minimal), poked=True)
     assert memory.shown is not None and job.schedule.next_poll > due
+
+
+def test_a_full_pass_tells_the_secret_reader_whether_its_aiservice_is_settled(minimal):
+    from aifleet.api import AIService
+    from aifleet.api.children import names
+    from aifleet.reconciler.passes import run_pass
+
+    cluster, engines = _chat(minimal)
+    admin = ("ml", names(AIService.model_validate(minimal)).triton_admin)
+    for _ in range(3):
+        run_pass(copy.deepcopy(minimal), cluster.lookup, engines, lambda *e: None, True)
+    assert admin in engines.secrets._settled  # its generated key is read again only every 30 minutes now
+    deployment = cluster.objects[("Deployment", "ml", "chat-triton")]
+    deployment["status"] = {"replicas": 1, "readyReplicas": 0, "availableReplicas": 0}
+    assert not run_pass(copy.deepcopy(minimal), cluster.lookup, engines, lambda *e: None, False).settled
+    assert admin not in engines.secrets._settled

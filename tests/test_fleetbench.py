@@ -61,3 +61,19 @@ def test_the_report_has_a_column_per_run_and_marks_the_quiet_target():
     before, after = row.split(" | ")[-2:]
     assert "❌" in before and before.startswith("4 ")
     assert "✅" in after and after.startswith("0 ")
+
+
+def test_the_control_planes_usage_is_stated_per_minute_while_quiet_and_in_total_over_a_convergence():
+    usage = {"kube-apiserver": {"cpu_s": 30.0, "peak_rss_mb": 900.0}, "etcd": {"cpu_s": 6.0, "peak_rss_mb": 120.0}}
+    phases = {
+        "converge_100": {"n": 100, "converged": True, "window_s": 200.0, "control_plane": usage},
+        "quiet": {"window_s": 120.0, "resync_s": 30, "operator_writes": 0, "operator_cpu_s": 2.0,
+                  "operator_peak_rss_mb": 250.0, "control_plane": usage},
+    }
+    text = render_markdown([{"label": "a", "sizes": [100], "phases": phases}])
+    quiet = next(line for line in text.splitlines() if line.startswith("| … API server / etcd while quiet"))
+    assert quiet.split(" | ")[-1].rstrip(" |") == "15.0 s/min, 900 MiB / 3.0 s/min, 120 MiB"
+    converge = next(line for line in text.splitlines() if line.startswith("| API server / etcd over the convergence"))
+    assert converge.split(" | ")[-1].rstrip(" |") == "30.0 s, 900 MiB / 6.0 s, 120 MiB"
+    detail = next(line for line in text.splitlines() if line.startswith("- control plane beside the operator, quiet"))
+    assert "operator 2.0 CPU-s (1.0/min), peak RSS 250 MiB; kube-apiserver 30.0 CPU-s (15.0/min)" in detail

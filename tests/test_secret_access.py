@@ -42,6 +42,49 @@ def test_answers_older_than_the_period_are_dropped():
     assert len(reader._read) == 1
 
 
+GENERATED = {"apiVersion": "v1", "kind": "Secret", "data": {"key": "aw=="},
+             "metadata": {"name": "chat-admin", "namespace": "ml", "resourceVersion": "9",
+                          "annotations": {"aifleet.dev/generated": "true"}}}
+
+
+def test_a_generated_secret_of_a_settled_aiservice_is_read_rarely_and_as_often_as_any_once_it_is_not():
+    now = [0.0]
+    reads: list[str] = []
+    secrets = {"chat-admin": GENERATED, "db": SECRET}
+
+    def get(namespace, name):
+        reads.append(name)
+        return secrets.get(name)
+
+    reader = SecretReader(get, ttl=120, generated_ttl=1800, clock=lambda: now[0])
+    for name in ("chat-admin", "db"):
+        reader.read("ml", name)
+    reader.settle("ml", ["chat-admin", "db"], settled=True)
+    now[0] = 1000.0  # past the period: the user's Secret is read again (a rotation must be seen), ours is not
+    assert reader.read("ml", "chat-admin")["metadata"]["name"] == "chat-admin" and reader.read("ml", "db")
+    assert reads == ["chat-admin", "db", "db"]
+    now[0] = 1801.0
+    reader.read("ml", "chat-admin")
+    assert reads.count("chat-admin") == 2
+    # Someone deleted it; a component stopped being Ready (its new pods cannot start), and the next pass knows.
+    del secrets["chat-admin"]
+    reader.settle("ml", ["chat-admin", "db"], settled=False)
+    now[0] = 1950.0
+    assert reader.read("ml", "chat-admin") is None and reads.count("chat-admin") == 3
+
+
+def test_the_periodic_sweep_keeps_a_settled_generated_secret_and_drops_what_its_aiservice_left():
+    now = [0.0]
+    reader = SecretReader(lambda namespace, name: GENERATED, ttl=120, generated_ttl=1800, clock=lambda: now[0])
+    reader.read("ml", "chat-admin")
+    reader.read("gone", "chat-admin")  # an AIService deleted since: never settled again
+    reader.settle("ml", ["chat-admin"], settled=True)
+    now[0] = 500.0
+    reader.read("other", "x")  # any read sweeps once the period is over
+    assert set(reader._read) == {("ml", "chat-admin"), ("other", "x")}
+    assert reader._settled == {("ml", "chat-admin")}
+
+
 def test_the_worker_reads_unwatched_secrets_by_name():
     from aifleet.reconciler import handlers
 

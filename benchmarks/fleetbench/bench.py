@@ -126,7 +126,7 @@ class Bench(Phases):
         off = self.audit.offset()
         self.results["git"] = git_info(Path(self.args.operator_src).resolve() if self.args.operator_src else ROOT)
         self.operator = Operator(self.op_kubeconfig, log, self.args.resync, self.args.operator_src)
-        self.sampler = ProcSampler(self.operator.pid)
+        self.sampler = ProcSampler(self.operator.pid, self.cluster.control_plane())
         say(f"operator: pid {self.operator.pid}: {shlex.join(self.operator.cmd)} (AIFLEET_RESYNC_SECONDS="
             f"{self.args.resync:g}), log {log}")
 

@@ -45,6 +45,19 @@ class Cluster:
         proc = run(["bash", str(script / "up.sh")], env=self.env, timeout=600)
         self.started = "already up" not in proc.stderr
 
+    def control_plane(self) -> dict[str, int]:
+        """name -> pid of the control plane's own processes (the API server, etcd, ...), when this benchmark started
+        them: their CPU and memory are stated beside the operator's."""
+        if self.args.kubeconfig:
+            return {}
+        pids: dict[str, int] = {}
+        for pid_file in sorted((self.dir / "pids").glob("*.pid")):
+            try:
+                pids[pid_file.stem] = int(pid_file.read_text().strip())
+            except (OSError, ValueError):
+                continue
+        return pids
+
     def kcm_qps(self) -> str:
         """The controller manager's client QPS: it bounds how fast 1,000 Deployments can roll out at all."""
         pid_file = self.kubeconfig.parent / "pids" / "kube-controller-manager.pid"

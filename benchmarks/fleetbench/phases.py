@@ -55,6 +55,7 @@ class Window:
     writes: list
     status_changes: dict
     query_log: dict
+    control_plane: dict
     profile: object = None
 
     @property
@@ -117,7 +118,7 @@ class Phases:
         deps = self.track(Tracker(self.admin, "/apis/apps/v1/deployments", {"available": deployment_available},
                                   key=ais_key_of_deployment, labelSelector=MANAGED))
         time.sleep(1)
-        cpu0 = proc_stat(self.operator.pid)["cpu_s"]
+        cpu0, others0 = proc_stat(self.operator.pid)["cpu_s"], self.sampler.cpu()
         self.sampler.reset()
         off = self.audit.offset()
         prof = None
@@ -159,6 +160,7 @@ class Phases:
             "ready_after_available_p50_s": pct(lag, 50), "ready_after_available_p99_s": pct(lag, 99),
             "operator_cpu_s": cpu, "operator_peak_rss_mb": self.sampler.peak_rss,
             "operator_peak_threads": self.sampler.peak_threads,
+            "control_plane": self.sampler.others_since(others0),
             "operator_requests": len(op), "operator_by_verb": by_verb(op), "operator_writes": writes_by_target(op),
             "all_requests": len(reqs), "all_by_verb": by_verb(reqs),
             "top_users": dict(users.most_common(8)),
@@ -249,6 +251,7 @@ class Phases:
             "writes_per_object_max": max(per_object.values()) if per_object else 0,
             "events_by_operator": self.events_by_operator(since=w.t0 - 1),
             "operator_cpu_s": w.cpu_s, "operator_cpu_s_per_min": w.per_min(w.cpu_s),
+            "operator_peak_rss_mb": self.sampler.peak_rss, "control_plane": w.control_plane,
             "prometheus_queries": w.prometheus_queries,
             "prometheus_queries_per_min": w.per_min(w.prometheus_queries),
             "query_log": w.query_log,
@@ -269,12 +272,14 @@ class Phases:
             prof = Profiler(self.operator.pid, self.log_dir / profile_name)
             self.profiles.append(prof)
         q0, own0 = self.prom.query_requests(), BenchPrometheus.own_queries
-        cpu0 = proc_stat(self.operator.pid)["cpu_s"]
+        cpu0, others0 = proc_stat(self.operator.pid)["cpu_s"], self.sampler.cpu()
+        self.sampler.reset()
         off, t0 = self.audit.offset(), time.time()
         qlog0 = self.prom.query_log.stat().st_size if self.prom.query_log.exists() else 0
         time.sleep(seconds)
         t1 = time.time()
         cpu = proc_stat(self.operator.pid)["cpu_s"] - cpu0
+        control_plane = self.sampler.others_since(others0)
         q1, own1 = self.prom.query_requests(), BenchPrometheus.own_queries
         profile = prof.stop() if prof else None
         changes = status_changes(before, self.status_snapshot())
@@ -283,7 +288,7 @@ class Phases:
         return Window(
             t0=t0, t1=t1, cpu_s=cpu, prometheus_queries=q1 - q0 - (own1 - own0), operator_requests=op,
             writes=[r for r in op if r.verb in WRITE_VERBS], status_changes=changes,
-            query_log=self.query_log_summary(qlog0, t0, t1), profile=profile,
+            query_log=self.query_log_summary(qlog0, t0, t1), control_plane=control_plane, profile=profile,
         )
 
     def status_snapshot(self) -> dict[tuple, dict]:
@@ -372,6 +377,9 @@ class Phases:
             "operator_writes_by_target": writes_by_target(w.operator_requests),
             "operator_cpu_s_per_min": w.per_min(w.cpu_s),
             "query_log": w.query_log,
+            # the steady window's own usage, as in the quiet phase
+            "window_s": w.seconds, "operator_cpu_s": w.cpu_s, "operator_peak_rss_mb": self.sampler.peak_rss,
+            "control_plane": w.control_plane,
         }
         self.results["phases"]["autoscale"] = res
         say(f"autoscale: {within}/{n} decided in the poll that first saw the series (all within {spread}s of the "

@@ -33,12 +33,15 @@ def proc_stat(pid: int) -> dict[str, float]:
 
 
 class ProcSampler:
-    """Samples the operator's RSS and thread count twice a second, for per-phase peaks."""
+    """Samples the operator's RSS and thread count, and the RSS of the control plane's processes (`others`, name ->
+    pid), twice a second, for per-phase peaks."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, others: dict[str, int] | None = None) -> None:
         self.pid = pid
+        self.others = dict(others or {})
         self.peak_rss = 0.0
         self.peak_threads = 0
+        self.peak_others: dict[str, float] = {}
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True, name="proc sampler")
         self.thread.start()
@@ -49,10 +52,24 @@ class ProcSampler:
             if s:
                 self.peak_rss = max(self.peak_rss, s["rss_mb"])
                 self.peak_threads = max(self.peak_threads, int(s["threads"]))
+            for name, pid in self.others.items():
+                rss = proc_stat(pid).get("rss_mb", 0.0)
+                self.peak_others[name] = max(self.peak_others.get(name, 0.0), rss)
 
     def reset(self) -> None:
         s = proc_stat(self.pid)
         self.peak_rss, self.peak_threads = s.get("rss_mb", 0.0), int(s.get("threads", 0))
+        self.peak_others = {name: proc_stat(pid).get("rss_mb", 0.0) for name, pid in self.others.items()}
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds so far of the control plane's processes."""
+        return {name: proc_stat(pid).get("cpu_s", 0.0) for name, pid in self.others.items()}
+
+    def others_since(self, cpu_before: dict[str, float]) -> dict[str, dict[str, float]]:
+        """name -> CPU seconds since `cpu_before` (from `cpu`) and peak RSS since the last `reset`."""
+        now = self.cpu()
+        return {name: {"cpu_s": now[name] - cpu_before.get(name, 0.0), "peak_rss_mb": self.peak_others.get(name, 0.0)}
+                for name in self.others}
 
 
 def image_env(dockerfile: Path = ROOT / "Dockerfile") -> dict[str, str]:

@@ -109,6 +109,8 @@ def render_markdown(runs: list[dict]) -> str:
                      lambda r, c=c, n=n: mark(c(r)["ready_after_available_p99_s"] < 2 if n == 1000 and c(r).get("ready_after_available_p99_s") is not None else None,
                                               f"{_s(c(r).get('ready_after_available_p50_s'), digits=1)} / {_s(c(r).get('ready_after_available_p99_s'), digits=1)}")))
         rows.append(("operator CPU seconds / peak RSS / peak threads", "RSS < 300 MiB" if n == 1000 else "", lambda r, c=c: f"{_s(c(r).get('operator_cpu_s'), digits=1)} / {_s(c(r).get('operator_peak_rss_mb'), 'MiB', 0)} / {_s(c(r).get('operator_peak_threads'), '')}" if c(r) else "—"))
+        rows.append(("API server / etcd over the convergence: CPU seconds, peak RSS", "",
+                     lambda r, c=c: _usage_cell(c(r), per_min=False)))
         rows.append(("API requests by the operator, by verb (audit)", "", lambda r, c=c: f"{c(r).get('operator_requests', 0):,}: {fmt_counts(c(r).get('operator_by_verb', {}))}" if c(r) else "—"))
         rows.append(("operator writes per AIService (audit) / Events per AIService", "", lambda r, c=c, n=n: f"{sum(v for k, v in c(r).get('operator_writes', {}).items()) / n:.1f} / {c(r).get('events_by_operator', 0) / n:.1f}" if c(r) else "—"))
         rows.append(("API requests by all users, by verb (audit)", "", lambda r, c=c: f"{c(r).get('all_requests', 0):,}: {fmt_counts(c(r).get('all_by_verb', {}), 5)}" if c(r) else "—"))
@@ -123,6 +125,8 @@ def render_markdown(runs: list[dict]) -> str:
     rows.append(("operator CPU seconds per minute while quiet", "< 1 s/min",
                  lambda r: mark(q(r)["operator_cpu_s_per_min"] < 1 if q(r).get("operator_cpu_s_per_min") is not None else None,
                                 _s(q(r).get("operator_cpu_s_per_min"), "s/min", 1))))
+    rows.append(("… API server / etcd while quiet: CPU seconds per minute, peak RSS", "",
+                 lambda r: _usage_cell(q(r))))
     rows.append(("Prometheus queries/min while quiet (no series: every poll is `empty`)", "", lambda r: _s(q(r).get("prometheus_queries_per_min"), "", 0)))
     a = lambda r: ph(r, "autoscale")  # noqa: E731
     rows.append((f"**Autoscaler, {big:,} AIServices on the operator engine**", "", lambda r: f"poll {a(r).get('poll_s', '—')} s" if a(r) else "—"))
@@ -187,6 +191,12 @@ def detail_lines(r: dict) -> list[str]:
                    f"{q.get('writes_per_object_max')} writes to one object; status fields that changed: "
                    f"{q.get('status_fields_changed', q.get('status_fields_changed_in_sample')) or 'none'}; "
                    f"Prometheus query log: {q.get('query_log')}")
+    for name, p in phases.items():
+        usage = p.get("control_plane") if isinstance(p, dict) else None
+        if usage:
+            out.append(f"- control plane beside the operator, {name} ({p.get('window_s', 0):.0f} s): " + control_plane(
+                {"operator": {"cpu_s": p.get("operator_cpu_s", 0.0), "peak_rss_mb": p.get("operator_peak_rss_mb", 0.0)},
+                 **usage}, p.get("window_s")))
     a = phases.get("autoscale") or {}
     if a:
         out.append(f"- autoscale: series visible {a.get('series_visible_after_s', 0):.1f} s after the target was added; "
@@ -203,3 +213,25 @@ def detail_lines(r: dict) -> list[str]:
             out.append("  - inclusive: " + "; ".join(f"{k} {pc}%" for k, _, pc in prof["inclusive"][:14]))
     return out
 
+
+
+def control_plane(usage: dict[str, dict[str, float]], window_s: float | None) -> str:
+    """"operator 80.0 CPU-s (24.7/min), peak RSS 271 MiB; kube-apiserver ...": each process's CPU over the window
+    and its peak memory."""
+    def one(name: str, u: dict[str, float]) -> str:
+        rate = f" ({u['cpu_s'] / window_s * 60:.1f}/min)" if window_s else ""
+        return f"{name} {u['cpu_s']:.1f} CPU-s{rate}, peak RSS {u['peak_rss_mb']:,.0f} MiB"
+    return "; ".join(one(name, u) for name, u in usage.items())
+
+
+def _usage_cell(phase: dict, per_min: bool = True) -> str:
+    """"1.2 s/min, 900 MiB / 0.4 s/min, 120 MiB" for the API server and etcd over one phase's window."""
+    usage, window = phase.get("control_plane") or {}, phase.get("window_s") or 0
+    parts = []
+    for name in ("kube-apiserver", "etcd"):
+        u = usage.get(name)
+        if u is None or not window:
+            return "—"
+        cpu = f"{u['cpu_s'] / window * 60:.1f} s/min" if per_min else f"{u['cpu_s']:.1f} s"
+        parts.append(f"{cpu}, {u['peak_rss_mb']:,.0f} MiB")
+    return " / ".join(parts)

@@ -4,7 +4,8 @@ Design: level-triggered, like controller-runtime. Every event on an AIService or
 pokes that AIService's worker (a kopf daemon); the worker reconciles the whole object from the watch
 caches (kopf indexes), so the same code path serves create, update, drift, resume after a restart and
 the periodic resync, and a quiet resync makes no API calls at all (with `--secret-access byName`, the default,
-Secrets are not watched: a pass reads each one it needs by name at most every two minutes, see SecretReader).
+Secrets are not watched: a pass reads each one it needs by name at most every two minutes, one it generated
+for a Ready AIService every half hour, see SecretReader).
 
 Finalizers: only an AIService whose Kafka topics are to be deleted (`deletionPolicy: Delete`) carries one, because
 only its topics live outside the cluster, where the garbage collector cannot reach them. Every child is removed by

@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..renderer.secretdata import GENERATED_ANNOTATION
+
 # Written by `kubectl apply`: the whole object again, and no comparison reads it.
 _LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
@@ -71,37 +73,65 @@ class AppliedCache:
 # How long a Secret read by name stands for the live one: a hand edit of a Secret aifleet manages is put back
 # within about this long (at the next pass after it), and a quiet fleet costs one read per Secret per period.
 SECRET_READ_TTL_SECONDS = 120.0
+# A Secret aifleet generated (a password, a key) is never changed by design: only whether it still exists matters.
+# While its AIService is settled (every component Ready) it is read again this rarely; one of an AIService with a
+# component not Ready is read as often as any other, so a deleted one is made again within a pass or two of its pods
+# failing for it. At 1,000 AIServices the reads by name were a quarter of a quiet operator's CPU.
+GENERATED_SECRET_TTL_SECONDS = 1800.0
+
+
+def _generated(secret: dict[str, Any]) -> bool:
+    return ((secret.get("metadata") or {}).get("annotations") or {}).get(GENERATED_ANNOTATION) == "true"
 
 
 class SecretReader:
     """Secrets by name, for an operator that may not list or watch them (`--secret-access byName`): one GET per
-    Secret per `ttl`, then the remembered answer. A missing Secret is asked about again after `miss_ttl` (one
-    pass asks twice: for rendering, then before creating a generated one): it is about to be created (by this pass,
-    or by the user a Degraded condition asked), and remembering its absence longer would make the next passes
-    create or wait for it again. `read` runs in the workers' threads."""
+    Secret per `ttl` (a generated one of a settled AIService: per `generated_ttl`, see `settle`), then the
+    remembered answer. A missing Secret is asked about again after `miss_ttl` (one pass asks twice: for rendering,
+    then before creating a generated one): it is about to be created (by this pass, or by the user a Degraded
+    condition asked), and remembering its absence longer would make the next passes create or wait for it again.
+    `read` runs in the workers' threads."""
 
     def __init__(self, get: Callable[[str, str], dict[str, Any] | None], ttl: float = SECRET_READ_TTL_SECONDS,
-                 clock: Callable[[], float] = time.monotonic, miss_ttl: float = 1.0) -> None:
-        self._get, self.ttl, self._clock, self.miss_ttl = get, ttl, clock, miss_ttl
+                 clock: Callable[[], float] = time.monotonic, miss_ttl: float = 1.0,
+                 generated_ttl: float = GENERATED_SECRET_TTL_SECONDS) -> None:
+        self._get, self.ttl, self._clock, self.miss_ttl, self.generated_ttl = get, ttl, clock, miss_ttl, generated_ttl
         self._lock = threading.Lock()
         self._read: dict[tuple[str, str], tuple[dict[str, Any] | None, float]] = {}
+        self._settled: set[tuple[str, str]] = set()  # Secrets of AIServices whose last full pass found all Ready
         self._swept = clock()
 
+    def _lifetime(self, key: tuple[str, str], obj: dict[str, Any] | None) -> float:
+        if obj is None:
+            return self.miss_ttl
+        return self.generated_ttl if key in self._settled and _generated(obj) else self.ttl
+
+    def settle(self, namespace: str, names: list[str], settled: bool) -> None:
+        """After a full pass of the AIService that reads `names`: whether it found every component Ready."""
+        keys = {(namespace, name) for name in names}
+        with self._lock:
+            if settled:
+                self._settled |= keys
+            else:
+                self._settled -= keys
+
     def read(self, namespace: str, name: str) -> dict[str, Any] | None:
-        now = self._clock()
+        now, key = self._clock(), (namespace, name)
         with self._lock:
             if now - self._swept >= self.ttl:
-                # An answer older than `ttl` is never used again: keep only the Secrets read lately (those of
-                # deleted AIServices go with the next sweep).
-                self._read = {k: v for k, v in self._read.items() if now - v[1] < self.ttl}
+                # An answer past its lifetime is never used again: keep only the Secrets read lately (those of
+                # deleted AIServices go with a later sweep).
+                self._read = {k: v for k, v in self._read.items() if now - v[1] < self._lifetime(k, v[0])}
+                self._settled &= self._read.keys()
                 self._swept = now
-            known = self._read.get((namespace, name))
-        if known is not None and now - known[1] < (self.ttl if known[0] is not None else self.miss_ttl):
+            known = self._read.get(key)
+            fresh = known is not None and now - known[1] < self._lifetime(key, known[0])
+        if known is not None and fresh:
             return known[0]
         found = self._get(namespace, name)
         obj = None if found is None else {**trim(found), "kind": "Secret"}
         with self._lock:
-            self._read[(namespace, name)] = (obj, now)
+            self._read[key] = (obj, now)
         return obj
 
 

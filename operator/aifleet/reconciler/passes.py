@@ -18,6 +18,7 @@ from ..autoscaler.policy import Decision
 from ..clients.kinds import HTTPROUTE
 from ..clients.kube import Discovery, Kube
 from ..observability import metrics
+from ..renderer import secret_names
 from ..renderer.component import Lookup
 from ..renderer.pods import STALL_SECONDS
 from ..topics.apply import (
@@ -140,6 +141,8 @@ def run_pass(
         snapshot, lookup, engines.kube, engines.applied, emit, decision, topics, analyse, gateway_api=gateway_api,
         parsed=ais, pods=engines.pods.read, database=database,
     )
+    if ais is not None:
+        engines.secrets.settle(ais.metadata.namespace, secret_names(ais), outcome.settled)
     if ais is not None and ais.spec.kafka is not None:
         due = engines.topics.next_due(ais.metadata.namespace, ais.metadata.name)
         wake_in = None if due is None else max(1.0, due - time.monotonic())
