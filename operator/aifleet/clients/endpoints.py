@@ -12,6 +12,7 @@ behaviour before the list existed). A refused endpoint gets no connection at all
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -81,12 +82,18 @@ class EndpointPolicy:
 
     def metrics_refusal(self, address: str) -> str | None:
         """Why `metrics.address` may not be used, or None."""
-        return self._refusal(METRICS_FIELD, _without_userinfo(address), [url_host_port(address)])
+        return _metrics_refusal(self, address)
 
     def kafka_refusal(self, bootstrap_servers: str) -> str | None:
         """Why `bootstrapServers` may not be used (every server must be allowed), or None."""
         servers = [_split_host_port(s) for s in bootstrap_servers.split(",") if s.strip()]
         return self._refusal(KAFKA_FIELD, bootstrap_servers, servers)
+
+
+@functools.lru_cache(maxsize=4096)
+def _metrics_refusal(policy: EndpointPolicy, address: str) -> str | None:
+    # Every poll of every AIService asks; the answer depends only on these two, so each address is parsed once.
+    return policy._refusal(METRICS_FIELD, _without_userinfo(address), [url_host_port(address)])
 
 
 def _without_userinfo(address: str) -> str:

@@ -263,22 +263,25 @@ def autoscale_if_quiet(
     poll = _poll(ais, lookup, kube, autoscalers, None)
     if poll is None or poll.decision.act:
         return False
-    if shown_decision(poll.decision, poll.memory.shown, status_tolerance(ais.spec.autoscaling)) is not poll.memory.shown:
+    shown = shown_decision(poll.decision, poll.memory.shown, status_tolerance(ais.spec.autoscaling))
+    if shown is not poll.memory.shown:
         return False
-    _keep(poll, ais, kube, applied, emit, None)
+    _keep(poll, ais, kube, applied, emit, None, shown)
     return True
 
 
 def _keep(
     poll: _Poll, ais: AIService, kube: Kube, applied: AppliedCache, emit: Emit, canary: CanaryStatus | None,
+    shown: Decision | None = None,
 ) -> Decision:
-    """Remember the decision, resize, and say so."""
+    """Remember the decision, resize, and say so. `shown`: what the status reports from now on, when the caller
+    has worked it out already (see `shown_decision`)."""
     deployment, second, memory, observation, decision = (
         poll.deployment, poll.second, poll.memory, poll.observation, poll.decision)
     previous = memory.decision
     memory.state, memory.decision = decision.state, decision
     ref = f"{ais.metadata.namespace}/{ais.metadata.name}"
-    memory.shown = shown_decision(decision, memory.shown, status_tolerance(ais.spec.autoscaling))
+    memory.shown = shown if shown is not None else shown_decision(decision, memory.shown, status_tolerance(ais.spec.autoscaling))
     metrics.record_desired(ais.metadata.namespace, ais.metadata.name, decision.desired_replicas, decision.rps)
     if decision.metric_error:
         metrics.record_metric_failure(decision.metric_error)
