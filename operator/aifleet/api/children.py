@@ -5,6 +5,7 @@ benchmarks all read these facts here.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -106,6 +107,8 @@ class ChildNames:
     redis_auth: str
 
 
+# A pass asks for them about ten times; a few hundred bytes each, for as many AIServices as a large fleet has.
+@functools.lru_cache(maxsize=16384)
 def child_names(base: str) -> ChildNames:
     pgbouncer, redis = f"{base}-{PGBOUNCER}", f"{base}-{REDIS}"
     return ChildNames(
