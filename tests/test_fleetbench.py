@@ -77,3 +77,27 @@ def test_the_control_planes_usage_is_stated_per_minute_while_quiet_and_in_total_
     assert converge.split(" | ")[-1].rstrip(" |") == "30.0 s, 900 MiB / 6.0 s, 120 MiB"
     detail = next(line for line in text.splitlines() if line.startswith("- control plane beside the operator, quiet"))
     assert "operator 2.0 CPU-s (1.0/min), peak RSS 250 MiB; kube-apiserver 30.0 CPU-s (15.0/min)" in detail
+
+
+def test_the_audit_log_is_read_on_across_the_api_servers_rotation(tmp_path):
+    import json
+
+    from fleetbench.audit import Audit
+
+    def line(i: int) -> str:
+        return json.dumps({"auditID": str(i), "requestReceivedTimestamp": f"2026-12-05T10:00:{i:02d}.000000Z",
+                           "user": {"username": "op"}, "verb": "patch", "objectRef": {"resource": "aiservices"},
+                           "responseStatus": {"code": 200}}) + "\n"
+
+    log = tmp_path / "audit.log"
+    log.write_text(line(1) + line(2))
+    audit = Audit(log)
+    mark = audit.offset()
+    with log.open("a") as f:
+        f.write(line(3))
+    log.rename(tmp_path / "audit-2026-12-05T10-00-04.000.log")  # as the API server rotates it
+    log.write_text(line(5))
+    with log.open("a") as f:
+        f.write(line(6))
+    t0 = rfc3339("2026-12-05T10:00:00Z")
+    assert [r.ts - t0 for r in audit.read(mark, t0, t0 + 60)] == [3.0, 5.0, 6.0]

@@ -24,33 +24,56 @@ class Req:
 
 
 class Audit:
-    """Reads the API server's audit log (Metadata level, one JSON line per stage) from a byte offset."""
+    """Reads the API server's audit log (Metadata level, one JSON line per stage) from a mark. The API server rotates
+    it at 100 MB (renaming it `audit-<time>.log`, same inode), which a fleet of 10,000 passes several times while it
+    converges: a mark is (inode, size), and reading follows it into the files that came after."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def offset(self) -> int:
-        return self.path.stat().st_size if self.path.exists() else 0
+    def offset(self) -> tuple[int, int]:
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return (0, 0)
+        return (stat.st_ino, stat.st_size)
 
-    def read(self, offset: int, t0: float, t1: float) -> list[Req]:
+    def files_since(self, offset: tuple[int, int]) -> list[tuple[Path, int]]:
+        """(file, byte to start at), oldest first, holding everything written since `offset`."""
+        inode, size = offset
+        rotated = sorted(self.path.parent.glob(f"{self.path.stem}-*{self.path.suffix}"))  # named by time: in order
+        out: list[tuple[Path, int]] = []
+        for path in [*rotated, self.path]:
+            try:
+                this = path.stat().st_ino
+            except OSError:
+                continue
+            if this == inode:
+                out = [(path, size)]  # the file the mark was taken in; whatever came before it is older
+            elif out or not inode:
+                out.append((path, 0))
+        return out or [(self.path, 0)]
+
+    def read(self, offset: tuple[int, int], t0: float, t1: float) -> list[Req]:
         out, seen = [], set()
-        with open(self.path, "rb") as f:
-            f.seek(offset)
-            for raw in f:
-                try:
-                    e = json.loads(raw)
-                except ValueError:
-                    continue  # a line still being written
-                if e.get("auditID") in seen:
-                    continue  # watches log ResponseStarted and ResponseComplete
-                seen.add(e.get("auditID"))
-                ts = rfc3339(e["requestReceivedTimestamp"])
-                if not (t0 <= ts < t1):
-                    continue
-                o = e.get("objectRef") or {}
-                out.append(Req(ts, e.get("user", {}).get("username", ""), e.get("verb", ""), o.get("resource", ""),
-                               o.get("subresource", ""), o.get("namespace", ""), o.get("name", ""),
-                               (e.get("responseStatus") or {}).get("code", 0)))
+        for path, start in self.files_since(offset):
+            with open(path, "rb") as f:
+                f.seek(start)
+                for raw in f:
+                    try:
+                        e = json.loads(raw)
+                    except ValueError:
+                        continue  # a line still being written
+                    if e.get("auditID") in seen:
+                        continue  # watches log ResponseStarted and ResponseComplete
+                    seen.add(e.get("auditID"))
+                    ts = rfc3339(e["requestReceivedTimestamp"])
+                    if not (t0 <= ts < t1):
+                        continue
+                    o = e.get("objectRef") or {}
+                    out.append(Req(ts, e.get("user", {}).get("username", ""), e.get("verb", ""),
+                                   o.get("resource", ""), o.get("subresource", ""), o.get("namespace", ""),
+                                   o.get("name", ""), (e.get("responseStatus") or {}).get("code", 0)))
         return out
 
 
