@@ -101,3 +101,15 @@ def test_the_audit_log_is_read_on_across_the_api_servers_rotation(tmp_path):
         f.write(line(6))
     t0 = rfc3339("2026-12-05T10:00:00Z")
     assert [r.ts - t0 for r in audit.read(mark, t0, t0 + 60)] == [3.0, 5.0, 6.0]
+
+
+def test_the_quiet_cpu_of_a_larger_fleet_is_judged_per_1000_aiservices():
+    def run(label: str, n: int, per_min: float) -> dict:
+        return {"label": label, "sizes": [n], "phases": {"quiet": {
+            "n": n, "window_s": 305, "resync_s": 300, "operator_writes": 0, "operator_cpu_s_per_min": per_min}}}
+
+    text = render_markdown([run("a", 1000, 1.4), run("b", 10000, 9.0)])
+    row = next(line for line in text.splitlines() if line.startswith("| operator CPU seconds per minute while quiet"))
+    thousand, ten_thousand = row.split(" | ")[-2:]
+    assert thousand.startswith("1.4 s/min") and "❌" in thousand
+    assert ten_thousand.startswith("9.0 s/min (0.90 per 1,000)") and "✅" in ten_thousand
