@@ -203,3 +203,43 @@ def test_with_the_gateway_api_the_route_and_version_services_come_and_go_with_th
     gone = {"HTTPRoute/sentiment-triton", "Service/sentiment-triton-stable", "Service/sentiment-triton-canary"}
     assert gone <= set(store.deleted)
     assert [name for kind, _, name in store.objects if kind == "Service"] == [STABLE]
+
+
+def test_a_route_the_watches_never_showed_is_deleted_when_the_canary_ends():
+    # kopf watches HTTPRoute only once it notices the CRD: until then the route the operator made is not in the
+    # watch cache, and the pass that ends the canary must find it in the API.
+    store, applied, events = _setup()
+    _pass(store, applied, events, gateway_api=True)
+    store.all_ready()
+    _pass(store, applied, events, gateway_api=True)
+
+    def unwatched(kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return None if kind == "HTTPRoute" else store.lookup(kind, namespace, name)
+
+    body = store.objects[("AIService", NS, NAME)]
+    body["spec"]["inference"]["canary"]["trafficPercent"] = 0
+    body["metadata"]["generation"] = 2
+    reconcile(copy.deepcopy(body), unwatched, store, applied, lambda *e: events.append(e), gateway_api=True)
+    assert "HTTPRoute/sentiment-triton" in store.deleted
+    assert ("HTTPRoute", NS, STABLE) not in store.objects
+    # Once the status says the canary is over, later passes look in the watches only.
+    store.find = lambda *a: (_ for _ in ()).throw(AssertionError("looked up in the API again"))  # type: ignore[method-assign]
+    reconcile(copy.deepcopy(store.objects[("AIService", NS, NAME)]), unwatched, store, applied,
+              lambda *e: events.append(e), gateway_api=True)
+
+
+def test_an_object_of_a_canary_childs_name_that_this_aiservice_does_not_own_is_left_alone():
+    store, applied, events = _setup()
+    _pass(store, applied, events, gateway_api=True)
+    store.all_ready()
+    _pass(store, applied, events, gateway_api=True)
+    route = store.objects[("HTTPRoute", NS, STABLE)]
+    route["metadata"]["ownerReferences"] = [{"kind": "Gateway", "name": "other", "uid": "someone-else"}]
+
+    def unwatched(kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return None if kind == "HTTPRoute" else store.lookup(kind, namespace, name)
+
+    body = store.objects[("AIService", NS, NAME)]
+    body["spec"]["inference"]["canary"]["trafficPercent"] = 0
+    reconcile(copy.deepcopy(body), unwatched, store, applied, lambda *e: events.append(e), gateway_api=True)
+    assert ("HTTPRoute", NS, STABLE) in store.objects and "Service/sentiment-triton-canary" in store.deleted

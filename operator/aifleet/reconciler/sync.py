@@ -319,15 +319,24 @@ def canary_children(ais: AIService) -> tuple[tuple[str, str], ...]:
 
 
 def remove_canary(
-    ais: AIService, manifests: list[dict[str, Any]], lookup: Lookup, kube: Kube, applied: AppliedCache
+    ais: AIService, manifests: list[dict[str, Any]], lookup: Lookup, kube: Kube, applied: AppliedCache,
+    ended: bool = False,
 ) -> None:
     """Delete the canary's children once they are no longer rendered (rolled back, promoted or ended): the
-    children that go away while their AIService stays."""
+    children that go away while their AIService stays.
+
+    `ended`: the canary ends on this pass (the status still records it). Its children are then also looked for in
+    the API, not only in the watches, which may not hold them: kopf starts watching HTTPRoute only once it notices
+    the CRD, and a route made before that was otherwise left behind. Only what this AIService owns is deleted."""
     ns = ais.metadata.namespace
     rendered = {(m["kind"], m["metadata"]["name"]) for m in manifests}
     for kind, name in canary_children(ais):
+        if (kind, name) in rendered:
+            continue
         live = lookup(kind, ns, name)
-        if (kind, name) in rendered or live is None or live.get("metadata", {}).get("deletionTimestamp"):
+        if live is None and ended:
+            live = _owned(_find(kube, kind, ns, name), ais)
+        if live is None or live.get("metadata", {}).get("deletionTimestamp"):
             continue
         try:
             kube.delete(kind, ns, name)
@@ -335,6 +344,21 @@ def remove_canary(
             if exc.status != 404:
                 raise
         applied.forget(kind, ns, name)
+
+
+def _find(kube: Kube, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        return kube.find(kind, namespace, name)
+    except KubeError as exc:
+        if exc.status == 404:  # the kind is not served (the Gateway API is not installed)
+            return None
+        raise
+
+
+def _owned(obj: dict[str, Any] | None, ais: AIService) -> dict[str, Any] | None:
+    """`obj` if this AIService owns it (its owner reference), else None."""
+    references = ((obj or {}).get("metadata") or {}).get("ownerReferences") or []
+    return obj if ais.metadata.uid and any(ref.get("uid") == ais.metadata.uid for ref in references) else None
 
 
 def is_ready(status: Mapping[str, Any]) -> bool:
@@ -462,7 +486,9 @@ def reconcile(
         if not isinstance(exc, UnreachableError):  # an outage is said once for the process, not per object
             emit("Warning", "ApplyFailed", outcome.error)
         raise
-    remove_canary(ais, rendered.manifests, lookup, kube, applied)
+    # The last status showed the canary's pods (`status.canary.canary`) and this pass renders none: it ends now.
+    ended = bool((previous.get("canary") or {}).get("canary")) and versions(ais, canary, 0)[2] is None
+    remove_canary(ais, rendered.manifests, lookup, kube, applied, ended=ended)
     # A missing user Secret, an object in a child's way, a policy refusing a child: we do not watch those, so look again soon.
     # A Secret generated now: what uses it is rendered by the next pass, which its watch event brings only when
     # Secrets are watched (`--secret-access watch`).
