@@ -18,8 +18,7 @@ def adoption_refusal(existing: dict[str, Any], desired: dict[str, Any]) -> str |
     meta, wanted = existing.get("metadata") or {}, desired["metadata"]
     what = f"{desired['kind']} {wanted['name']}"
     references = meta.get("ownerReferences") or []
-    ours = {ref.get("uid") for ref in wanted.get("ownerReferences") or []}
-    if ours and any(ref.get("uid") in ours for ref in references):
+    if owned_by(existing, {ref.get("uid") for ref in wanted.get("ownerReferences") or []}):
         return None
     controller = next((ref for ref in references if ref.get("controller")), None)
     if controller is not None:
@@ -28,3 +27,9 @@ def adoption_refusal(existing: dict[str, Any], desired: dict[str, Any]) -> str |
     if labels.get(MANAGED_BY_LABEL) == MANAGED_BY and labels.get(INSTANCE_LABEL) == wanted["labels"].get(INSTANCE_LABEL):
         return None
     return f"{what} already exists and aifleet did not create it: not adopted; delete or rename it"
+
+
+def owned_by(obj: dict[str, Any] | None, uids: set[str | None]) -> bool:
+    """Whether `obj` has an owner reference to one of `uids` (an empty set owns nothing)."""
+    references = ((obj or {}).get("metadata") or {}).get("ownerReferences") or []
+    return any(ref.get("uid") in uids for ref in references if ref.get("uid"))

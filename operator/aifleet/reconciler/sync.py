@@ -26,7 +26,7 @@ from ..renderer.components import COMPONENTS
 from ..renderer.inference import versions
 from ..renderer.pgbouncer import check_target
 from ..topics.apply import TopicsResult, owned_topics
-from .adoption import adoption_refusal
+from .adoption import adoption_refusal, owned_by
 from .canary import Analyse, canary_ready, fleet_total, rollout
 from .canary import report as canary_report
 from .conditions import component_condition, merge_conditions, summary_conditions
@@ -335,7 +335,8 @@ def remove_canary(
             continue
         live = lookup(kind, ns, name)
         if live is None and ended:
-            live = _owned(_find(kube, kind, ns, name), ais)
+            found = _find(kube, kind, ns, name)
+            live = found if owned_by(found, {ais.metadata.uid}) else None
         if live is None or live.get("metadata", {}).get("deletionTimestamp"):
             continue
         try:
@@ -353,12 +354,6 @@ def _find(kube: Kube, kind: str, namespace: str, name: str) -> dict[str, Any] | 
         if exc.status == 404:  # the kind is not served (the Gateway API is not installed)
             return None
         raise
-
-
-def _owned(obj: dict[str, Any] | None, ais: AIService) -> dict[str, Any] | None:
-    """`obj` if this AIService owns it (its owner reference), else None."""
-    references = ((obj or {}).get("metadata") or {}).get("ownerReferences") or []
-    return obj if ais.metadata.uid and any(ref.get("uid") == ais.metadata.uid for ref in references) else None
 
 
 def is_ready(status: Mapping[str, Any]) -> bool:
